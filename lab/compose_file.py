@@ -1,0 +1,108 @@
+"""Render a Topology as a Compose file. compose.yaml in the repository is this function's output.
+
+Works with Compose v2 and v1.29 (Compose Specification format, no top-level `name`: the project
+name is passed on the command line). Design points:
+- Networks are plain bridges, not `internal` (the host's bridge netfilter drops what a router
+  forwards on internal ones), but the host takes no address on them (inhibit_ipv4), does not
+  masquerade them, and every node drops Docker's default route at start: a node's only way out
+  is its lab route.
+- The lab's code is mounted read-only; the image holds only Debian packages.
+- Peers start when their router is healthy, i.e. when its NAT rules are in place.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from lab.nodeenv import encode_addresses, encode_routes
+from lab.topology import Node, Role, Topology
+
+NODE_IMAGE = "natlab-node:latest"
+CODE_DIRS = ("lab", "nat", "peers", "server")
+HEADER = "# Generated from lab/topology.py by `make compose`; edit the topology, not this file.\n"
+
+COMMANDS = {
+    Role.BROKER: ["python3", "-m", "server.broker"],
+    Role.ROUTER: ["python3", "-m", "nat.router"],
+    Role.PEER: ["python3", "-m", "lab.nodeenv"],
+    Role.OUTSIDER: ["python3", "-m", "lab.nodeenv"],
+}
+NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
+ROUTER_SYSCTLS = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
+
+
+def nat_variable(node: Node) -> str:
+    """The environment variable that overrides a router's preset, e.g. NATLAB_NAT_A."""
+    return "NATLAB_NAT_" + node.name.removeprefix("router-").upper().replace("-", "_")
+
+
+def node_environment(node: Node) -> dict[str, str]:
+    env = {
+        "NATLAB_NODE": node.name,
+        "NATLAB_ADDRESSES": encode_addresses({i.side: i.address for i in node.interfaces}),
+        "NATLAB_ROUTES": encode_routes([(r.destination, r.via) for r in node.routes]),
+    }
+    if node.role is Role.ROUTER:
+        env["NATLAB_NAT"] = f"${{{nat_variable(node)}:-{node.nat}}}"
+    return env
+
+
+def service(topology: Topology, node: Node) -> dict:
+    svc: dict = {
+        "image": NODE_IMAGE,
+        "container_name": topology.container_name(node.name),
+        "hostname": node.name,
+        "command": COMMANDS[node.role],
+        "environment": node_environment(node),
+        "volumes": [f"./{d}:/opt/natlab/{d}:ro" for d in CODE_DIRS],
+        "cap_add": ["NET_ADMIN", "NET_RAW"],
+        "sysctls": {**NO_IPV6, **(ROUTER_SYSCTLS if node.role is Role.ROUTER else {})},
+        "networks": {i.network: {"ipv4_address": str(i.address)} for i in node.interfaces},
+        "healthcheck": {
+            "test": ["CMD", "test", "-f", "/run/natlab-ready"],
+            "interval": "1s",
+            "timeout": "2s",
+            "retries": 30,
+        },
+        "stop_grace_period": "2s",
+        "labels": {"org.natlab.role": node.role.value},
+    }
+    if node.role is Role.PEER:
+        router = next(p.router for p in topology.pairs if p.peer == node)
+        svc["depends_on"] = {router.name: {"condition": "service_healthy"}}
+    return svc
+
+
+def compose_spec(topology: Topology) -> dict:
+    return {
+        "services": {node.name: service(topology, node) for node in topology.nodes},
+        "networks": {
+            net.name: {
+                "driver": "bridge",
+                "driver_opts": {
+                    "com.docker.network.bridge.name": f"{topology.project}-{net.name}"[:15],
+                    "com.docker.network.bridge.inhibit_ipv4": "true",
+                    "com.docker.network.bridge.enable_ip_masquerade": "false",
+                },
+                "ipam": {"config": [{"subnet": str(net.subnet), "gateway": str(net.reserved_gateway)}]},
+            }
+            for net in topology.networks
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: object) -> bool:  # no &anchors: the file is for people to read
+        return True
+
+    def represent_list(self, data: list) -> yaml.Node:
+        flow = all(isinstance(item, (str, int)) for item in data) and len(str(data)) < 80
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _Dumper.represent_list)
+
+
+def render(topology: Topology) -> str:
+    body = yaml.dump(compose_spec(topology), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    return HEADER + body

@@ -1,0 +1,119 @@
+"""What runs first inside every lab node: read the node's settings, fix its routes, report ready.
+
+An engine starts each node with a few NATLAB_* environment variables derived from the topology
+(see lab/compose_file.py). This module turns them into a node whose only ways out are the lab's
+own routes: whatever default route the engine installed (Docker's gateway) is removed, so
+`ip route get 192.0.2.1` fails on every node. Uses pyroute2, runs inside the node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+READY_FILE = Path("/run/natlab-ready")
+OFF_LAB_PROBE = "192.0.2.1"  # TEST-NET-1: only ever looked up in the routing table, never sent to
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    name: str
+    addresses: dict[str, IPv4Address]  # side ("wan"/"lan") -> address
+    routes: list[tuple[IPv4Network, IPv4Address]]
+    nat: str | None
+
+
+def encode_addresses(addresses: dict[str, IPv4Address]) -> str:
+    return ",".join(f"{side}={ip}" for side, ip in addresses.items())
+
+
+def encode_routes(routes: list[tuple[IPv4Network, IPv4Address]]) -> str:
+    return ",".join(f"{dst} via {via}" for dst, via in routes)
+
+
+def settings_from_env(env: os._Environ[str] | dict[str, str] = os.environ) -> NodeSettings:
+    addresses = {}
+    for item in filter(None, env.get("NATLAB_ADDRESSES", "").split(",")):
+        side, _, ip = item.partition("=")
+        addresses[side] = IPv4Address(ip)
+    routes = []
+    for item in filter(None, env.get("NATLAB_ROUTES", "").split(",")):
+        dst, _, via = item.partition(" via ")
+        routes.append((IPv4Network(dst), IPv4Address(via)))
+    return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"))
+
+
+def interface_for(address: IPv4Address) -> str:
+    """The name of the interface that holds `address` (engines do not promise interface order)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        for msg in ipr.get_addr(family=socket.AF_INET):
+            if msg.get_attr("IFA_ADDRESS") == str(address):
+                return ipr.get_links(msg["index"])[0].get_attr("IFLA_IFNAME")
+    raise LookupError(f"no interface holds {address}")
+
+
+def set_routes(routes: list[tuple[IPv4Network, IPv4Address]]) -> None:
+    """Drop every gatewayed route (the engine's default route) and install the lab's routes."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        for r in ipr.get_routes(family=socket.AF_INET, table=254):
+            gateway = r.get_attr("RTA_GATEWAY")
+            if gateway:
+                dst = r.get_attr("RTA_DST") or "0.0.0.0"
+                ipr.route("del", table=254, dst=f"{dst}/{r['dst_len']}", gateway=gateway)
+        for dst, via in routes:
+            ipr.route("replace", dst=str(dst), gateway=str(via))
+
+
+def has_off_lab_route() -> bool:
+    """True if the routing table would send a packet to an address outside the lab."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        try:
+            ipr.route("get", dst=OFF_LAB_PROBE)
+        except NetlinkError:
+            return False
+    return True
+
+
+def prepare(settings: NodeSettings) -> None:
+    set_routes(settings.routes)
+    if has_off_lab_route():
+        raise SystemExit(f"{settings.name}: still has a route to {OFF_LAB_PROBE} after route setup")
+
+
+def mark_ready() -> None:
+    READY_FILE.write_text("ready\n")
+
+
+def wait_for_stop() -> None:
+    """Block until the engine stops the node (SIGTERM) or someone presses Ctrl-C."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    """Entry point of nodes that only need their network: peers and the outsider."""
+    settings = settings_from_env()
+    prepare(settings)
+    mark_ready()
+    print(f"{settings.name}: ready, routes {encode_routes(settings.routes) or '(connected only)'}", flush=True)
+    wait_for_stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""The peer: rendezvous at the broker, punch a hole to the partner, exchange messages directly.
+
+    python3 -m peers.peer punch --broker 198.51.100.10:3478 --room demo --id a
+    python3 -m peers.peer reach --to 198.51.100.10:3478 --tag control-no-bypass
+
+`punch` prints one JSON object on stdout (the result); progress goes to stderr. After the
+broker's introduction the peer never sends to the broker again: everything else goes to the
+partner's public endpoint, on the same socket, so the NAT mapping the broker saw is the one
+the partner punches to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from lab.proto import Data, Endpoint, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting, encode, try_decode
+
+REGISTER_INTERVAL = 0.5
+PROBE_INTERVAL = 0.05
+DATA_INTERVAL = 0.01
+LINGER = 0.3  # after the exchange, answer late probes for this long
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def local_ip_towards(dest: Endpoint) -> str:
+    """The address the kernel would send from: connect() on UDP sends nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(dest.to_tuple())
+        return s.getsockname()[0]
+
+
+class Channel:
+    """One UDP socket, with receive-until-deadline and decoding."""
+
+    def __init__(self, bind: tuple[str, int]) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(bind)
+
+    @property
+    def local(self) -> Endpoint:
+        ip, port = self.sock.getsockname()
+        return Endpoint(ip, port)
+
+    def send(self, msg: Message, to: Endpoint) -> None:
+        self.sock.sendto(encode(msg), to.to_tuple())
+
+    def receive(self, until: float) -> tuple[Message, Endpoint] | None:
+        """The next valid message before the monotonic deadline `until`, or None."""
+        while True:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.sock], [], [], remaining)
+            if not ready:
+                return None
+            data, addr = self.sock.recvfrom(2048)
+            msg = try_decode(data)
+            if msg is not None:
+                return msg, Endpoint(addr[0], addr[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass
+class PunchResult:
+    peer: str
+    room: str
+    ok: bool = False
+    error: str | None = None
+    private: str | None = None
+    public: str | None = None
+    partner: str | None = None
+    partner_public: str | None = None
+    partner_heard_from: str | None = None
+    punch_delay_s: float = 0.0
+    time_to_intro_s: float | None = None
+    time_to_punch_s: float | None = None
+    probes_sent: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    received_seqs: list[int] = field(default_factory=list)
+
+
+def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, deadline: float) -> Intro:
+    """Register until the broker introduces the partner. Raises TimeoutError or RuntimeError."""
+    txn = os.urandom(6).hex()
+    announced_wait = False
+    while time.monotonic() < deadline:
+        chan.send(Register(room, peer, txn), broker)
+        resend_at = min(deadline, time.monotonic() + REGISTER_INTERVAL)
+        while (got := chan.receive(resend_at)) is not None:
+            msg, source = got
+            if source != broker:
+                continue  # nothing but the broker can speak before the introduction
+            if isinstance(msg, Intro):
+                return msg
+            if isinstance(msg, Error):
+                raise RuntimeError(f"broker refused: {msg.code}: {msg.reason}")
+            if isinstance(msg, Waiting) and not announced_wait:
+                log(f"peer {peer}: registered as {msg.you}, waiting for a partner in room {room}")
+                announced_wait = True
+    raise TimeoutError("no introduction from the broker")
+
+
+def punch(args: argparse.Namespace) -> PunchResult:
+    broker = Endpoint.parse(args.broker)
+    result = PunchResult(peer=args.id, room=args.room, punch_delay_s=args.punch_delay)
+    chan = Channel((local_ip_towards(broker), args.port))
+    result.private = str(chan.local)
+    start = time.monotonic()
+    deadline = start + args.timeout
+    try:
+        intro = rendezvous(chan, broker, args.room, args.id, deadline)
+    except (TimeoutError, RuntimeError) as exc:
+        result.error = str(exc)
+        chan.close()
+        return result
+    introduced = time.monotonic()
+    result.time_to_intro_s = round(introduced - start, 4)
+    result.public, result.partner, result.partner_public = str(intro.you), intro.partner, str(intro.partner_endpoint)
+    log(f"peer {args.id}: introduced to {intro.partner} at {intro.partner_endpoint}; I am {intro.you}")
+    # From here on the broker is never addressed again.
+    target = intro.partner_endpoint
+    heard_at: float | None = None
+    partner_acked = False
+    received: set[int] = set()
+    sent = 0
+    punch_from = introduced + args.punch_delay
+    next_probe = punch_from
+    next_data = 0.0
+
+    def from_partner(msg: Message) -> bool:
+        return isinstance(msg, (Probe, Data)) and msg.room == args.room and msg.sender == intro.partner
+
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if now >= punch_from:
+            if heard_at is None or not partner_acked:
+                if now >= next_probe:
+                    chan.send(Probe(args.room, args.id, result.probes_sent, heard_at is not None), target)
+                    result.probes_sent += 1
+                    next_probe = now + PROBE_INTERVAL
+            if heard_at is not None and sent < args.messages and now >= next_data:
+                sent += 1
+                chan.send(Data(args.room, args.id, sent, f"hello #{sent} from {args.id}"), target)
+                next_data = now + DATA_INTERVAL
+        if sent >= args.messages and len(received) >= args.messages:
+            break
+        wake = [deadline]
+        if now < punch_from:
+            wake.append(punch_from)
+        else:
+            if heard_at is None or not partner_acked:
+                wake.append(next_probe)
+            if heard_at is not None and sent < args.messages:
+                wake.append(next_data)
+        got = chan.receive(min(wake))
+        if got is None:
+            continue
+        msg, source = got
+        if not from_partner(msg):
+            continue
+        if heard_at is None:
+            heard_at = time.monotonic()
+            result.time_to_punch_s = round(heard_at - max(introduced, punch_from), 4)
+            result.partner_heard_from = str(source)
+            log(f"peer {args.id}: hole open, heard {intro.partner} from {source}")
+        target = source  # answer where the partner actually is
+        if isinstance(msg, Probe):
+            partner_acked = partner_acked or msg.ack
+            if not msg.ack and time.monotonic() >= punch_from:
+                chan.send(Probe(args.room, args.id, result.probes_sent, True), target)
+                result.probes_sent += 1
+        elif isinstance(msg, Data):
+            partner_acked = True
+            received.add(msg.seq)
+    linger_until = time.monotonic() + LINGER
+    while (got := chan.receive(linger_until)) is not None:
+        msg, source = got
+        if isinstance(msg, Probe) and from_partner(msg) and not msg.ack:
+            chan.send(Probe(args.room, args.id, result.probes_sent, True), source)
+            result.probes_sent += 1
+    chan.close()
+    result.messages_sent = sent
+    result.messages_received = len(received)
+    result.received_seqs = sorted(received)
+    result.ok = heard_at is not None and sent == args.messages and len(received) == args.messages
+    if not result.ok:
+        result.error = "no packet from the partner" if heard_at is None else "exchange incomplete before timeout"
+    return result
+
+
+def reach(args: argparse.Namespace) -> dict:
+    """Send tagged pings to an endpoint and report whether any pong came back."""
+    target = Endpoint.parse(args.to)
+    chan = Channel(("0.0.0.0", 0))
+    replies = 0
+    try:
+        for seq in range(args.attempts):
+            chan.send(Ping(args.tag, seq), target)
+            until = time.monotonic() + args.wait
+            while (got := chan.receive(until)) is not None:
+                if isinstance(got[0], Pong) and got[0].tag == args.tag and got[1] == target:
+                    replies += 1
+    except OSError as exc:  # e.g. no route: that is an answer too
+        return {"to": str(target), "tag": args.tag, "sent": 0, "replies": 0, "reached": False, "error": str(exc)}
+    finally:
+        chan.close()
+    return {"to": str(target), "tag": args.tag, "sent": args.attempts, "replies": replies, "reached": replies > 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="peers.peer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("punch", help="rendezvous, punch, exchange messages; print a JSON result")
+    p.add_argument("--broker", required=True, help="broker endpoint IP:PORT")
+    p.add_argument("--room", required=True)
+    p.add_argument("--id", required=True, help="this peer's name in the room")
+    p.add_argument("--port", type=int, default=0, help="local UDP port (0: any)")
+    p.add_argument("--messages", type=int, default=10, help="messages to send each way")
+    p.add_argument("--punch-delay", type=float, default=0.0, help="seconds to wait after the introduction before probing")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds for the whole run")
+    r = sub.add_parser("reach", help="ping an endpoint; print whether it answered")
+    r.add_argument("--to", required=True, help="IP:PORT")
+    r.add_argument("--tag", required=True, help="names the experiment in the captures")
+    r.add_argument("--attempts", type=int, default=3)
+    r.add_argument("--wait", type=float, default=0.5, help="seconds to wait for each answer")
+    args = parser.parse_args(argv)
+    if args.command == "punch":
+        result = punch(args)
+        print(json.dumps(asdict(result)), flush=True)
+        return 0 if result.ok else 1
+    outcome = reach(args)
+    print(json.dumps(outcome), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
