@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     sniffers, writers = [], []
     for side, address in settings.addresses.items():
         iface = nodeenv.interface_for(address)
-        writer = PcapWriter(str(args.dir / f"{settings.name}-{side}.pcap"), linktype=1, sync=False)
+        writer = PcapWriter(str(args.dir / f"{settings.name}-{side}.pcap"), linktype=1, nano=True)
+        writer.write_header(None)  # a vantage point that saw nothing still yields a valid pcap
         started = threading.Event()
         sniffer = AsyncSniffer(iface=iface, prn=writer.write, store=False, started_callback=started.set)
         sniffer.start()

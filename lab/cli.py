@@ -1,0 +1,154 @@
+"""natlab's command line: `python -m lab COMMAND` (the Makefile's targets call these).
+
+  up           stand the lab up (installs Docker and builds the node image if missing)
+  down         remove every container and network of the lab
+  status       show the topology and whether the lab is running
+  punch-test   run the captured punch scenario and print the verdict from the pcaps
+  verdict      re-check an existing run from its pcaps (default: captures/latest)
+  compose      regenerate compose.yaml from lab/topology.py (--check: only compare)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from lab.engine import Engine, LabError
+from lab.nat_presets import UnknownPreset
+from lab.topology import Topology, build_topology
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ENGINES = ("docker",)
+
+
+def progress(message: str) -> None:
+    print(f"[natlab {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def captures_root() -> Path:
+    return Path(os.environ.get("NATLAB_CAPTURES", PROJECT_DIR / "captures"))
+
+
+def make_engine(name: str, topology: Topology) -> Engine:
+    if name not in ENGINES:
+        raise LabError(f"unknown engine {name!r}; valid engines: {', '.join(ENGINES)}")
+    from lab.docker_engine import DockerEngine
+
+    return DockerEngine(topology, PROJECT_DIR)
+
+
+def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.report import topology_table
+
+    started = time.monotonic()
+    engine.up(progress)
+    progress(f"lab is up ({time.monotonic() - started:.1f}s)")
+    print(topology_table(engine.topology))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, engine: Engine) -> int:
+    engine.down(progress)
+    progress("lab is down")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.report import topology_table
+
+    print(topology_table(engine.topology))
+    up = engine.is_up()
+    print(f"\nlab is {'up' if up else 'down'}")
+    return 0 if up else 3
+
+
+def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.report import verdict_table
+    from lab.scenario import PunchTestConfig, run_punch_test
+    from lab.verdict import analyse_run
+
+    config = PunchTestConfig(messages=args.messages, punch_delay_s=args.punch_delay)
+    run_dir = run_punch_test(engine, config, captures_root(), progress)
+    record = json.loads((run_dir / "run.json").read_text())
+    for label, result in record.get("peers", {}).items():
+        progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, "
+                 f"punched in {result['time_to_punch_s']}s, sent {result['messages_sent']}, "
+                 f"received {result['messages_received']}")
+    verdict = analyse_run(run_dir)
+    print(verdict_table(verdict, verbose=args.verbose))
+    print(f"\npcaps, run.json and verdict.json in {run_dir}")
+    return 0 if verdict.ok else 1
+
+
+def cmd_verdict(args: argparse.Namespace, engine: Engine | None) -> int:
+    from lab.report import verdict_table
+    from lab.verdict import analyse_run
+
+    run_dir = Path(args.run) if args.run else captures_root() / "latest"
+    if not (run_dir / "run.json").exists():
+        candidate = captures_root() / args.run if args.run else run_dir
+        if not (candidate / "run.json").exists():
+            raise LabError(f"no run at {run_dir} (expected run.json and pcaps there)")
+        run_dir = candidate
+    verdict = analyse_run(run_dir)
+    print(verdict_table(verdict, verbose=args.verbose))
+    return 0 if verdict.ok else 1
+
+
+def cmd_compose(args: argparse.Namespace, engine: Engine | None) -> int:
+    from lab.compose_file import render
+
+    path = PROJECT_DIR / "compose.yaml"
+    text = render(build_topology())
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            raise LabError("compose.yaml differs from lab/topology.py: run `make compose`")
+        print("compose.yaml matches lab/topology.py")
+        return 0
+    path.write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engine", default=os.environ.get("ENGINE") or "docker", help=f"one of {', '.join(ENGINES)} (env ENGINE)")
+    p.add_argument("--nat-a", default=os.environ.get("NAT_A") or None, help="NAT preset of router-a (env NAT_A)")
+    p.add_argument("--nat-b", default=os.environ.get("NAT_B") or None, help="NAT preset of router-b (env NAT_B)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="stand the lab up").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="tear the lab down").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="topology and state").set_defaults(func=cmd_status)
+    pt = sub.add_parser("punch-test", help="captured rendezvous + punch + exchange, verified from pcaps")
+    pt.add_argument("--messages", type=int, default=int(os.environ.get("MESSAGES") or 10), help="messages each way")
+    pt.add_argument("--punch-delay", type=float, default=1.0, help="seconds peer b waits before probing")
+    pt.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every check")
+    pt.set_defaults(func=cmd_punch_test)
+    v = sub.add_parser("verdict", help="re-check a run from its pcaps")
+    v.add_argument("run", nargs="?", help="run directory or run id (default: captures/latest)")
+    v.add_argument("-v", "--verbose", action="store_true")
+    v.set_defaults(func=cmd_verdict, engine_free=True)
+    c = sub.add_parser("compose", help="regenerate compose.yaml from the topology")
+    c.add_argument("--check", action="store_true", help="fail if compose.yaml is out of date")
+    c.set_defaults(func=cmd_compose, engine_free=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if getattr(args, "engine_free", False):
+            return args.func(args, None)
+        kwargs = {k: v for k, v in (("nat_a", args.nat_a), ("nat_b", args.nat_b)) if v}
+        engine = make_engine(args.engine, build_topology(**kwargs))
+        return args.func(args, engine)
+    except (LabError, UnknownPreset) as exc:
+        print(f"natlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("natlab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,150 @@
+"""The punch test: controls, rendezvous, hole punch and direct exchange, all under capture.
+
+Order of a run (every step captured at the broker and at both sides of every router):
+1. NAT tables start empty: conntrack is flushed on every router.
+2. Control "no bypass": with a router's forwarding off, its peer pings the broker; nothing
+   may get through (the peer has no other way out).
+3. Control "unsolicited": the outsider, a WAN host that routes each LAN at its router, sends to
+   each peer's private address; the router must drop it.
+4. Rendezvous and punch: both peers register; the late peer waits `punch_delay_s` after the
+   introduction before probing, so the early peer's first probes reach the late peer's NAT
+   unsolicited and must be dropped there. Then N numbered messages cross each way, directly.
+The scenario only acts and records; whether it all held is decided from the pcaps (lab.verdict).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lab.capture import Captures
+from lab.engine import Engine, LabError, Progress
+from lab.topology import Pair
+
+TAG_NO_BYPASS = "control-no-bypass"
+TAG_UNSOLICITED = "control-unsolicited"
+PEER = ["python3", "-m", "peers.peer"]
+
+
+@dataclass(frozen=True)
+class PunchTestConfig:
+    messages: int = 10
+    late_peer: str = "b"
+    punch_delay_s: float = 1.0
+    timeout_s: float = 20.0
+    unsolicited_port: int = 40000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.messages <= 10_000:
+            raise LabError(f"messages must be between 1 and 10000, not {self.messages}")
+
+
+def tag(base: str, pair: Pair) -> str:
+    return f"{base}-{pair.label}"
+
+
+def new_run_dir(root: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        run_dir = root / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise LabError(f"cannot create a run directory under {root}")
+
+
+def point_latest(root: Path, run_dir: Path) -> None:
+    latest = root / "latest"
+    tmp = root / ".latest.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(latest)
+
+
+def _json_line(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise LabError(f"no JSON result in output:\n{text[-1000:]}")
+
+
+def control_no_bypass(engine: Engine, pair: Pair, broker: str) -> dict:
+    engine.set_forwarding(pair.router.name, False)
+    try:
+        res = engine.exec(
+            pair.peer.name,
+            [*PEER, "reach", "--to", broker, "--tag", tag(TAG_NO_BYPASS, pair), "--attempts", "3", "--wait", "0.3"],
+        )
+    finally:
+        engine.set_forwarding(pair.router.name, True)
+        engine.exec(pair.router.name, ["conntrack", "-F"])
+    return _json_line(res.stdout)
+
+
+def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
+    outsider = engine.topology.outsider.name
+    res = engine.exec(
+        outsider,
+        [*PEER, "reach", "--to", f"{pair.private_ip}:{port}", "--tag", tag(TAG_UNSOLICITED, pair),
+         "--attempts", "2", "--wait", "0.3"],
+    )
+    return _json_line(res.stdout)
+
+
+def punch(engine: Engine, config: PunchTestConfig, room: str, broker: str) -> dict[str, dict]:
+    pairs = engine.topology.pairs
+
+    def one(pair: Pair) -> dict:
+        delay = config.punch_delay_s if pair.label == config.late_peer else 0.0
+        argv = [*PEER, "punch", "--broker", broker, "--room", room, "--id", pair.label,
+                "--messages", str(config.messages), "--punch-delay", str(delay), "--timeout", str(config.timeout_s)]
+        res = engine.exec(pair.peer.name, argv)
+        result = _json_line(res.stdout)
+        result["log"] = res.stderr.strip().splitlines()
+        return result
+
+    with ThreadPoolExecutor(len(pairs)) as pool:
+        futures = {}
+        for pair in pairs:
+            futures[pair.label] = pool.submit(one, pair)
+            time.sleep(0.2)  # the first peer waits in the room: the order the ladder shows
+        return {label: f.result() for label, f in futures.items()}
+
+
+def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path, progress: Progress) -> Path:
+    """Run the scenario under capture; return the run directory (pcaps + run.json)."""
+    if not engine.is_up():
+        raise LabError("the lab is not up: run `make lab-up` first")
+    topology = engine.topology
+    broker = f"{topology.broker.address}:{topology.broker_port}"
+    run_dir = new_run_dir(captures_root)
+    progress(f"run {run_dir.name}: flushing NAT state, starting captures")
+    for router in (p.router for p in topology.pairs):
+        engine.exec(router.name, ["conntrack", "-F"])
+    captures = Captures(engine)
+    captures.start()
+    record: dict = {"run_id": run_dir.name, "started": time.time(), "config": asdict(config), "room": run_dir.name}
+    try:
+        progress("control: routers' forwarding off, peers try the broker")
+        record["no_bypass"] = {p.label: control_no_bypass(engine, p, broker) for p in topology.pairs}
+        progress("control: the outsider sends to the peers' private addresses")
+        record["unsolicited"] = {
+            p.label: control_unsolicited(engine, p, config.unsolicited_port) for p in topology.pairs
+        }
+        progress(f"rendezvous + punch ({config.late_peer} starts probing {config.punch_delay_s}s late)")
+        record["peers"] = punch(engine, config, record["room"], broker)
+    finally:
+        progress("stopping captures, collecting pcaps")
+        time.sleep(0.3)  # let the last packets reach every sniffer
+        captures.stop_and_collect(run_dir)
+        record["finished"] = time.time()
+        record["topology"] = topology.to_json()
+        record["links"] = {n.name: engine.link_addresses(n.name) for n in topology.nodes}
+        (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+        point_latest(captures_root, run_dir)
+    return run_dir

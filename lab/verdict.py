@@ -1,0 +1,270 @@
+"""The verdict of a run, decided from its pcaps alone.
+
+Peer logs can lie or be wrong; packets seen by the capture points cannot. Each check below
+reads only the packet records (lab.pcaps) and the topology snapshot of the run, and says what it
+saw. The checks:
+1. rendezvous   the broker saw both registrations, from the routers' public addresses only
+2. skip-server  after the broker's last introduction, none of the peers' packets reach it
+3. direct-path  each router's WAN saw all N messages each way, between the two public endpoints
+4. nat-real     private addresses on the LANs, never from a WAN; LAN↔WAN translation matches
+                what the broker reported
+5a unsolicited  unsolicited packets reach a router's WAN and never its LAN
+5b no-bypass    with its router's forwarding off, a peer reaches nothing beyond its LAN
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lab.pcaps import Packet, load_run
+from lab.proto import Data, Endpoint, Intro, Ping, Probe, Register
+from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.topology import Pair, Topology
+
+
+@dataclass
+class Check:
+    id: str
+    title: str
+    ok: bool
+    detail: str
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    run_id: str
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict:
+        return {"run_id": self.run_id, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+
+class RunView:
+    """The captures of one run, with the topology's names for them."""
+
+    def __init__(self, caps: dict[str, list[Packet]], topology: Topology) -> None:
+        self.caps = caps
+        self.topology = topology
+        self.broker_ip = str(topology.broker.address)
+        self.pairs = topology.pairs
+
+    def at(self, node: str, side: str) -> list[Packet]:
+        return self.caps.get(f"{node}-{side}", [])
+
+    @property
+    def broker(self) -> list[Packet]:
+        return self.at(self.topology.broker.name, "wan")
+
+    def wan(self, pair: Pair) -> list[Packet]:
+        return self.at(pair.router.name, "wan")
+
+    def lan(self, pair: Pair) -> list[Packet]:
+        return self.at(pair.router.name, "lan")
+
+    def partner(self, pair: Pair) -> Pair:
+        return next(p for p in self.pairs if p is not pair)
+
+    def reported_endpoints(self) -> dict[str, Endpoint]:
+        """Each peer's public endpoint as the broker told its partner (from the intros it sent)."""
+        return {
+            p.msg.partner: p.msg.partner_endpoint
+            for p in self.broker
+            if isinstance(p.msg, Intro) and p.src == self.broker_ip
+        }
+
+
+def _ping_count(packets: list[Packet], ping_tag: str) -> int:
+    return sum(1 for p in packets if isinstance(p.msg, Ping) and p.msg.tag == ping_tag)
+
+
+def check_rendezvous(view: RunView) -> Check:
+    registers = [p for p in view.broker if isinstance(p.msg, Register) and p.dst == view.broker_ip]
+    sources = sorted({str(p.src_ep) for p in registers})
+    problems = []
+    for pair in view.pairs:
+        mine = {p.src for p in registers if p.msg.peer == pair.label}
+        if not mine:
+            problems.append(f"no registration from peer {pair.label}")
+        elif mine != {str(pair.public_ip)}:
+            problems.append(f"peer {pair.label} registered from {sorted(mine)}, not only {pair.public_ip}")
+    private = [s for s in sources if view.topology.is_private(s.rpartition(":")[0])]
+    if private:
+        problems.append(f"registrations from private addresses: {private}")
+    intro_to = {str(p.dst_ep) for p in view.broker if isinstance(p.msg, Intro)}
+    unintroduced = [s for s in sources if s not in intro_to]
+    if unintroduced:
+        problems.append(f"never introduced: {unintroduced}")
+    detail = "; ".join(problems) or f"registrations from {', '.join(sources)}, each introduced; no private source"
+    return Check("1", "rendezvous via the broker", not problems, detail, [f"{len(registers)} register datagrams"])
+
+
+def check_skip_server(view: RunView) -> Check:
+    intros = [p for p in view.broker if isinstance(p.msg, Intro) and p.src == view.broker_ip]
+    if not intros:
+        return Check("2", "traffic after rendezvous skips the server", False, "the broker sent no introduction")
+    last = max(p.time for p in intros)
+    peers = {p.src_ep for p in view.broker if isinstance(p.msg, Register)}
+    late = [p for p in view.broker if p.time > last and (p.src_ep in peers or p.dst_ep in peers)]
+    session = [p for p in view.broker if isinstance(p.msg, (Probe, Data))]
+    direct = len({p.payload for pair in view.pairs for p in view.wan(pair) if isinstance(p.msg, Data) and p.time > last})
+    problems = []
+    if late:
+        problems.append(f"{len(late)} packets of the peers at the broker after its last introduction")
+    if session:
+        problems.append(f"{len(session)} probe/data packets reached the broker")
+    if not direct:
+        problems.append("no data crossed the routers after the introduction (nothing to skip the server)")
+    detail = "; ".join(problems) or (
+        f"broker's last introduction, then 0 packets of the peers there while {direct} data messages crossed the routers"
+    )
+    return Check("2", "traffic after rendezvous skips the server", not problems, detail)
+
+
+def check_direct_path(view: RunView, messages: int) -> Check:
+    reported = view.reported_endpoints()
+    problems, evidence = [], []
+    want = set(range(1, messages + 1))
+    for pair in view.pairs:
+        other = view.partner(pair)
+        src, dst = reported.get(pair.label), reported.get(other.label)
+        if src is None or dst is None:
+            problems.append(f"no reported endpoints for {pair.label}->{other.label}")
+            continue
+        for vantage, packets in ((pair.router.name, view.wan(pair)), (other.router.name, view.wan(other))):
+            seqs = {
+                p.msg.seq
+                for p in packets
+                if isinstance(p.msg, Data) and p.msg.sender == pair.label and p.src_ep == src and p.dst_ep == dst
+            }
+            evidence.append(f"{pair.label}->{other.label} {src}->{dst} at {vantage}-wan: {len(seqs)}/{messages}")
+            if seqs != want:
+                problems.append(f"{pair.label}->{other.label} at {vantage}-wan: {len(seqs & want)} of {messages} messages")
+    detail = "; ".join(problems) or f"all {messages} messages each way, public endpoint to public endpoint, on both WANs"
+    return Check("3", "direct path between public endpoints", not problems, detail, evidence)
+
+
+def _translations(lan: list[Packet], wan: list[Packet], private_ip: str, public_ip: str) -> set[tuple[str, str]]:
+    """(private endpoint, public endpoint) for every LAN datagram from the peer seen leaving on the WAN."""
+    leaving = {}
+    for p in wan:
+        if p.src == public_ip and p.payload:
+            leaving.setdefault(p.payload, str(p.src_ep))
+    return {
+        (str(p.src_ep), leaving[p.payload])
+        for p in lan
+        if p.src == private_ip and p.payload and p.payload in leaving
+    }
+
+
+def check_nat_real(view: RunView) -> Check:
+    problems, evidence = [], []
+    reported = view.reported_endpoints()
+    wan_vantages = {f"{n.name}-{i.side}" for n, i in view.topology.captures if i.side == "wan"}
+    private_texts = [str(p.private_ip).encode() for p in view.pairs]
+    for vantage in sorted(wan_vantages):
+        for p in view.caps.get(vantage, []):
+            leaked = [a for a in (p.src, *p.quoted) if view.topology.is_private(a)]
+            if vantage == f"{view.topology.broker.name}-wan" and view.topology.is_private(p.dst):
+                leaked.append(p.dst)
+            if any(t in p.payload for t in private_texts):
+                leaked.append("address in payload")
+            if leaked:
+                problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {p.time:.6f}")
+                break
+    for pair in view.pairs:
+        if not any(p.src == str(pair.private_ip) for p in view.lan(pair)):
+            problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
+            continue
+        maps = _translations(view.lan(pair), view.wan(pair), str(pair.private_ip), str(pair.public_ip))
+        publics = {pub for _, pub in maps}
+        evidence += [f"{pair.router.name}: {priv} -> {pub}" for priv, pub in sorted(maps)]
+        if not maps:
+            problems.append(f"{pair.router.name}: no datagram seen on both LAN and WAN")
+        elif str(reported.get(pair.label)) not in publics or len(publics) != 1:
+            problems.append(
+                f"{pair.router.name}: translated to {sorted(publics)}, broker reported {reported.get(pair.label)}"
+            )
+    detail = "; ".join(problems) or "private addresses only on the LANs; each translation matches the broker's report"
+    return Check("4", "NAT is real (no leak, translation matches)", not problems, detail, evidence)
+
+
+def check_unsolicited(view: RunView, late_peer: str) -> Check:
+    problems, evidence = [], []
+    reported = view.reported_endpoints()
+    exercised = 0
+    for pair in view.pairs:
+        ping_tag = tag(TAG_UNSOLICITED, pair)
+        on_wan, on_lan = _ping_count(view.wan(pair), ping_tag), _ping_count(view.lan(pair), ping_tag)
+        evidence.append(f"outsider -> {pair.private_ip}: {on_wan} on {pair.router.name}-wan, {on_lan} on lan")
+        if not on_wan:
+            problems.append(f"the outsider's packets to {pair.private_ip} never reached {pair.router.name}-wan")
+        if on_lan:
+            problems.append(f"{on_lan} outsider packets reached {pair.router.name}-lan")
+        # The partner's probes that arrived before this peer first sent anything to the partner.
+        mine, theirs = reported.get(pair.label), reported.get(view.partner(pair).label)
+        if mine is None or theirs is None:
+            continue
+        first_out = min((p.time for p in view.wan(pair) if p.src_ep == mine and p.dst_ep == theirs), default=None)
+        early = [
+            p for p in view.wan(pair)
+            if p.src_ep == theirs and p.dst_ep == mine and (first_out is None or p.time < first_out)
+        ]
+        lan_payloads = {p.payload for p in view.lan(pair)}
+        through = [p for p in early if p.payload in lan_payloads]
+        exercised += len(early) if pair.label == late_peer else 0
+        evidence.append(f"{len(early)} partner packets at {pair.router.name}-wan before {pair.label} punched, "
+                        f"{len(through)} on lan")
+        if through:
+            problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
+    if not exercised:
+        problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
+    detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"
+    return Check("5a", "control: unsolicited packets are dropped", not problems, detail, evidence)
+
+
+def check_no_bypass(view: RunView) -> Check:
+    problems, evidence = [], []
+    for pair in view.pairs:
+        ping_tag = tag(TAG_NO_BYPASS, pair)
+        lan = _ping_count(view.lan(pair), ping_tag)
+        wan = _ping_count(view.wan(pair), ping_tag)
+        broker = _ping_count(view.broker, ping_tag)
+        evidence.append(f"{pair.peer.name} with {pair.router.name} forwarding off: lan {lan}, wan {wan}, broker {broker}")
+        if not lan:
+            problems.append(f"{pair.peer.name}'s pings never reached {pair.router.name}-lan (control not exercised)")
+        if wan or broker:
+            problems.append(f"{pair.peer.name} got past {pair.router.name} with forwarding off")
+    detail = "; ".join(problems) or "with forwarding off, no peer packet left its LAN"
+    return Check("5b", "control: no path around the router", not problems, detail, evidence)
+
+
+def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "") -> Verdict:
+    view = RunView(caps, topology)
+    return Verdict(
+        run_id,
+        [
+            check_rendezvous(view),
+            check_skip_server(view),
+            check_direct_path(view, messages),
+            check_nat_real(view),
+            check_unsolicited(view, late_peer),
+            check_no_bypass(view),
+        ],
+    )
+
+
+def analyse_run(run_dir: Path) -> Verdict:
+    """Analyse a run directory (pcaps + run.json) and write verdict.json beside them."""
+    record = json.loads((run_dir / "run.json").read_text())
+    topology = Topology.from_json(record["topology"])
+    config = record["config"]
+    verdict = analyse(load_run(run_dir), topology, config["messages"], config["late_peer"], record["run_id"])
+    (run_dir / "verdict.json").write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
+    return verdict
