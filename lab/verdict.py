@@ -69,7 +69,7 @@ class RunView:
         return self.at(pair.router.name, "lan")
 
     def partner(self, pair: Pair) -> Pair:
-        return next(p for p in self.pairs if p is not pair)
+        return next(p for p in self.pairs if p.label != pair.label)
 
     def reported_endpoints(self) -> dict[str, Endpoint]:
         """Each peer's public endpoint as the broker told its partner (from the intros it sent)."""
@@ -150,16 +150,22 @@ def check_direct_path(view: RunView, messages: int) -> Check:
     return Check("3", "direct path between public endpoints", not problems, detail, evidence)
 
 
-def _translations(lan: list[Packet], wan: list[Packet], private_ip: str, public_ip: str) -> set[tuple[str, str]]:
-    """(private endpoint, public endpoint) for every LAN datagram from the peer seen leaving on the WAN."""
+def _session_of(p: Packet, label: str) -> bool:
+    """Whether a datagram belongs to peer `label`'s session (its registration, probes and data)."""
+    m = p.msg
+    return (isinstance(m, Register) and m.peer == label) or (isinstance(m, (Probe, Data)) and m.sender == label)
+
+
+def _translations(view: RunView, pair: Pair) -> set[tuple[str, str]]:
+    """(private, public) endpoint of each session datagram the peer sent, matched LAN to WAN by payload."""
     leaving = {}
-    for p in wan:
-        if p.src == public_ip and p.payload:
+    for p in view.wan(pair):
+        if p.src == str(pair.public_ip) and _session_of(p, pair.label):
             leaving.setdefault(p.payload, str(p.src_ep))
     return {
         (str(p.src_ep), leaving[p.payload])
-        for p in lan
-        if p.src == private_ip and p.payload and p.payload in leaving
+        for p in view.lan(pair)
+        if p.src == str(pair.private_ip) and p.payload in leaving
     }
 
 
@@ -182,12 +188,12 @@ def check_nat_real(view: RunView) -> Check:
         if not any(p.src == str(pair.private_ip) for p in view.lan(pair)):
             problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
             continue
-        maps = _translations(view.lan(pair), view.wan(pair), str(pair.private_ip), str(pair.public_ip))
+        maps = _translations(view, pair)
         publics = {pub for _, pub in maps}
         evidence += [f"{pair.router.name}: {priv} -> {pub}" for priv, pub in sorted(maps)]
         if not maps:
-            problems.append(f"{pair.router.name}: no datagram seen on both LAN and WAN")
-        elif str(reported.get(pair.label)) not in publics or len(publics) != 1:
+            problems.append(f"{pair.router.name}: no session datagram seen on both LAN and WAN")
+        elif publics != {str(reported.get(pair.label))}:
             problems.append(
                 f"{pair.router.name}: translated to {sorted(publics)}, broker reported {reported.get(pair.label)}"
             )

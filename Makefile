@@ -1,0 +1,67 @@
+# natlab: real NAT, real hole punching, on one machine. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-8)
+
+# Lab settings (the CLI validates them before anything starts).
+ENGINE   ?= docker
+NAT_A    ?= port-restricted
+NAT_B    ?= port-restricted
+MESSAGES ?= 10
+RUNS     ?= 20
+RUN      ?=
+# Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose).
+COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+export ENGINE NAT_A NAT_B MESSAGES
+export NATLAB_COMPOSE := $(COMPOSE)
+
+.PHONY: help venv lab-up lab-down status punch-test verdict compose test unit-test system-test bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: ENGINE=$(ENGINE) NAT_A=$(NAT_A) NAT_B=$(NAT_B) MESSAGES=$(MESSAGES) RUNS=$(RUNS) COMPOSE='$(COMPOSE)'"
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP) ## create the host virtualenv with the project's Python deps
+
+lab-up: $(STAMP) ## stand the lab up (installs Docker / builds the image when missing)
+	$(PY) -m lab up
+
+lab-down: $(STAMP) ## remove every container and network of the lab
+	$(PY) -m lab down
+
+status: $(STAMP) ## show the topology and whether the lab is up
+	$(PY) -m lab status
+
+punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps
+	$(PY) -m lab punch-test --messages $(MESSAGES)
+
+verdict: $(STAMP) ## re-check a run from its pcaps (RUN=<id>, default captures/latest)
+	$(PY) -m lab verdict -v $(RUN)
+
+compose: $(STAMP) ## regenerate compose.yaml from lab/topology.py
+	$(PY) -m lab compose
+
+unit-test: $(STAMP) ## fast tests: codecs, rules, broker logic, pcap analysis on built pcaps
+	$(PY) -m pytest -m "not docker" -q
+
+system-test: $(STAMP) ## the real lab: up, punch test, controls, down (root; installs Docker if needed)
+	$(PY) -m pytest -m docker -q
+
+test: $(STAMP) ## everything: unit tests, then the system tests on the real lab
+	$(PY) -m pytest -q
+
+bench: $(STAMP) ## cold/warm lab-up, punch-test wall time, median time-to-punch over RUNS runs
+	$(PY) -m bench.lab_bench --runs $(RUNS)
+
+clean: ## remove captures and the virtualenv (run lab-down first)
+	rm -rf captures $(VENV) .pytest_cache

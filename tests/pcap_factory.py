@@ -1,0 +1,118 @@
+"""Build the pcaps of a punch-test run with scapy, packet by packet, for the analysis tests.
+
+A good run is written the way the real lab captures it: each datagram appears on every vantage
+point it crosses, with the addresses it has there (private on a LAN, translated on the WAN).
+Faults are switches that change what the captures hold, so each check can be shown to fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from lab.proto import Data, Endpoint, Intro, Message, Ping, Probe, Register, Waiting, encode
+from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.topology import Pair, Topology, build_topology
+
+MESSAGES = 5
+LATE_PEER = "b"
+
+
+@dataclass(frozen=True)
+class Faults:
+    via_broker: bool = False  # data relayed through the broker instead of peer to peer
+    leak: bool = False  # router-a lets one datagram out with its private source address
+    one_way: bool = False  # b's messages never make it to a
+    firewall_off: bool = False  # the outsider's packets reach router-b's LAN
+    bypass: bool = False  # with forwarding off, peer-a still reaches the broker
+
+
+class RunBuilder:
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.frames: dict[str, list] = {f"{n.name}-{i.side}": [] for n, i in topology.captures}
+        self.clock = 1_700_000_000.0
+
+    def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message | bytes) -> None:
+        """One datagram, seen at each vantage point with that vantage's (src, dst)."""
+        self.clock += 0.001
+        payload = msg if isinstance(msg, bytes) else encode(msg)
+        for vantage, (src, dst) in vantages.items():
+            frame = Ether() / IP(src=src.ip, dst=dst.ip) / UDP(sport=src.port, dport=dst.port) / payload
+            frame.time = self.clock
+            self.frames[vantage].append(frame)
+            self.clock += 0.0001
+
+    def write(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for vantage, frames in self.frames.items():
+            wrpcap(str(run_dir / f"{vantage}.pcap"), frames, linktype=1)
+
+
+def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES) -> Topology:
+    topo = build_topology()
+    b = RunBuilder(topo)
+    broker = Endpoint(str(topo.broker.address), topo.broker_port)
+    outsider = Endpoint(str(topo.outsider.address), 50000)
+    a_pair, b_pair = topo.pair("a"), topo.pair("b")
+    priv = {p.label: Endpoint(str(p.private_ip), 41000 + i) for i, p in enumerate(topo.pairs)}
+    pub = {p.label: Endpoint(str(p.public_ip), 41000 + i) for i, p in enumerate(topo.pairs)}
+
+    def lan(p: Pair) -> str:
+        return f"{p.router.name}-lan"
+
+    def wan(p: Pair) -> str:
+        return f"{p.router.name}-wan"
+
+    def peer_to_broker(p: Pair, msg: Message) -> None:
+        b.send({lan(p): (priv[p.label], broker), wan(p): (pub[p.label], broker), "broker-wan": (pub[p.label], broker)}, msg)
+
+    def broker_to_peer(p: Pair, msg: Message) -> None:
+        b.send({"broker-wan": (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])}, msg)
+
+    def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
+        seen = {lan(src): (priv[src.label], pub[dst.label]), wan(src): (pub[src.label], pub[dst.label]),
+                wan(dst): (pub[src.label], pub[dst.label])}
+        if delivered:
+            seen[lan(dst)] = (pub[src.label], priv[dst.label])
+        b.send(seen, msg)
+
+    # Control: forwarding off, pings stay on the LAN.
+    for p in topo.pairs:
+        for seq in range(3):
+            seen = {lan(p): (Endpoint(str(p.private_ip), 39000), broker)}
+            if faults.bypass and p.label == "a":
+                seen.update({wan(p): (Endpoint(str(p.public_ip), 39000), broker), "broker-wan": (Endpoint(str(p.public_ip), 39000), broker)})
+            b.send(seen, Ping(tag(TAG_NO_BYPASS, p), seq))
+    # Control: the outsider aims at the private addresses.
+    for p in topo.pairs:
+        for seq in range(2):
+            seen = {wan(p): (outsider, Endpoint(str(p.private_ip), 40000))}
+            if faults.firewall_off and p.label == "b":
+                seen[lan(p)] = (outsider, Endpoint(str(p.private_ip), 40000))
+            b.send(seen, Ping(tag(TAG_UNSOLICITED, p), seq))
+    # Rendezvous: a waits, b completes the room, both are introduced.
+    peer_to_broker(a_pair, Register("r", "a", "t1"))
+    broker_to_peer(a_pair, Waiting("r", "t1", pub["a"]))
+    peer_to_broker(b_pair, Register("r", "b", "t2"))
+    broker_to_peer(b_pair, Intro("r", "t2", pub["b"], "a", pub["a"]))
+    broker_to_peer(a_pair, Intro("r", "t1", pub["a"], "b", pub["b"]))
+    # a probes first: b's NAT drops these (b has not punched yet).
+    for seq in range(4):
+        peer_to_peer(a_pair, b_pair, Probe("r", "a", seq, False), delivered=False)
+    peer_to_peer(b_pair, a_pair, Probe("r", "b", 0, False))
+    peer_to_peer(a_pair, b_pair, Probe("r", "a", 4, True))
+    for seq in range(1, messages + 1):
+        peer_to_peer(a_pair, b_pair, Data("r", "a", seq, f"hello #{seq} from a"))
+        if faults.via_broker:
+            peer_to_broker(a_pair, Data("r", "a", seq, f"hello #{seq} from a"))
+        if not faults.one_way:
+            peer_to_peer(b_pair, a_pair, Data("r", "b", seq, f"hello #{seq} from b"))
+    if faults.leak:
+        b.send({lan(a_pair): (priv["a"], pub["b"]), wan(a_pair): (priv["a"], pub["b"])}, Data("r", "a", 99, "raw"))
+    b.write(run_dir)
+    return topo

@@ -1,0 +1,70 @@
+"""The pcap analysis on runs the tests build: a good run passes, each fault fails its check."""
+
+from __future__ import annotations
+
+import subprocess
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lab.pcaps import load_run
+from lab.topology import build_topology
+from lab.verdict import analyse
+from tests.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
+
+
+def verdict_for(tmp_path: Path, faults: Faults = Faults()):
+    topo = build_run(tmp_path, faults)
+    return analyse(load_run(tmp_path), topo, MESSAGES, LATE_PEER, "test")
+
+
+def failing(verdict) -> set[str]:
+    return {c.id for c in verdict.checks if not c.ok}
+
+
+def test_good_run_passes_every_check(tmp_path):
+    verdict = verdict_for(tmp_path)
+    assert failing(verdict) == set(), [c.detail for c in verdict.checks]
+    assert verdict.ok
+
+
+def test_data_through_the_broker_fails_skip_server(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(via_broker=True))
+    assert failing(verdict) == {"2"}
+    assert "reached the broker" in verdict.checks[1].detail
+
+
+def test_leaked_private_address_fails_nat_real(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(leak=True))
+    assert failing(verdict) == {"4"}
+    assert "10.0.1.10" in verdict.checks[3].detail
+
+
+def test_one_way_flow_fails_direct_path(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(one_way=True))
+    assert "3" in failing(verdict)
+    assert "b->a" in verdict.checks[2].detail
+
+
+def test_unsolicited_packet_on_the_lan_fails_the_control(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(firewall_off=True))
+    assert failing(verdict) == {"5a"}
+
+
+def test_bypass_fails_the_no_bypass_control(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(bypass=True))
+    assert failing(verdict) == {"5b"}
+
+
+def test_missing_captures_fail_instead_of_passing_vacuously():
+    verdict = analyse({}, build_topology(), MESSAGES, LATE_PEER)
+    assert failing(verdict) == {"1", "2", "3", "4", "5a", "5b"}
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_built_pcaps_open_in_tshark(tmp_path):
+    build_run(tmp_path)
+    for pcap in tmp_path.glob("*.pcap"):
+        out = subprocess.run(["tshark", "-r", str(pcap)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
