@@ -85,6 +85,13 @@ class Pair:
         return self.peer.address
 
 
+def _find(items, attr: str, value: str, what: str):
+    for item in items:
+        if getattr(item, attr) == value:
+            return item
+    raise KeyError(f"no {what} {value!r}; there are: {', '.join(getattr(i, attr) for i in items)}")
+
+
 @dataclass(frozen=True)
 class Topology:
     project: str
@@ -96,16 +103,10 @@ class Topology:
     )
 
     def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(f"no node named {name!r}; nodes: {', '.join(n.name for n in self.nodes)}")
+        return _find(self.nodes, "name", name, "node")
 
     def network(self, name: str) -> Network:
-        for net in self.networks:
-            if net.name == name:
-                return net
-        raise KeyError(f"no network named {name!r}")
+        return _find(self.networks, "name", name, "network")
 
     def by_role(self, role: Role) -> list[Node]:
         return [n for n in self.nodes if n.role is role]
@@ -127,10 +128,7 @@ class Topology:
         return out
 
     def pair(self, label: str) -> Pair:
-        for p in self.pairs:
-            if p.label == label:
-                return p
-        raise KeyError(f"no pair {label!r}")
+        return _find(self.pairs, "label", label, "pair")
 
     def container_name(self, node: str) -> str:
         return f"{self.project}-{node}"
