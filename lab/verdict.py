@@ -54,6 +54,11 @@ class RunView:
         self.topology = topology
         self.broker_ip = str(topology.broker.address)
         self.pairs = topology.pairs
+        self.t0 = min((p.time for packets in caps.values() for p in packets), default=0.0)
+
+    def when(self, p: Packet) -> str:
+        """A packet's time relative to the first packet of the run, as users read it in tshark."""
+        return f"+{p.time - self.t0:.6f}s"
 
     def at(self, node: str, side: str) -> list[Packet]:
         return self.caps.get(f"{node}-{side}", [])
@@ -182,7 +187,7 @@ def check_nat_real(view: RunView) -> Check:
             if any(t in p.payload for t in private_texts):
                 leaked.append("address in payload")
             if leaked:
-                problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {p.time:.6f}")
+                problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {view.when(p)}")
                 break
     for pair in view.pairs:
         if not any(p.src == str(pair.private_ip) for p in view.lan(pair)):

@@ -113,6 +113,70 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, deadline: 
     raise TimeoutError("no introduction from the broker")
 
 
+class HolePunch:
+    """Probing towards one partner until both sides have heard each other.
+
+    Probes go out every PROBE_INTERVAL from `start_at` on. The first datagram heard from the
+    partner opens the hole; from then on every packet goes to the address it actually came from
+    (which differs from the introduced one behind some NATs). Probes stop once the partner has
+    shown it hears us too (an acknowledging probe, or data). A probe that does not acknowledge
+    is answered at once, so a partner whose probes were dropped still learns the hole is open.
+    """
+
+    def __init__(self, chan: Channel, intro: Intro, me: str, start_at: float) -> None:
+        self.chan, self.intro, self.me, self.start_at = chan, intro, me, start_at
+        self.target = intro.partner_endpoint
+        self.heard_at: float | None = None
+        self.heard_from: Endpoint | None = None
+        self.partner_acked = False
+        self.probes_sent = 0
+        self.next_probe = start_at
+
+    @property
+    def open(self) -> bool:
+        return self.heard_at is not None
+
+    @property
+    def probing(self) -> bool:
+        return not (self.open and self.partner_acked)
+
+    def _probe(self, to: Endpoint) -> None:
+        self.chan.send(Probe(self.intro.room, self.me, self.probes_sent, self.open), to)
+        self.probes_sent += 1
+
+    def tick(self, now: float) -> float | None:
+        """Send what is due; return when to be woken next for probing (None: no more probes)."""
+        if now < self.start_at:
+            return self.start_at
+        if not self.probing:
+            return None
+        if now >= self.next_probe:
+            self._probe(self.target)
+            self.next_probe = now + PROBE_INTERVAL
+        return self.next_probe
+
+    def from_partner(self, msg: Message) -> bool:
+        return isinstance(msg, (Probe, Data)) and msg.room == self.intro.room and msg.sender == self.intro.partner
+
+    def on_datagram(self, msg: Message, source: Endpoint, now: float) -> bool:
+        """Account for a datagram; True if it came from the partner."""
+        if not self.from_partner(msg):
+            return False
+        if self.heard_at is None:
+            self.heard_at, self.heard_from = now, source
+            log(f"peer {self.me}: hole open, heard {self.intro.partner} from {source}")
+        self.target = source
+        if isinstance(msg, Data) or (isinstance(msg, Probe) and msg.ack):
+            self.partner_acked = True
+        elif isinstance(msg, Probe) and now >= self.start_at:
+            self._probe(source)
+        return True
+
+    @property
+    def time_to_punch(self) -> float | None:
+        return None if self.heard_at is None else max(0.0, self.heard_at - self.start_at)
+
+
 def punch(args: argparse.Namespace) -> PunchResult:
     broker = Endpoint.parse(args.broker)
     result = PunchResult(peer=args.id, room=args.room, punch_delay_s=args.punch_delay)
@@ -131,73 +195,41 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.public, result.partner, result.partner_public = str(intro.you), intro.partner, str(intro.partner_endpoint)
     log(f"peer {args.id}: introduced to {intro.partner} at {intro.partner_endpoint}; I am {intro.you}")
     # From here on the broker is never addressed again.
-    target = intro.partner_endpoint
-    heard_at: float | None = None
-    partner_acked = False
+    hole = HolePunch(chan, intro, args.id, introduced + args.punch_delay)
     received: set[int] = set()
     sent = 0
-    punch_from = introduced + args.punch_delay
-    next_probe = punch_from
     next_data = 0.0
-
-    def from_partner(msg: Message) -> bool:
-        return isinstance(msg, (Probe, Data)) and msg.room == args.room and msg.sender == intro.partner
-
     while time.monotonic() < deadline:
         now = time.monotonic()
-        if now >= punch_from:
-            if heard_at is None or not partner_acked:
-                if now >= next_probe:
-                    chan.send(Probe(args.room, args.id, result.probes_sent, heard_at is not None), target)
-                    result.probes_sent += 1
-                    next_probe = now + PROBE_INTERVAL
-            if heard_at is not None and sent < args.messages and now >= next_data:
+        wake = [deadline]
+        probe_at = hole.tick(now)
+        if probe_at is not None:
+            wake.append(probe_at)
+        if hole.open and sent < args.messages:
+            if now >= next_data:
                 sent += 1
-                chan.send(Data(args.room, args.id, sent, f"hello #{sent} from {args.id}"), target)
+                chan.send(Data(args.room, args.id, sent, f"hello #{sent} from {args.id}"), hole.target)
                 next_data = now + DATA_INTERVAL
+            wake.append(next_data)
         if sent >= args.messages and len(received) >= args.messages:
             break
-        wake = [deadline]
-        if now < punch_from:
-            wake.append(punch_from)
-        else:
-            if heard_at is None or not partner_acked:
-                wake.append(next_probe)
-            if heard_at is not None and sent < args.messages:
-                wake.append(next_data)
         got = chan.receive(min(wake))
-        if got is None:
-            continue
-        msg, source = got
-        if not from_partner(msg):
-            continue
-        if heard_at is None:
-            heard_at = time.monotonic()
-            result.time_to_punch_s = round(heard_at - max(introduced, punch_from), 4)
-            result.partner_heard_from = str(source)
-            log(f"peer {args.id}: hole open, heard {intro.partner} from {source}")
-        target = source  # answer where the partner actually is
-        if isinstance(msg, Probe):
-            partner_acked = partner_acked or msg.ack
-            if not msg.ack and time.monotonic() >= punch_from:
-                chan.send(Probe(args.room, args.id, result.probes_sent, True), target)
-                result.probes_sent += 1
-        elif isinstance(msg, Data):
-            partner_acked = True
-            received.add(msg.seq)
+        if got is not None and hole.on_datagram(got[0], got[1], time.monotonic()) and isinstance(got[0], Data):
+            received.add(got[0].seq)
+    # Answer late probes for a moment, so a partner that missed our acknowledgement can finish.
     linger_until = time.monotonic() + LINGER
     while (got := chan.receive(linger_until)) is not None:
-        msg, source = got
-        if isinstance(msg, Probe) and from_partner(msg) and not msg.ack:
-            chan.send(Probe(args.room, args.id, result.probes_sent, True), source)
-            result.probes_sent += 1
+        hole.on_datagram(got[0], got[1], time.monotonic())
     chan.close()
+    result.probes_sent = hole.probes_sent
+    result.partner_heard_from = str(hole.heard_from) if hole.heard_from else None
+    result.time_to_punch_s = None if hole.time_to_punch is None else round(hole.time_to_punch, 4)
     result.messages_sent = sent
     result.messages_received = len(received)
     result.received_seqs = sorted(received)
-    result.ok = heard_at is not None and sent == args.messages and len(received) == args.messages
+    result.ok = hole.open and sent == args.messages and len(received) == args.messages
     if not result.ok:
-        result.error = "no packet from the partner" if heard_at is None else "exchange incomplete before timeout"
+        result.error = "no packet from the partner" if not hole.open else "exchange incomplete before timeout"
     return result
 
 
