@@ -9,8 +9,9 @@ FROM ${BASE_IMAGE}
 # Only Debian packages: no pip inside the build (PyPI's TLS is not trusted from in here).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 python3-scapy python3-pyroute2 \
-      iproute2 iptables conntrack procps tcpdump \
+      python3 python3-scapy python3-pyroute2 python3-aioice \
+      iproute2 iptables nftables conntrack procps tcpdump \
+      coturn stun-client \
  && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONPATH=/opt/natlab PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

@@ -12,21 +12,30 @@ name is passed on the command line). Design points:
 
 from __future__ import annotations
 
+from ipaddress import IPv4Interface
+
 import yaml
 
-from lab.nodeenv import encode_addresses, encode_routes
+from lab.nodeenv import encode_addresses, encode_aliases, encode_routes
 from lab.topology import Node, Role, Topology
 
 NODE_IMAGE = "natlab-node:latest"
 CODE_DIRS = ("lab", "nat", "peers", "server")
 HEADER = "# Generated from lab/topology.py by `make compose`; edit the topology, not this file.\n"
 
-COMMANDS = {
+PROGRAMS = {
     Role.BROKER: ["python3", "-m", "server.broker"],
     Role.ROUTER: ["python3", "-m", "nat.router"],
     Role.PEER: ["python3", "-m", "lab.nodeenv"],
     Role.OUTSIDER: ["python3", "-m", "lab.nodeenv"],
 }
+
+
+def node_command(topology: Topology, node: Node) -> list[str]:
+    """The node's main process (engines run the same command)."""
+    if node.role is Role.BROKER:
+        return [*PROGRAMS[node.role], "--port", str(topology.broker_port), "--alt-port", str(topology.broker_alt_port)]
+    return list(PROGRAMS[node.role])
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
 ROUTER_SYSCTLS = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
 
@@ -36,12 +45,15 @@ def nat_variable(node: Node) -> str:
     return "NATLAB_NAT_" + node.name.removeprefix("router-").upper().replace("-", "_")
 
 
-def node_environment(node: Node) -> dict[str, str]:
+def node_environment(topology: Topology, node: Node) -> dict[str, str]:
     env = {
         "NATLAB_NODE": node.name,
         "NATLAB_ADDRESSES": encode_addresses({i.side: i.address for i in node.interfaces}),
         "NATLAB_ROUTES": encode_routes([(r.destination, r.via) for r in node.routes]),
     }
+    if node.aliases:
+        subnet = topology.network(node.interfaces[0].network).subnet
+        env["NATLAB_ALIASES"] = encode_aliases([IPv4Interface(f"{a}/{subnet.prefixlen}") for a in node.aliases])
     if node.role is Role.ROUTER:
         env["NATLAB_NAT"] = f"${{{nat_variable(node)}:-{node.nat}}}"
     return env
@@ -52,8 +64,8 @@ def service(topology: Topology, node: Node) -> dict:
         "image": NODE_IMAGE,
         "container_name": topology.container_name(node.name),
         "hostname": node.name,
-        "command": COMMANDS[node.role],
-        "environment": node_environment(node),
+        "command": node_command(topology, node),
+        "environment": node_environment(topology, node),
         "volumes": [f"./{d}:/opt/natlab/{d}:ro" for d in CODE_DIRS],
         "cap_add": ["NET_ADMIN", "NET_RAW"],
         "sysctls": {**NO_IPV6, **(ROUTER_SYSCTLS if node.role is Role.ROUTER else {})},

@@ -12,8 +12,8 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 READY_FILE = Path("/run/natlab-ready")
@@ -26,10 +26,15 @@ class NodeSettings:
     addresses: dict[str, IPv4Address]  # side ("wan"/"lan") -> address
     routes: list[tuple[IPv4Network, IPv4Address]]
     nat: str | None
+    aliases: list[IPv4Interface] = field(default_factory=list)  # extra addresses on the first interface
 
 
 def encode_addresses(addresses: dict[str, IPv4Address]) -> str:
     return ",".join(f"{side}={ip}" for side, ip in addresses.items())
+
+
+def encode_aliases(aliases: list[IPv4Interface]) -> str:
+    return ",".join(str(a) for a in aliases)
 
 
 def encode_routes(routes: list[tuple[IPv4Network, IPv4Address]]) -> str:
@@ -45,7 +50,8 @@ def settings_from_env(env: os._Environ[str] | dict[str, str] = os.environ) -> No
     for item in filter(None, env.get("NATLAB_ROUTES", "").split(",")):
         dst, _, via = item.partition(" via ")
         routes.append((IPv4Network(dst), IPv4Address(via)))
-    return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"))
+    aliases = [IPv4Interface(a) for a in filter(None, env.get("NATLAB_ALIASES", "").split(","))]
+    return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"), aliases)
 
 
 def interface_for(address: IPv4Address) -> str:
@@ -86,7 +92,21 @@ def has_off_lab_route() -> bool:
     return True
 
 
+def add_aliases(settings: NodeSettings) -> None:
+    """Give the first interface its further addresses (engines assign one address per network)."""
+    if not settings.aliases:
+        return
+    from pyroute2 import IPRoute
+
+    first = next(iter(settings.addresses.values()))
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=interface_for(first))[0]
+        for alias in settings.aliases:
+            ipr.addr("replace", index=index, address=str(alias.ip), prefixlen=alias.network.prefixlen)
+
+
 def prepare(settings: NodeSettings) -> None:
+    add_aliases(settings)
     set_routes(settings.routes)
     if has_off_lab_route():
         raise SystemExit(f"{settings.name}: still has a route to {OFF_LAB_PROBE} after route setup")

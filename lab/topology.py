@@ -55,6 +55,7 @@ class Node:
     routes: tuple[Route, ...] = ()
     nat: str | None = None  # routers only: the NAT preset name
     captured: bool = False  # whether the lab captures on this node's interfaces
+    aliases: tuple[IPv4Address, ...] = ()  # further addresses on the first interface
 
     def interface(self, side: str) -> Interface:
         for iface in self.interfaces:
@@ -98,6 +99,7 @@ class Topology:
     networks: tuple[Network, ...]
     nodes: tuple[Node, ...]
     broker_port: int = 3478
+    broker_alt_port: int = 3479  # RFC 5780: the broker's second port
     private_ranges: tuple[IPv4Network, ...] = field(
         default=(IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16"))
     )
@@ -147,6 +149,7 @@ class Topology:
         return {
             "project": self.project,
             "broker_port": self.broker_port,
+            "broker_alt_port": self.broker_alt_port,
             "networks": [{"name": n.name, "subnet": str(n.subnet), "public": n.public} for n in self.networks],
             "nodes": [
                 {
@@ -154,6 +157,7 @@ class Topology:
                     "role": n.role.value,
                     "nat": n.nat,
                     "captured": n.captured,
+                    "aliases": [str(a) for a in n.aliases],
                     "interfaces": [
                         {"network": i.network, "address": str(i.address), "side": i.side} for i in n.interfaces
                     ],
@@ -168,6 +172,7 @@ class Topology:
         return cls(
             project=data["project"],
             broker_port=data["broker_port"],
+            broker_alt_port=data.get("broker_alt_port", 3479),
             networks=tuple(Network(n["name"], IPv4Network(n["subnet"]), n["public"]) for n in data["networks"]),
             nodes=tuple(
                 Node(
@@ -175,6 +180,7 @@ class Topology:
                     role=Role(n["role"]),
                     nat=n["nat"],
                     captured=n["captured"],
+                    aliases=tuple(IPv4Address(a) for a in n.get("aliases", ())),
                     interfaces=tuple(
                         Interface(i["network"], IPv4Address(i["address"]), i["side"]) for i in n["interfaces"]
                     ),
@@ -187,6 +193,7 @@ class Topology:
 
 WAN = Network("wan", IPv4Network("198.51.100.0/24"), public=True)
 BROKER_IP = IPv4Address("198.51.100.10")
+BROKER_ALT_IP = IPv4Address("198.51.100.11")  # RFC 5780 needs a second address
 OUTSIDER_IP = IPv4Address("198.51.100.66")
 
 # One row per NAT pair: label, router WAN address, LAN subnet. Router takes .1, peer .10.
@@ -228,7 +235,9 @@ def build_topology(nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, pro
                 routes=public_routes,
             )
         )
-    broker = Node("broker", Role.BROKER, (Interface(WAN.name, BROKER_IP, "wan"),), captured=True)
+    broker = Node(
+        "broker", Role.BROKER, (Interface(WAN.name, BROKER_IP, "wan"),), captured=True, aliases=(BROKER_ALT_IP,)
+    )
     outsider = Node(
         "outsider",
         Role.OUTSIDER,
