@@ -1,6 +1,7 @@
 """System tests: the real lab under Docker. Genuine kernel NAT, genuine punching, real pcaps.
 
 Needs root; installs and starts Docker when missing (as `make lab-up` does). Marker: docker.
+The lab comes from the module-scoped `engine` fixture in conftest.py.
 """
 
 from __future__ import annotations
@@ -10,34 +11,19 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from lab.docker_engine import DockerEngine
 from lab.nodeenv import OFF_LAB_PROBE
 from lab.pcaps import load
 from lab.scenario import TAG_UNSOLICITED, PunchTestConfig, run_punch_test, tag
-from lab.topology import build_topology
 from lab.verdict import analyse_run
+from tests.conftest import ROOT, say
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
-
-
-def say(message: str) -> None:
-    print(f"[lab] {message}", file=sys.stderr)
-
-
-@pytest.fixture(scope="module")
-def engine():
-    eng = DockerEngine(build_topology(), ROOT)
-    eng.up(say)
-    yield eng
-    eng.down(say)
 
 
 def test_no_node_has_a_route_off_the_lab(engine):

@@ -256,3 +256,24 @@ def test_show_prints_the_flows_and_nat_tables(good):
 def test_report_on_a_missing_run_says_so(tmp_path):
     proc = lab_cli("report", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "no run at" in proc.stderr
+
+
+@pytest.mark.parametrize("faults, code", [(Faults(), 0), (Faults(firewall_off=True), 1)], ids=["passes", "fails"])
+def test_punch_test_writes_the_report_and_keeps_its_exit_code(tmp_path, monkeypatch, capsys, faults, code):
+    """The CLI's punch-test on a built run in place of the lab's scenario."""
+    import lab.cli
+    import lab.scenario
+
+    def scenario(engine, config, captures_root, progress):
+        run_dir = captures_root / RUN_ID
+        write_record(run_dir, build_run(run_dir, faults).topology)
+        return run_dir
+
+    monkeypatch.setenv("NATLAB_CAPTURES", str(tmp_path))
+    monkeypatch.setattr(lab.cli, "make_engine", lambda name, topology: None)
+    monkeypatch.setattr(lab.scenario, "run_punch_test", scenario)
+    assert lab.cli.main(["punch-test", "--messages", str(MESSAGES)]) == code
+    out = capsys.readouterr().out
+    for name in ("report.md", "ladder.png", "merged.pcapng"):
+        assert (tmp_path / RUN_ID / name).exists()
+        assert str(tmp_path / RUN_ID / name) in out
