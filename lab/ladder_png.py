@@ -75,7 +75,8 @@ def _draw_panel(ax, ladder: Ladder, title: str, start: float, end: float, labell
     labels = [(s.first.sent, max(x[s.first.src], x[s.first.dst]), _step_text(s), _step_colour(s)) for s in labelled]
     if ladder.introduction is not None and top <= ladder.introduction <= bottom:
         ax.plot([-0.5, n - 1 + 0.3], [ladder.introduction] * 2, color=INTRO, ls="--", lw=1.0, zorder=2)
-        labels.append((ladder.introduction, n - 1, f"+{ladder.introduction:.3f}s  introduction (the broker's last)", INTRO))
+        text = f"+{ladder.introduction:.3f}s  introduction (the broker's last)"
+        labels.append((ladder.introduction, n - 1, text, INTRO))
     for a in ladder.arrows:
         if not top <= a.sent <= bottom:
             continue

@@ -47,7 +47,8 @@ def verdict_table(verdict: Verdict, verbose: bool = False) -> str:
 
 def flow_rows(flows: list[Flow]) -> list[list[str]]:
     return [
-        [f.vantage, f.proto, f.src, f.dst, f.role.value, str(f.packets), str(f.bytes), seconds(f.first), seconds(f.last)]
+        [f.vantage, f.proto, f.src, f.dst, f.role.value, str(f.packets), str(f.bytes),
+         seconds(f.first), seconds(f.last)]
         for f in flows
     ]
 

@@ -129,7 +129,8 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
             seen = {lan(p): (Endpoint(str(p.private_ip), 39000), broker)}
             through = faults.bypass and p.label == "a"
             if through:
-                seen.update({wan(p): (Endpoint(str(p.public_ip), 39000), broker), broker_wan: (Endpoint(str(p.public_ip), 39000), broker)})
+                public = Endpoint(str(p.public_ip), 39000)
+                seen.update({wan(p): (public, broker), broker_wan: (public, broker)})
             b.send(seen, Ping(tag(TAG_NO_BYPASS, p), seq), p.peer.name, BROKER if through else p.router.name,
                    dropped=not through)
     # Control: the outsider aims at the private addresses.

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -18,7 +17,7 @@ from lab.nodeenv import OFF_LAB_PROBE
 from lab.pcaps import load
 from lab.scenario import TAG_UNSOLICITED, PunchTestConfig, run_punch_test, tag
 from lab.verdict import analyse_run
-from tests.conftest import ROOT, say
+from tests.conftest import punch_test_cli, say
 
 pytestmark = [
     pytest.mark.docker,
@@ -48,11 +47,9 @@ def test_lab_up_again_changes_nothing(engine):
 
 
 def test_make_punch_test_passes_and_its_pcaps_prove_it(engine, tmp_path):
-    env = {**os.environ, "NATLAB_CAPTURES": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "lab", "punch-test"], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc, run_dir = punch_test_cli(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
-    run_dir = (tmp_path / "latest").resolve()
     verdict = json.loads((run_dir / "verdict.json").read_text())
     assert verdict["ok"] and [c["id"] for c in verdict["checks"]] == ["1", "2", "3", "4", "5a", "5b"]
     names = sorted(p.name for p in run_dir.glob("*.pcap"))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scapy.utils import PcapNgReader, rdpcap
+from scapy.utils import PcapNgReader
 
 from lab.flows import flows
 from lab.journeys import journeys
@@ -20,6 +20,7 @@ from lab.proto import Data, Probe, Register, encode
 from lab.report_md import mermaid
 from lab.roles import PacketRole, role_of
 from lab.verdict import RunView, read_run
+from tests.conftest import frames_per_vantage, tshark_interface_names
 from tests.pcap_factory import MESSAGES, RUN_ID, BuiltRun, Faults, build_run, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +114,8 @@ def test_nat_table_holds_the_translations_the_routers_applied(good):
     _, run, view = good
     priv, pub = run.private, run.public
     broker = f"{view.broker_ip}:{view.topology.broker_port}"
-    rows = {(t.router, t.private, t.public, t.remote): (t.outbound, t.inbound) for t in nat_table(view, journeys(view.caps))}
+    table = nat_table(view, journeys(view.caps))
+    rows = {(t.router, t.private, t.public, t.remote): (t.outbound, t.inbound) for t in table}
     assert rows == {
         ("router-a", str(priv["a"]), str(pub["a"]), broker): (1, 2),  # register; waiting + intro
         ("router-a", str(priv["a"]), str(pub["a"]), str(pub["b"])): (5 + MESSAGES, 1 + MESSAGES),
@@ -121,7 +123,7 @@ def test_nat_table_holds_the_translations_the_routers_applied(good):
         # a's first 4 probes stopped at router-b: only the ack probe and the data came in.
         ("router-b", str(priv["b"]), str(pub["b"]), str(pub["a"])): (1 + MESSAGES, 1 + MESSAGES),
     }
-    assert all(t.translated and t.reported for t in nat_table(view, journeys(view.caps)))
+    assert all(t.translated and t.reported for t in table)
 
 
 def test_nat_table_shows_a_forward_without_translation(tmp_path):
@@ -225,7 +227,7 @@ def test_report_md_holds_verdict_ladder_nat_and_flows(good, reported):
 
 def test_merged_capture_holds_every_packet_on_its_vantage_point(good, reported):
     run_dir = good[0]
-    parts = {p.stem: len(rdpcap(str(p))) for p in run_dir.glob("*.pcap")}
+    parts = frames_per_vantage(run_dir)
     with PcapNgReader(str(run_dir / "merged.pcapng")) as reader:
         merged = list(reader)
     assert len(merged) == sum(parts.values())
@@ -237,12 +239,9 @@ def test_merged_capture_holds_every_packet_on_its_vantage_point(good, reported):
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_tshark_reads_the_merged_capture(good, reported):
     run_dir = good[0]
-    out = subprocess.run(["tshark", "-r", str(run_dir / "merged.pcapng"), "-T", "fields", "-e", "frame.interface_name"],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    names = out.stdout.split()
-    assert len(names) == sum(len(rdpcap(str(p))) for p in run_dir.glob("*.pcap"))
-    assert set(names) == {p.stem for p in run_dir.glob("*.pcap")}
+    parts = frames_per_vantage(run_dir)
+    names = tshark_interface_names(run_dir / "merged.pcapng")
+    assert {name: names.count(name) for name in parts} == parts and len(names) == sum(parts.values())
 
 
 def test_show_prints_the_flows_and_nat_tables(good):
