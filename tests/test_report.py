@@ -257,9 +257,8 @@ def test_report_on_a_missing_run_says_so(tmp_path):
     assert proc.returncode == 2 and "no run at" in proc.stderr
 
 
-@pytest.mark.parametrize("faults, code", [(Faults(), 0), (Faults(firewall_off=True), 1)], ids=["passes", "fails"])
-def test_punch_test_writes_the_report_and_keeps_its_exit_code(tmp_path, monkeypatch, capsys, faults, code):
-    """The CLI's punch-test on a built run in place of the lab's scenario."""
+def built_scenario(monkeypatch, captures: Path, faults: Faults) -> None:
+    """The CLI's punch-test gets a built run in place of the lab's scenario."""
     import lab.cli
     import lab.scenario
 
@@ -268,11 +267,33 @@ def test_punch_test_writes_the_report_and_keeps_its_exit_code(tmp_path, monkeypa
         write_record(run_dir, build_run(run_dir, faults).topology)
         return run_dir
 
-    monkeypatch.setenv("NATLAB_CAPTURES", str(tmp_path))
+    monkeypatch.setenv("NATLAB_CAPTURES", str(captures))
     monkeypatch.setattr(lab.cli, "make_engine", lambda name, topology: None)
     monkeypatch.setattr(lab.scenario, "run_punch_test", scenario)
+
+
+@pytest.mark.parametrize("faults, code", [(Faults(), 0), (Faults(firewall_off=True), 1)], ids=["passes", "fails"])
+def test_punch_test_writes_the_report_and_keeps_its_exit_code(tmp_path, monkeypatch, capsys, faults, code):
+    import lab.cli
+
+    built_scenario(monkeypatch, tmp_path, faults)
     assert lab.cli.main(["punch-test", "--messages", str(MESSAGES)]) == code
     out = capsys.readouterr().out
     for name in ("report.md", "ladder.png", "merged.pcapng"):
         assert (tmp_path / RUN_ID / name).exists()
         assert str(tmp_path / RUN_ID / name) in out
+
+
+def test_a_failing_report_leaves_the_punch_test_verdict_alone(tmp_path, monkeypatch, capsys):
+    import lab.cli
+    import lab.run_report
+
+    def broken(run_dir, verdict):
+        raise RuntimeError("no ink")
+
+    built_scenario(monkeypatch, tmp_path, Faults())
+    monkeypatch.setattr(lab.run_report, "write_report", broken)
+    assert lab.cli.main(["punch-test", "--messages", str(MESSAGES)]) == 0
+    captured = capsys.readouterr()
+    assert "all checks passed" in captured.out
+    assert "the report could not be written" in captured.err and f"make report RUN={RUN_ID}" in captured.err
