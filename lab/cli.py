@@ -178,7 +178,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=func, engine_free=True)
         return cmd
 
-    on_a_run("verdict", cmd_verdict, "re-check a run from its pcaps").add_argument("-v", "--verbose", action="store_true")
+    v = on_a_run("verdict", cmd_verdict, "re-check a run from its pcaps")
+    v.add_argument("-v", "--verbose", action="store_true")
     on_a_run("report", cmd_report, "write report.md, ladder.png and merged.pcapng of a run")
     on_a_run("show", cmd_show, "print a run's flows and NAT tables")
     c = sub.add_parser("compose", help="regenerate compose.yaml from the topology")
