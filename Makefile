@@ -19,10 +19,10 @@ COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compo
 export ENGINE NAT_A NAT_B MESSAGES
 export NATLAB_COMPOSE := $(COMPOSE)
 
-.PHONY: help venv lab-up lab-down status punch-test verdict compose test unit-test system-test bench clean
+.PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test system-test bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 	@echo "  variables: ENGINE=$(ENGINE) NAT_A=$(NAT_A) NAT_B=$(NAT_B) MESSAGES=$(MESSAGES) RUNS=$(RUNS) COMPOSE='$(COMPOSE)'"
 
 $(STAMP): requirements.txt
@@ -42,11 +42,17 @@ lab-down: $(STAMP) ## remove every container and network of the lab
 status: $(STAMP) ## show the topology and whether the lab is up
 	$(PY) -m lab status
 
-punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps
+punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps, then the report
 	$(PY) -m lab punch-test --messages $(MESSAGES)
 
 verdict: $(STAMP) ## re-check a run from its pcaps (RUN=<id>, default captures/latest)
 	$(PY) -m lab verdict -v $(RUN)
+
+report: $(STAMP) ## write report.md, ladder.png, merged.pcapng of a run (RUN=<id>, default latest)
+	$(PY) -m lab report $(RUN)
+
+pcap-summary: $(STAMP) ## print a run's flows and NAT tables (RUN=<id>, default captures/latest)
+	$(PY) -m lab show $(RUN)
 
 compose: $(STAMP) ## regenerate compose.yaml from lab/topology.py
 	$(PY) -m lab compose

@@ -3,8 +3,10 @@
   up           stand the lab up (installs Docker and builds the node image if missing)
   down         remove every container and network of the lab
   status       show the topology and whether the lab is running
-  punch-test   run the captured punch scenario and print the verdict from the pcaps
+  punch-test   run the captured punch scenario, print the verdict from the pcaps, write the report
   verdict      re-check an existing run from its pcaps (default: captures/latest)
+  report       write a run's report.md, ladder.png and merged.pcapng (default: captures/latest)
+  show         print a run's flows and NAT tables (default: captures/latest)
   compose      regenerate compose.yaml from lab/topology.py (--check: only compare)
 """
 
@@ -16,10 +18,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.engine import Engine, LabError
 from lab.nat_presets import UnknownPreset
 from lab.topology import Topology, build_topology
+
+if TYPE_CHECKING:
+    from lab.verdict import Verdict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENGINES = ("docker",)
@@ -66,6 +72,14 @@ def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
     return 0 if up else 3
 
 
+def write_run_report(run_dir: Path, verdict: Verdict) -> None:
+    """Write the run's report beside its pcaps and say where."""
+    from lab.run_report import write_report
+
+    files = write_report(run_dir, verdict)
+    print(f"report: {files.report}\nladder: {files.ladder}\nall captures merged: {files.merged}")
+
+
 def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     from lab.report import verdict_table
     from lab.scenario import PunchTestConfig, run_punch_test
@@ -81,22 +95,50 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     verdict = analyse_run(run_dir)
     print(verdict_table(verdict, verbose=args.verbose))
     print(f"\npcaps, run.json and verdict.json in {run_dir}")
+    try:
+        write_run_report(run_dir, verdict)
+    except Exception as exc:  # noqa: BLE001  the verdict stands and decides the exit code; the report is extra
+        print(f"natlab: error: the report could not be written ({exc!r}); "
+              f"retry with `make report RUN={run_dir.name}`", file=sys.stderr)
     return 0 if verdict.ok else 1
+
+
+def run_dir_of(run: str | None) -> Path:
+    """A run named on the command line (a directory or a run id), default captures/latest."""
+    run_dir = Path(run) if run else captures_root() / "latest"
+    if not (run_dir / "run.json").exists():
+        candidate = captures_root() / run if run else run_dir
+        if not (candidate / "run.json").exists():
+            raise LabError(f"no run at {run_dir} (expected run.json and pcaps there)")
+        run_dir = candidate
+    return run_dir
 
 
 def cmd_verdict(args: argparse.Namespace, engine: Engine | None) -> int:
     from lab.report import verdict_table
     from lab.verdict import analyse_run
 
-    run_dir = Path(args.run) if args.run else captures_root() / "latest"
-    if not (run_dir / "run.json").exists():
-        candidate = captures_root() / args.run if args.run else run_dir
-        if not (candidate / "run.json").exists():
-            raise LabError(f"no run at {run_dir} (expected run.json and pcaps there)")
-        run_dir = candidate
-    verdict = analyse_run(run_dir)
+    verdict = analyse_run(run_dir_of(args.run))
     print(verdict_table(verdict, verbose=args.verbose))
     return 0 if verdict.ok else 1
+
+
+def cmd_report(args: argparse.Namespace, engine: Engine | None) -> int:
+    from lab.report import verdict_summary
+    from lab.verdict import analyse_run
+
+    run_dir = run_dir_of(args.run)
+    verdict = analyse_run(run_dir)
+    print(f"run {verdict.run_id}: {verdict_summary(verdict)}")
+    write_run_report(run_dir, verdict)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, engine: Engine | None) -> int:
+    from lab.run_report import summary
+
+    print(summary(run_dir_of(args.run)))
+    return 0
 
 
 def cmd_compose(args: argparse.Namespace, engine: Engine | None) -> int:
@@ -128,10 +170,18 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--punch-delay", type=float, default=1.0, help="seconds peer b waits before probing")
     pt.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every check")
     pt.set_defaults(func=cmd_punch_test)
-    v = sub.add_parser("verdict", help="re-check a run from its pcaps")
-    v.add_argument("run", nargs="?", help="run directory or run id (default: captures/latest)")
+
+    def on_a_run(name: str, func, text: str) -> argparse.ArgumentParser:
+        """A command that reads a past run, engine-free."""
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("run", nargs="?", help="run directory or run id (default: captures/latest)")
+        cmd.set_defaults(func=func, engine_free=True)
+        return cmd
+
+    v = on_a_run("verdict", cmd_verdict, "re-check a run from its pcaps")
     v.add_argument("-v", "--verbose", action="store_true")
-    v.set_defaults(func=cmd_verdict, engine_free=True)
+    on_a_run("report", cmd_report, "write report.md, ladder.png and merged.pcapng of a run")
+    on_a_run("show", cmd_show, "print a run's flows and NAT tables")
     c = sub.add_parser("compose", help="regenerate compose.yaml from the topology")
     c.add_argument("--check", action="store_true", help="fail if compose.yaml is out of date")
     c.set_defaults(func=cmd_compose, engine_free=True)

@@ -1,8 +1,8 @@
 """Read the lab's pcaps into flat packet records that the checks can reason about.
 
-Each record keeps what the verdict needs: where it was seen (vantage point), when (kernel
-timestamp), link and IP addresses, UDP ports, the payload, and the payload decoded as a lab
-message when it is one. ICMP errors keep the addresses of the packet they quote, since a leak
+Each record keeps what the analysis needs: where it was seen (vantage point), when (kernel
+timestamp), its size on the wire, link and IP addresses, UDP ports, the payload, and the payload
+decoded as a lab message when it is one. ICMP errors keep the addresses of the packet they quote, since a leak
 can hide there too.
 """
 
@@ -28,6 +28,7 @@ class Packet:
     payload: bytes = b""
     msg: Message | None = None
     quoted: tuple[str, ...] = ()  # addresses inside an ICMP error's quoted header
+    length: int = 0  # bytes of the captured frame
 
     @property
     def src_ep(self) -> Endpoint | None:
@@ -59,6 +60,7 @@ def load(path: Path, vantage: str | None = None) -> list[Packet]:
                 "src": ip.src,
                 "dst": ip.dst,
                 "proto": ip.proto,
+                "length": len(frame),
             }
             if ip.haslayer(ICMP) and ip.haslayer(IPerror):
                 fields["quoted"] = (ip[IPerror].src, ip[IPerror].dst)

@@ -1,9 +1,18 @@
-"""Text renderings for the terminal: the verdict table and the topology table."""
+"""Text renderings for the terminal: the verdict, topology, flows and NAT tables.
+
+The rows are built here once; the terminal (table) and report.md (lab.report_md) lay them out.
+"""
 
 from __future__ import annotations
 
+from lab.flows import Flow
+from lab.nat_table import Translation
 from lab.topology import Role, Topology
 from lab.verdict import Verdict
+
+VERDICT_HEADER = ["#", "result", "check", "what the pcaps show"]
+FLOW_HEADER = ["vantage", "proto", "source", "destination", "role", "packets", "bytes", "first", "last"]
+NAT_HEADER = ["router", "private", "public", "remote", "first seen", "out", "in", "note"]
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -12,14 +21,59 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def verdict_table(verdict: Verdict, verbose: bool = False) -> str:
+def seconds(t: float) -> str:
+    """A time since the run's first packet, as tshark's frame.time_relative shows it."""
+    return f"+{t:.6f}s"
+
+
+def verdict_summary(verdict: Verdict) -> str:
+    return "all checks passed" if verdict.ok else f"{sum(not c.ok for c in verdict.checks)} check(s) FAILED"
+
+
+def verdict_rows(verdict: Verdict, verbose: bool = False) -> list[list[str]]:
     rows = []
     for c in verdict.checks:
         rows.append([c.id, "PASS" if c.ok else "FAIL", c.title, c.detail])
         if verbose or not c.ok:
             rows += [["", "", "", f"  {e}"] for e in c.evidence]
-    summary = "all checks passed" if verdict.ok else f"{sum(not c.ok for c in verdict.checks)} check(s) FAILED"
-    return f"verdict for run {verdict.run_id}: {summary}\n" + table(rows, ["#", "result", "check", "what the pcaps show"])
+    return rows
+
+
+def verdict_table(verdict: Verdict, verbose: bool = False) -> str:
+    return f"verdict for run {verdict.run_id}: {verdict_summary(verdict)}\n" + table(
+        verdict_rows(verdict, verbose), VERDICT_HEADER
+    )
+
+
+def flow_rows(flows: list[Flow]) -> list[list[str]]:
+    return [
+        [f.vantage, f.proto, f.src, f.dst, f.role.value, str(f.packets), str(f.bytes),
+         seconds(f.first), seconds(f.last)]
+        for f in flows
+    ]
+
+
+def nat_note(t: Translation) -> str:
+    if not t.translated:
+        return "NOT translated: forwarded to a private address"
+    return "as the broker reported" if t.reported else "NOT the endpoint the broker reported"
+
+
+def nat_rows(translations: list[Translation]) -> list[list[str]]:
+    return [
+        [t.router, t.private, t.public, t.remote, seconds(t.first), str(t.outbound), str(t.inbound), nat_note(t)]
+        for t in translations
+    ]
+
+
+def capture_summary(flows: list[Flow], translations: list[Translation]) -> str:
+    """What `make pcap-summary` prints: the flows at every vantage point, then the NAT tables."""
+    return (
+        "flows (one direction of a 5-tuple at one capture point, per role)\n"
+        + table(flow_rows(flows), FLOW_HEADER)
+        + "\n\nNAT translations (from each router's LAN and WAN captures)\n"
+        + (table(nat_rows(translations), NAT_HEADER) if translations else "none seen")
+    )
 
 
 def topology_table(topology: Topology) -> str:

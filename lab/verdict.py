@@ -60,8 +60,18 @@ class RunView:
         """A packet's time relative to the first packet of the run, as users read it in tshark."""
         return f"+{p.time - self.t0:.6f}s"
 
+    @staticmethod
+    def vantage(node: str, side: str) -> str:
+        """A capture point's name, as its pcap is named: <node>-<side>."""
+        return f"{node}-{side}"
+
+    @property
+    def vantages(self) -> list[str]:
+        """Every capture point the topology names, in its stable order."""
+        return [self.vantage(n.name, i.side) for n, i in self.topology.captures]
+
     def at(self, node: str, side: str) -> list[Packet]:
-        return self.caps.get(f"{node}-{side}", [])
+        return self.caps.get(self.vantage(node, side), [])
 
     @property
     def broker(self) -> list[Packet]:
@@ -76,13 +86,13 @@ class RunView:
     def partner(self, pair: Pair) -> Pair:
         return next(p for p in self.pairs if p.label != pair.label)
 
+    def introductions(self) -> list[Packet]:
+        """The introductions the broker sent, as its own capture saw them leave."""
+        return [p for p in self.broker if isinstance(p.msg, Intro) and p.src == self.broker_ip]
+
     def reported_endpoints(self) -> dict[str, Endpoint]:
         """Each peer's public endpoint as the broker told its partner (from the intros it sent)."""
-        return {
-            p.msg.partner: p.msg.partner_endpoint
-            for p in self.broker
-            if isinstance(p.msg, Intro) and p.src == self.broker_ip
-        }
+        return {p.msg.partner: p.msg.partner_endpoint for p in self.introductions()}
 
 
 def _ping_count(packets: list[Packet], ping_tag: str) -> int:
@@ -111,7 +121,7 @@ def check_rendezvous(view: RunView) -> Check:
 
 
 def check_skip_server(view: RunView) -> Check:
-    intros = [p for p in view.broker if isinstance(p.msg, Intro) and p.src == view.broker_ip]
+    intros = view.introductions()
     if not intros:
         return Check("2", "traffic after rendezvous skips the server", False, "the broker sent no introduction")
     last = max(p.time for p in intros)
@@ -177,7 +187,7 @@ def _translations(view: RunView, pair: Pair) -> set[tuple[str, str]]:
 def check_nat_real(view: RunView) -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
-    wan_vantages = {f"{n.name}-{i.side}" for n, i in view.topology.captures if i.side == "wan"}
+    wan_vantages = {view.vantage(n.name, i.side) for n, i in view.topology.captures if i.side == "wan"}
     private_texts = [str(p.private_ip).encode() for p in view.pairs]
     for vantage in sorted(wan_vantages):
         for p in view.caps.get(vantage, []):
@@ -271,11 +281,16 @@ def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, la
     )
 
 
+def read_run(run_dir: Path) -> tuple[dict, RunView]:
+    """A run directory's record (run.json) and its captures, named by the run's own topology snapshot."""
+    record = json.loads((run_dir / "run.json").read_text())
+    return record, RunView(load_run(run_dir), Topology.from_json(record["topology"]))
+
+
 def analyse_run(run_dir: Path) -> Verdict:
     """Analyse a run directory (pcaps + run.json) and write verdict.json beside them."""
-    record = json.loads((run_dir / "run.json").read_text())
-    topology = Topology.from_json(record["topology"])
+    record, view = read_run(run_dir)
     config = record["config"]
-    verdict = analyse(load_run(run_dir), topology, config["messages"], config["late_peer"], record["run_id"])
+    verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], record["run_id"])
     (run_dir / "verdict.json").write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
     return verdict

@@ -2,12 +2,17 @@
 
 A good run is written the way the real lab captures it: each datagram appears on every vantage
 point it crosses, with the addresses it has there (private on a LAN, translated on the WAN).
-Faults are switches that change what the captures hold, so each check can be shown to fail.
+The routers translate each peer's port to another public port, so a test can tell a translation
+the analysis reconstructed from one it merely assumed. Faults are switches that change what the
+captures hold, so each check can be shown to fail. Besides the pcaps, the builder keeps what it
+put on the wire (BuiltRun): every datagram with its sender and where it ended, and each
+translation the routers applied.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scapy.layers.inet import IP, UDP
@@ -15,11 +20,15 @@ from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from lab.proto import Data, Endpoint, Intro, Message, Ping, Probe, Register, Waiting, encode
-from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, PunchTestConfig, tag
 from lab.topology import Pair, Topology, build_topology
+from lab.verdict import RunView
 
 MESSAGES = 5
 LATE_PEER = "b"
+RUN_ID = "built"
+PRIVATE_PORT = 41000  # + the pair's index
+PUBLIC_PORT = 52000  # + the pair's index: what the routers translate each peer's port to
 
 
 @dataclass(frozen=True)
@@ -31,21 +40,43 @@ class Faults:
     bypass: bool = False  # with forwarding off, peer-a still reaches the broker
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One datagram as the builder put it on the wire."""
+
+    msg: Message
+    src: str  # the node that sent it
+    dst: str  # the node where it ended: its receiver, or the router that dropped it
+    dropped: bool
+    frames: int  # how many vantage points captured it
+
+
+@dataclass
+class BuiltRun:
+    topology: Topology
+    private: dict[str, Endpoint]  # each peer's socket, by pair label
+    public: dict[str, Endpoint]  # what its router translates that socket to
+    sent: list[Sent] = field(default_factory=list)
+
+
 class RunBuilder:
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
-        self.frames: dict[str, list] = {f"{n.name}-{i.side}": [] for n, i in topology.captures}
+        self.frames: dict[str, list] = {RunView.vantage(n.name, i.side): [] for n, i in topology.captures}
         self.clock = 1_700_000_000.0
+        self.sent: list[Sent] = []
 
-    def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message | bytes) -> None:
-        """One datagram, seen at each vantage point with that vantage's (src, dst)."""
+    def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message, src: str, dst: str,
+             dropped: bool = False) -> None:
+        """One datagram from node `src`, seen at each vantage point with that vantage's (src, dst)."""
         self.clock += 0.001
-        payload = msg if isinstance(msg, bytes) else encode(msg)
-        for vantage, (src, dst) in vantages.items():
-            frame = Ether() / IP(src=src.ip, dst=dst.ip) / UDP(sport=src.port, dport=dst.port) / payload
+        payload = encode(msg)
+        for vantage, (s, d) in vantages.items():
+            frame = Ether() / IP(src=s.ip, dst=d.ip) / UDP(sport=s.port, dport=d.port) / payload
             frame.time = self.clock
             self.frames[vantage].append(frame)
             self.clock += 0.0001
+        self.sent.append(Sent(msg, src, dst, dropped, len(vantages)))
 
     def write(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -53,48 +84,64 @@ class RunBuilder:
             wrpcap(str(run_dir / f"{vantage}.pcap"), frames, linktype=1)
 
 
-def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES) -> Topology:
+def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES) -> None:
+    """A run.json as the scenario writes it, with what the analysis reads from it."""
+    config = PunchTestConfig(messages=messages, late_peer=LATE_PEER)
+    record = {"run_id": RUN_ID, "config": asdict(config), "topology": topology.to_json()}
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES) -> BuiltRun:
     topo = build_topology()
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
     outsider = Endpoint(str(topo.outsider.address), 50000)
     a_pair, b_pair = topo.pair("a"), topo.pair("b")
-    priv = {p.label: Endpoint(str(p.private_ip), 41000 + i) for i, p in enumerate(topo.pairs)}
-    pub = {p.label: Endpoint(str(p.public_ip), 41000 + i) for i, p in enumerate(topo.pairs)}
+    priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
+    pub = {p.label: Endpoint(str(p.public_ip), PUBLIC_PORT + i) for i, p in enumerate(topo.pairs)}
+    BROKER, OUTSIDER = topo.broker.name, topo.outsider.name  # noqa: N806
+    broker_wan = RunView.vantage(BROKER, "wan")
 
     def lan(p: Pair) -> str:
-        return f"{p.router.name}-lan"
+        return RunView.vantage(p.router.name, "lan")
 
     def wan(p: Pair) -> str:
-        return f"{p.router.name}-wan"
+        return RunView.vantage(p.router.name, "wan")
 
     def peer_to_broker(p: Pair, msg: Message) -> None:
-        b.send({lan(p): (priv[p.label], broker), wan(p): (pub[p.label], broker), "broker-wan": (pub[p.label], broker)}, msg)
+        b.send({lan(p): (priv[p.label], broker), wan(p): (pub[p.label], broker), broker_wan: (pub[p.label], broker)},
+               msg, p.peer.name, BROKER)
 
     def broker_to_peer(p: Pair, msg: Message) -> None:
-        b.send({"broker-wan": (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])}, msg)
+        b.send({broker_wan: (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])},
+               msg, BROKER, p.peer.name)
 
     def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
         seen = {lan(src): (priv[src.label], pub[dst.label]), wan(src): (pub[src.label], pub[dst.label]),
                 wan(dst): (pub[src.label], pub[dst.label])}
         if delivered:
             seen[lan(dst)] = (pub[src.label], priv[dst.label])
-        b.send(seen, msg)
+        b.send(seen, msg, src.peer.name, dst.peer.name if delivered else dst.router.name, dropped=not delivered)
 
     # Control: forwarding off, pings stay on the LAN.
     for p in topo.pairs:
         for seq in range(3):
             seen = {lan(p): (Endpoint(str(p.private_ip), 39000), broker)}
-            if faults.bypass and p.label == "a":
-                seen.update({wan(p): (Endpoint(str(p.public_ip), 39000), broker), "broker-wan": (Endpoint(str(p.public_ip), 39000), broker)})
-            b.send(seen, Ping(tag(TAG_NO_BYPASS, p), seq))
+            through = faults.bypass and p.label == "a"
+            if through:
+                public = Endpoint(str(p.public_ip), 39000)
+                seen.update({wan(p): (public, broker), broker_wan: (public, broker)})
+            b.send(seen, Ping(tag(TAG_NO_BYPASS, p), seq), p.peer.name, BROKER if through else p.router.name,
+                   dropped=not through)
     # Control: the outsider aims at the private addresses.
     for p in topo.pairs:
         for seq in range(2):
             seen = {wan(p): (outsider, Endpoint(str(p.private_ip), 40000))}
-            if faults.firewall_off and p.label == "b":
+            through = faults.firewall_off and p.label == "b"
+            if through:
                 seen[lan(p)] = (outsider, Endpoint(str(p.private_ip), 40000))
-            b.send(seen, Ping(tag(TAG_UNSOLICITED, p), seq))
+            b.send(seen, Ping(tag(TAG_UNSOLICITED, p), seq), OUTSIDER, p.peer.name if through else p.router.name,
+                   dropped=not through)
     # Rendezvous: a waits, b completes the room, both are introduced.
     peer_to_broker(a_pair, Register("r", "a", "t1"))
     broker_to_peer(a_pair, Waiting("r", "t1", pub["a"]))
@@ -113,6 +160,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         if not faults.one_way:
             peer_to_peer(b_pair, a_pair, Data("r", "b", seq, f"hello #{seq} from b"))
     if faults.leak:
-        b.send({lan(a_pair): (priv["a"], pub["b"]), wan(a_pair): (priv["a"], pub["b"])}, Data("r", "a", 99, "raw"))
+        b.send({lan(a_pair): (priv["a"], pub["b"]), wan(a_pair): (priv["a"], pub["b"])}, Data("r", "a", 99, "raw"),
+               a_pair.peer.name, b_pair.router.name)
     b.write(run_dir)
-    return topo
+    return BuiltRun(topo, priv, pub, b.sent)

@@ -38,5 +38,5 @@ def test_compose_file_check_passes_on_a_clean_checkout():
 def test_help_explains_the_commands():
     proc = run("--help")
     assert proc.returncode == 0
-    for command in ("up", "down", "punch-test", "verdict", "compose"):
+    for command in ("up", "down", "punch-test", "verdict", "report", "show", "compose"):
         assert command in proc.stdout

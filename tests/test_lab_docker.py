@@ -1,6 +1,7 @@
 """System tests: the real lab under Docker. Genuine kernel NAT, genuine punching, real pcaps.
 
 Needs root; installs and starts Docker when missing (as `make lab-up` does). Marker: docker.
+The lab comes from the module-scoped `engine` fixture in conftest.py.
 """
 
 from __future__ import annotations
@@ -9,35 +10,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from lab.docker_engine import DockerEngine
 from lab.nodeenv import OFF_LAB_PROBE
 from lab.pcaps import load
 from lab.scenario import TAG_UNSOLICITED, PunchTestConfig, run_punch_test, tag
-from lab.topology import build_topology
 from lab.verdict import analyse_run
+from tests.conftest import punch_test_cli, say
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
-
-
-def say(message: str) -> None:
-    print(f"[lab] {message}", file=sys.stderr)
-
-
-@pytest.fixture(scope="module")
-def engine():
-    eng = DockerEngine(build_topology(), ROOT)
-    eng.up(say)
-    yield eng
-    eng.down(say)
 
 
 def test_no_node_has_a_route_off_the_lab(engine):
@@ -62,11 +47,9 @@ def test_lab_up_again_changes_nothing(engine):
 
 
 def test_make_punch_test_passes_and_its_pcaps_prove_it(engine, tmp_path):
-    env = {**os.environ, "NATLAB_CAPTURES": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "lab", "punch-test"], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc, run_dir = punch_test_cli(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
-    run_dir = (tmp_path / "latest").resolve()
     verdict = json.loads((run_dir / "verdict.json").read_text())
     assert verdict["ok"] and [c["id"] for c in verdict["checks"]] == ["1", "2", "3", "4", "5a", "5b"]
     names = sorted(p.name for p in run_dir.glob("*.pcap"))

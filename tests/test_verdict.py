@@ -15,7 +15,7 @@ from tests.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
 
 
 def verdict_for(tmp_path: Path, faults: Faults = Faults()):
-    topo = build_run(tmp_path, faults)
+    topo = build_run(tmp_path, faults).topology
     return analyse(load_run(tmp_path), topo, MESSAGES, LATE_PEER, "test")
 
 

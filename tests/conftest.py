@@ -1,0 +1,54 @@
+"""Fixtures and helpers shared by the test modules.
+
+`engine` is the real lab under Docker, stood up once for each system-test module that asks for
+it and torn down after it (module scope: every module starts from a fresh lab).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def say(message: str) -> None:
+    print(f"[lab] {message}", file=sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from lab.docker_engine import DockerEngine
+    from lab.topology import build_topology
+
+    eng = DockerEngine(build_topology(), ROOT)
+    eng.up(say)
+    yield eng
+    eng.down(say)
+
+
+def punch_test_cli(captures: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m lab punch-test` with its captures under `captures`: the process and the run dir."""
+    env = {**os.environ, "NATLAB_CAPTURES": str(captures)}
+    argv = [sys.executable, "-m", "lab", "punch-test"]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    return proc, (captures / "latest").resolve()
+
+
+def frames_per_vantage(run_dir: Path) -> dict[str, int]:
+    """How many frames each <vantage>.pcap of a run holds."""
+    from scapy.utils import rdpcap
+
+    return {p.stem: len(rdpcap(str(p))) for p in sorted(run_dir.glob("*.pcap"))}
+
+
+def tshark_interface_names(pcapng: Path) -> list[str]:
+    """The interface name of every frame of a pcapng, as tshark reads it."""
+    out = subprocess.run(["tshark", "-r", str(pcapng), "-T", "fields", "-e", "frame.interface_name"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
