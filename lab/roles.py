@@ -2,9 +2,8 @@
 
 Roles come from decoding the payload (lab.proto), never from guessing by size or port: a
 datagram is a probe because it says so. Decoders are tried in order; the first that recognises a
-packet names its role. When the broker speaks STUN, a STUN decoder joins DECODERS (Binding
-requests and responses are registrations; peer-to-peer Binding checks are probes) and nothing
-downstream changes.
+packet names its role. STUN (RFC 8489, told apart by its first byte as in RFC 7983) has its
+own role: address discovery, as classifiers and standard clients do against the broker.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
+from lab import stun
 from lab.pcaps import Packet
 from lab.proto import Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
 
@@ -22,6 +22,7 @@ class PacketRole(str, Enum):
     PROBE = "probe"  # peer -> peer hole punching
     DATA = "data"  # peer -> peer payload over the punched path
     CONTROL = "control"  # the control experiments' pings and pongs
+    STUN = "stun"  # STUN Binding requests and answers: address and NAT behaviour discovery
     OTHER = "other"  # anything no decoder recognises (ICMP, foreign traffic)
 
 
@@ -42,8 +43,19 @@ def lab_role(packet: Packet) -> PacketRole | None:
     return _LAB_ROLES.get(type(packet.msg)) if packet.msg is not None else None
 
 
+def stun_role(packet: Packet) -> PacketRole | None:
+    """STUN messages that parse as such (a first byte of 0-3 alone is not enough)."""
+    if not stun.is_stun(packet.payload):
+        return None
+    try:
+        stun.decode(packet.payload)
+    except stun.StunError:
+        return None
+    return PacketRole.STUN
+
+
 Decoder = Callable[[Packet], "PacketRole | None"]
-DECODERS: tuple[Decoder, ...] = (lab_role,)
+DECODERS: tuple[Decoder, ...] = (lab_role, stun_role)
 
 
 def role_of(packet: Packet) -> PacketRole:

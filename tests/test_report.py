@@ -64,6 +64,12 @@ def test_roles_come_from_the_lab_protocol():
     # Same size as a probe but not one of ours: not guessed.
     assert role_of(packet(b"x" * len(encode(Probe("r", "a", 1, False))))) is PacketRole.OTHER
     assert role_of(packet(b"", proto=1)) is PacketRole.OTHER
+    # STUN is decoded as STUN; a datagram that merely starts like STUN is not.
+    from lab import stun
+
+    binding = stun.encode(stun.Message(stun.Method.BINDING, stun.Class.REQUEST))
+    assert role_of(packet(binding)) is PacketRole.STUN
+    assert role_of(packet(b"\x00\x01" + b"\xff" * 30)) is PacketRole.OTHER
 
 
 def test_a_resent_datagram_is_a_journey_of_its_own():
