@@ -1,43 +1,127 @@
-"""NAT behaviours a router can take, named by preset, described on the axes of RFC 4787.
+"""NAT behaviours a router can take, on the axes of RFC 4787, by preset name or axis by axis.
 
-The router program (nat/router.py) turns a preset into kernel rules; the topology only names it.
-Adding a behaviour means adding a preset here and its rules in nat/rules.py.
+A router's NAT setting is one string: a preset name, axes, or a preset with axes overriding it:
+
+    port-restricted
+    symmetric
+    mapping=eim,filtering=adf,ports=preserve,hairpin=on,timeout=20
+    full-cone,hairpin=on,timeout=10
+
+parse_nat() turns it into a NatBehaviour or fails with what is valid, before anything starts.
+The router program (nat/router.py) turns a NatBehaviour into kernel rules (nat/rules.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+MAPPINGS = {"eim": "endpoint-independent", "adm": "address-dependent", "apdm": "address-and-port-dependent"}
+FILTERINGS = {"eif": "endpoint-independent", "adf": "address-dependent", "apdf": "address-and-port-dependent"}
+ALLOCATIONS = ("preserve", "sequential", "random")
+# Port allocation each mapping can have here. Preserving the port is only possible when one public
+# port serves every remote (EIM); a sequential counter only makes sense per new mapping of a flow.
+ALLOWED_ALLOCATIONS = {"eim": ("preserve", "random"), "adm": ("random",), "apdm": ("random", "sequential")}
+TIMEOUT_RANGE = (1, 3600)
 
 
 @dataclass(frozen=True)
 class NatBehaviour:
-    mapping: str  # eim | adm | apdm
-    filtering: str  # eif | adf | apdf
-    allocation: str  # preserve | sequential | random
-    hairpinning: bool
-    udp_timeout_s: int
+    mapping: str
+    filtering: str
+    allocation: str
+    hairpinning: bool = False
+    udp_timeout_s: int = 30
 
     def describe(self) -> str:
         return (
             f"mapping={self.mapping} filtering={self.filtering} ports={self.allocation} "
-            f"hairpin={'on' if self.hairpinning else 'off'} udp-timeout={self.udp_timeout_s}s"
+            f"hairpin={'on' if self.hairpinning else 'off'} timeout={self.udp_timeout_s}s"
         )
 
+    def spec(self) -> str:
+        """The axes as a NAT setting string that parses back to this behaviour."""
+        return self.describe().replace(" ", ",").removesuffix("s")
 
-# Plain MASQUERADE with a silently-dropping stateful firewall: what a Linux home router does.
+
 PRESETS: dict[str, NatBehaviour] = {
-    "port-restricted": NatBehaviour("eim", "apdf", "preserve", hairpinning=False, udp_timeout_s=30),
+    # Plain MASQUERADE with a silently-dropping stateful firewall: what a Linux home router does.
+    "port-restricted": NatBehaviour("eim", "apdf", "preserve"),
+    "full-cone": NatBehaviour("eim", "eif", "preserve"),
+    "restricted-cone": NatBehaviour("eim", "adf", "preserve"),
+    "symmetric": NatBehaviour("apdm", "apdf", "random"),
+    "symmetric-sequential": NatBehaviour("apdm", "apdf", "sequential"),
+    "address-dependent": NatBehaviour("adm", "apdf", "random"),
 }
 DEFAULT_PRESET = "port-restricted"
 
 
 class UnknownPreset(ValueError):
-    pass
+    """A NAT setting that names no preset, or axes that are unknown or contradict each other."""
 
 
-def validate_preset(name: str) -> str:
-    """Return the name if it is a preset; otherwise fail with the list of valid ones."""
-    if name not in PRESETS:
-        valid = ", ".join(sorted(PRESETS))
-        raise UnknownPreset(f"unknown NAT preset {name!r}; valid presets: {valid}")
-    return name
+def _axis(key: str, value: str, valid: tuple[str, ...] | dict) -> str:
+    if value not in valid:
+        raise UnknownPreset(f"unknown {key} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def _switch(key: str, value: str) -> bool:
+    if value not in ("on", "off"):
+        raise UnknownPreset(f"{key} must be on or off, not {value!r}")
+    return value == "on"
+
+
+def parse_nat(text: str) -> NatBehaviour:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UnknownPreset(f"empty NAT setting; valid presets: {', '.join(PRESETS)}")
+    behaviour = PRESETS[DEFAULT_PRESET]
+    if "=" not in items[0]:
+        name = items.pop(0)
+        if name not in PRESETS:
+            raise UnknownPreset(
+                f"unknown NAT preset {name!r}; valid presets: {', '.join(PRESETS)} "
+                "(or axes: mapping=eim|adm|apdm,filtering=eif|adf|apdf,ports=preserve|sequential|random,"
+                "hairpin=on|off,timeout=SECONDS)"
+            )
+        behaviour = PRESETS[name]
+    elif not any(i.startswith("ports=") for i in items):
+        # Axes alone: a mapping that cannot preserve ports gets its natural allocation.
+        mapping = next((i.split("=", 1)[1] for i in items if i.startswith("mapping=")), behaviour.mapping)
+        if mapping in ALLOWED_ALLOCATIONS:
+            behaviour = replace(behaviour, allocation=ALLOWED_ALLOCATIONS[mapping][0])
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UnknownPreset(f"{item!r}: a preset name may only come first; axes are KEY=VALUE")
+        if key == "mapping":
+            behaviour = replace(behaviour, mapping=_axis(key, value, MAPPINGS))
+        elif key == "filtering":
+            behaviour = replace(behaviour, filtering=_axis(key, value, FILTERINGS))
+        elif key == "ports":
+            behaviour = replace(behaviour, allocation=_axis(key, value, ALLOCATIONS))
+        elif key == "hairpin":
+            behaviour = replace(behaviour, hairpinning=_switch(key, value))
+        elif key == "timeout":
+            low, high = TIMEOUT_RANGE
+            if not value.isdigit() or not low <= int(value) <= high:
+                raise UnknownPreset(f"timeout must be whole seconds from {low} to {high}, not {value!r}")
+            behaviour = replace(behaviour, udp_timeout_s=int(value))
+        else:
+            raise UnknownPreset(f"unknown NAT axis {key!r}; valid: mapping, filtering, ports, hairpin, timeout")
+    allowed = ALLOWED_ALLOCATIONS[behaviour.mapping]
+    if behaviour.allocation not in allowed:
+        raise UnknownPreset(
+            f"mapping={behaviour.mapping} cannot have ports={behaviour.allocation}; it can have ports={'|'.join(allowed)}"
+        )
+    return behaviour
+
+
+def validate_preset(text: str) -> str:
+    """Return the NAT setting unchanged if it parses; otherwise fail with what is valid."""
+    parse_nat(text)
+    return text
+
+
+def preset_name(behaviour: NatBehaviour) -> str | None:
+    return next((name for name, b in PRESETS.items() if b == behaviour), None)

@@ -1,22 +1,29 @@
-"""The NAT router node: forwarding, NAT rules and firewall from the router's preset.
+"""The NAT router node: forwarding, NAT rules and firewall from the router's NAT setting.
 
-`python3 -m nat.router` is the container's main process: it prepares the node, applies the rules,
-reports ready (the healthcheck peers wait for) and then idles. `python3 -m nat.router apply
-[--firewall off]` re-applies the rules on a running router and flushes conntrack, so that the new
-rules take effect at once; the lab's controls use it.
+    python3 -m nat.router                      the container's main process
+    python3 -m nat.router apply [--nat SETTING] [--firewall on|off]
+    python3 -m nat.router show
+
+The main process prepares the node, applies the rules, reports ready (the healthcheck peers wait
+for) and idles. `apply` replaces the rules on a running router and flushes conntrack, so a new
+behaviour takes effect at once (NAT decisions are taken once per conntrack entry); it keeps
+whatever it is not told to change. `show` prints the behaviour in force.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 from lab import nodeenv
+from lab.nat_presets import UnknownPreset, parse_nat, preset_name
 from nat import rules
 
 REQUIRED_SYSCTLS = {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0"}
+STATE_FILE = Path("/run/natlab-nat.json")
 
 
 def check_sysctls() -> None:
@@ -30,35 +37,60 @@ def check_sysctls() -> None:
 def run(argv: list[str], stdin: str | None = None) -> None:
     proc = subprocess.run(argv, input=stdin, text=True, capture_output=True)
     if proc.returncode != 0:
-        raise SystemExit(f"router: {' '.join(argv)} failed: {proc.stderr.strip()}")
+        raise SystemExit(f"router: {' '.join(argv)} failed: {proc.stderr.strip()[:2000]}")
 
 
-def apply(settings: nodeenv.NodeSettings, firewall: bool = True) -> None:
-    wan = nodeenv.interface_for(settings.addresses["wan"])
+def current_state(settings: nodeenv.NodeSettings) -> dict:
+    if STATE_FILE.exists():
+        return json.loads(STATE_FILE.read_text())
+    return {"nat": settings.nat or "", "firewall": True}
+
+
+def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True) -> dict:
+    behaviour = parse_nat(nat)
+    wan_ip = settings.addresses["wan"]
+    wan = nodeenv.interface_for(wan_ip)
     lan = nodeenv.interface_for(settings.addresses["lan"])
-    run(["iptables-restore", "--noflush"], rules.render(settings.nat or "", wan, lan, firewall))
-    for table, hook, target in rules.hook_rules():
-        present = subprocess.run(["iptables", "-t", table, "-C", hook, "-j", target], capture_output=True)
-        if present.returncode != 0:
-            run(["iptables", "-t", table, "-I", hook, "1", "-j", target])
-    # NAT decisions are taken once per conntrack entry: forget the old ones.
+    run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
     subprocess.run(["conntrack", "-F"], capture_output=True)
-    print(f"{settings.name}: {settings.nat} NAT wan={wan} lan={lan} firewall={'on' if firewall else 'off'}", flush=True)
+    state = {
+        "nat": nat,
+        "preset": preset_name(behaviour),
+        "behaviour": behaviour.describe(),
+        "firewall": firewall,
+        "wan": wan,
+        "lan": lan,
+    }
+    STATE_FILE.write_text(json.dumps(state) + "\n")
+    print(f"{settings.name}: {nat} NAT ({behaviour.describe()}) wan={wan} lan={lan} "
+          f"firewall={'on' if firewall else 'off'}", flush=True)
+    return state
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="nat.router", description=__doc__)
+    parser = argparse.ArgumentParser(prog="nat.router", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    re_apply = sub.add_parser("apply", help="re-apply the rules on a running router")
-    re_apply.add_argument("--firewall", choices=("on", "off"), default="on")
+    re_apply = sub.add_parser("apply", help="replace the rules on a running router")
+    re_apply.add_argument("--nat", help="NAT setting (preset or axes); default: the one in force")
+    re_apply.add_argument("--firewall", choices=("on", "off"), help="default: as in force")
+    sub.add_parser("show", help="print the behaviour in force as JSON")
     args = parser.parse_args(argv)
     settings = nodeenv.settings_from_env()
-    if args.command == "apply":
-        apply(settings, firewall=args.firewall == "on")
-        return
-    check_sysctls()
-    nodeenv.prepare(settings)
-    apply(settings)
+    try:
+        if args.command == "show":
+            print(json.dumps(current_state(settings)))
+            return
+        if args.command == "apply":
+            state = current_state(settings)
+            firewall = state["firewall"] if args.firewall is None else args.firewall == "on"
+            apply(settings, args.nat or state["nat"], firewall)
+            return
+        check_sysctls()
+        nodeenv.prepare(settings)
+        apply(settings, settings.nat or "")
+    except UnknownPreset as exc:
+        raise SystemExit(f"router: {exc}") from None
     nodeenv.mark_ready()
     nodeenv.wait_for_stop()
 

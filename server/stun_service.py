@@ -40,7 +40,15 @@ class Addresses:
         return values[1] if value == values[0] else values[0]
 
     def other(self, local: Endpoint) -> Endpoint:
-        return Endpoint(self._other(self.ips, local.ip), self._other(self.ports, local.port))
+        """OTHER-ADDRESS: the alternate IP with the port the request did not come to.
+
+        On the primary IP this is exactly RFC 5780's "change IP and port" address. On the
+        alternate IP it keeps naming the alternate IP (RFC 5780 would name the primary): coturn's
+        turnutils_natdiscovery takes test III's target from the test II answer, and test III
+        must go to the alternate IP and port. RFC-following clients read OTHER-ADDRESS from test
+        I's answer, on the primary, and see no difference.
+        """
+        return Endpoint(self.ips[1], self._other(self.ports, local.port))
 
     def answer_from(self, local: Endpoint, change: int) -> Endpoint:
         ip = self._other(self.ips, local.ip) if change & stun.CHANGE_IP else local.ip

@@ -1,39 +1,89 @@
-"""The router's rules as iptables-restore input."""
+"""The router's nftables script for each behaviour (syntax is checked by nft itself when present)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import uuid
+
 import pytest
 
-from lab.nat_presets import UnknownPreset
-from nat.rules import hook_rules, render
+from lab.nat_presets import PRESETS, parse_nat
+from nat.rules import render
+
+WAN, LAN, WAN_IP = "eth1", "eth0", "198.51.100.101"
 
 
-def test_port_restricted_masquerades_on_the_wan_and_drops_the_unsolicited():
-    text = render("port-restricted", "eth1", "eth0")
-    assert "-A NATLAB-POSTROUTING -o eth1 -j MASQUERADE" in text
-    for chain in ("NATLAB-FORWARD", "NATLAB-INPUT"):
-        accept = f"-A {chain} -i eth1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
-        drop = f"-A {chain} -i eth1 -j DROP"
-        assert text.index(accept) < text.index(drop)
-    assert "REJECT" not in text  # a reject would confirm conntrack entries (see nat-facts)
-    assert text.count("COMMIT") == 2
+def script(setting: str, firewall: bool = True) -> str:
+    return render(parse_nat(setting), WAN, LAN, WAN_IP, firewall)
 
 
-def test_firewall_off_keeps_the_nat_and_empties_the_filter_chains():
-    text = render("port-restricted", "eth1", "eth0", firewall=False)
-    assert "MASQUERADE" in text
-    assert "DROP" not in text
-    assert ":NATLAB-FORWARD - [0:0]" in text  # still declared, so a re-apply flushes it
+def test_port_restricted_is_masquerade_behind_a_silent_firewall():
+    text = script("port-restricted")
+    assert 'oifname "eth1" masquerade\n' in text
+    for hook in ("forward", "input"):
+        chain = text[text.index(f"chain {hook} {{"):]
+        assert chain.index("ct state established,related accept") < chain.index('iifname "eth1" drop')
+    assert "reject" not in text  # a reject would confirm conntrack entries (see nat-facts)
+    assert "dnat" not in text  # APDF: conntrack alone lets replies in
 
 
-def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(UnknownPreset, match="valid presets: port-restricted"):
-        render("no-such-nat", "eth1", "eth0")
+def test_the_table_is_replaced_atomically_and_is_not_called_nat():
+    text = script("full-cone")
+    assert text.startswith("table ip natlab\ndelete table ip natlab\ntable ip natlab {")
+    assert "flush ruleset" not in text and "table ip nat " not in text
 
 
-def test_every_hook_jumps_into_its_own_chain():
-    assert set(hook_rules()) == {
-        ("nat", "POSTROUTING", "NATLAB-POSTROUTING"),
-        ("filter", "FORWARD", "NATLAB-FORWARD"),
-        ("filter", "INPUT", "NATLAB-INPUT"),
-    }
+def test_cone_filtering_dnats_through_the_learnt_mapping():
+    eif, adf = script("full-cone"), script("restricted-cone")
+    assert 'iifname "eth1" udp dport @cone dnat ip to udp dport map @cone' in eif
+    assert "udp dport . ip saddr @cone_remotes dnat" in adf
+    for text in (eif, adf):
+        assert "update @cone { udp sport : ct original ip saddr . ct original proto-src }" in text
+        assert 'iifname "eth1" ct status dnat accept' in text  # the firewall lets the cone through
+
+
+@pytest.mark.parametrize(
+    "setting, rule",
+    [
+        ("symmetric", "masquerade fully-random"),
+        ("symmetric-sequential", "numgen inc mod 1000 map { 0 : 20000, 1 : 20001,"),
+        ("address-dependent", "jhash ip saddr . udp sport . ip daddr mod 1000 seed"),
+        ("mapping=eim,ports=random", "jhash ip saddr . udp sport mod 1000 seed"),
+    ],
+)
+def test_mapping_and_allocation(setting, rule):
+    assert rule in script(setting)
+
+
+def test_timeout_applies_to_conntrack_and_to_the_learnt_tables():
+    text = script("full-cone,timeout=7")
+    assert "policy = { unreplied : 7, replied : 7 }" in text
+    assert text.count("timeout 7s") == 3
+
+
+def test_hairpinning_sends_lan_packets_for_the_public_address_back_in():
+    on, off = script("port-restricted,hairpin=on"), script("port-restricted")
+    assert 'iifname "eth0" ip daddr 198.51.100.101 udp dport @cone dnat' in on
+    assert "snat ip to 198.51.100.101 : ip saddr . udp sport map @cone_rev" in on
+    assert "198.51.100.101 udp dport" not in off
+
+
+def test_firewall_off_keeps_the_nat_and_drops_nothing():
+    text = script("port-restricted", firewall=False)
+    assert "masquerade" in text and "drop" not in text
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="needs root and nft")
+@pytest.mark.parametrize("setting", [*PRESETS, "full-cone,hairpin=on,timeout=5", "mapping=eim,ports=random"])
+def test_nft_accepts_every_script(setting):
+    """`nft -c` checks the script against the kernel, in a scratch namespace."""
+    ns = f"natlab-rulecheck-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        proc = subprocess.run(["ip", "netns", "exec", ns, "nft", "-c", "-f", "-"], input=script(setting),
+                              text=True, capture_output=True)
+        assert proc.returncode == 0, proc.stderr[:500]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)

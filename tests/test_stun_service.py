@@ -56,6 +56,16 @@ def test_change_request_moves_the_origin(change, origin):
     assert stun.decode(reply).attributes["RESPONSE-ORIGIN"] == origin.to_tuple()
 
 
+def test_other_address_names_the_alternate_ip_from_either_ip():
+    for local, other in [
+        (PRIMARY, ("198.51.100.11", 3479)),
+        (Endpoint("198.51.100.11", 3478), ("198.51.100.11", 3479)),  # what natdiscovery's test III needs
+        (Endpoint("198.51.100.10", 3479), ("198.51.100.11", 3478)),
+    ]:
+        (reply, _, _), _ = ask(request(), local)
+        assert stun.decode(reply).attributes["OTHER-ADDRESS"] == other
+
+
 def test_response_port_redirects_to_another_port_of_the_same_address():
     (_, _, send_to), _ = ask(request(**{"RESPONSE-PORT": 50000}))
     assert send_to == Endpoint(CLIENT.ip, 50000)
@@ -68,7 +78,7 @@ def test_rfc3489_clients_get_their_16_byte_transaction_id_and_classic_attributes
     assert reply[4:20] == classic_id
     attrs = stun.decode(reply).attributes
     assert attrs["MAPPED-ADDRESS"] == CLIENT.to_tuple()
-    assert attrs["CHANGED-ADDRESS"] == PRIMARY.to_tuple()
+    assert attrs["CHANGED-ADDRESS"] == ("198.51.100.11", 3478)
     assert "XOR-MAPPED-ADDRESS" not in attrs and "FINGERPRINT" not in attrs
 
 
