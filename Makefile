@@ -7,13 +7,17 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-8)
 
-# Lab settings (the CLI validates them before anything starts).
+# Lab settings (the CLI validates them before anything starts); .env may set them too.
+-include .env
 ENGINE   ?= docker
 NAT_A    ?= port-restricted
 NAT_B    ?= port-restricted
 MESSAGES ?= 10
 RUNS     ?= 20
 RUN      ?=
+NODE     ?= peer-a
+NAT      ?=
+LIFETIME ?=
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose).
 COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export ENGINE NAT_A NAT_B MESSAGES
@@ -53,6 +57,16 @@ report: $(STAMP) ## write report.md, ladder.png, merged.pcapng of a run (RUN=<id
 
 pcap-summary: $(STAMP) ## print a run's flows and NAT tables (RUN=<id>, default captures/latest)
 	$(PY) -m lab show $(RUN)
+
+nat-set: $(STAMP) ## change a router's NAT on the running lab: NODE=router-a NAT=symmetric
+	@test -n "$(NAT)" || { echo "usage: make nat-set NODE=router-a NAT=<preset or axes>"; exit 2; }
+	$(PY) -m lab nat-set $(NODE) "$(NAT)"
+
+classify: $(STAMP) ## RFC 5780 classification from NODE (peer-a) incl. mapping lifetime, checked by natdiscovery and stun-client
+	$(PY) -m lab classify $(NODE) $(if $(LIFETIME),--lifetime-max $(LIFETIME))
+
+classify-all: $(STAMP) ## every NAT preset on router-a, classified three ways, as one table
+	$(PY) -m lab classify-all router-a $(if $(LIFETIME),--lifetime-max $(LIFETIME))
 
 compose: $(STAMP) ## regenerate compose.yaml from lab/topology.py
 	$(PY) -m lab compose

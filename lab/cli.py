@@ -7,7 +7,15 @@
   verdict      re-check an existing run from its pcaps (default: captures/latest)
   report       write a run's report.md, ladder.png and merged.pcapng (default: captures/latest)
   show         print a run's flows and NAT tables (default: captures/latest)
+  nat-set      change a router's NAT behaviour on the running lab (rules replaced, conntrack flushed)
+  classify     classify a peer's NAT (RFC 5780) and check it with natdiscovery and stun-client
+  classify-all every NAT preset on one router, each classified three ways, as one table
   compose      regenerate compose.yaml from lab/topology.py (--check: only compare)
+
+NAT settings (NAT_A / NAT_B, nat-set): a preset (port-restricted, full-cone, restricted-cone,
+symmetric, symmetric-sequential, address-dependent), axes (mapping=eim|adm|apdm,
+filtering=eif|adf|apdf, ports=preserve|sequential|random, hairpin=on|off, timeout=SECONDS),
+or a preset followed by axes: full-cone,hairpin=on,timeout=10.
 """
 
 from __future__ import annotations
@@ -50,8 +58,11 @@ def make_engine(name: str, topology: Topology) -> Engine:
 def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
     from lab.report import topology_table
 
+    from lab.nat_control import reconcile
+
     started = time.monotonic()
     engine.up(progress)
+    reconcile(engine, progress)
     progress(f"lab is up ({time.monotonic() - started:.1f}s)")
     print(topology_table(engine.topology))
     return 0
@@ -66,8 +77,10 @@ def cmd_down(args: argparse.Namespace, engine: Engine) -> int:
 def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
     from lab.report import topology_table
 
-    print(topology_table(engine.topology))
+    from lab.nat_control import live_topology
+
     up = engine.is_up()
+    print(topology_table(live_topology(engine) if up else engine.topology))
     print(f"\nlab is {'up' if up else 'down'}")
     return 0 if up else 3
 
@@ -141,6 +154,66 @@ def cmd_show(args: argparse.Namespace, engine: Engine | None) -> int:
     return 0
 
 
+def _router_pair(engine: Engine, node: str):
+    """The pair a router or a peer belongs to (classification runs from the peer, acts on the router)."""
+    for pair in engine.topology.pairs:
+        if node in (pair.peer.name, pair.router.name):
+            return pair
+    names = ", ".join(n for p in engine.topology.pairs for n in (p.router.name, p.peer.name))
+    raise LabError(f"{node!r} is neither a router nor a peer; choose one of {names}")
+
+
+def cmd_nat_set(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.nat_control import set_nat
+
+    pair = _router_pair(engine, args.node)
+    state = set_nat(engine, pair.router.name, args.nat)
+    print(f"{pair.router.name}: {state['nat']} ({state['behaviour']}), firewall {'on' if state['firewall'] else 'off'}; "
+          "conntrack flushed")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.classification import Classification, independent_classifiers, own_classifier
+    from lab.nat_control import live_nat
+    from lab.nat_presets import parse_nat
+    from lab.report import classification_table
+
+    pair = _router_pair(engine, args.node)
+    setting = live_nat(engine, pair.router.name)["nat"]
+    behaviour = parse_nat(setting)
+    lifetime_max = behaviour.udp_timeout_s + 4 if args.lifetime_max is None else args.lifetime_max
+    progress(f"classifying {pair.router.name} from {pair.peer.name} (own RFC 5780 classifier"
+             + (f", mapping lifetime up to {lifetime_max:g}s)" if lifetime_max else ")"))
+    own = own_classifier(engine, pair, lifetime_max)
+    if args.own_only:
+        print(json.dumps(own, indent=2))
+        return 0
+    progress("… and with turnutils_natdiscovery and stun-client")
+    natdiscovery, stun_client = independent_classifiers(engine, pair, hairpin=True)
+    row = Classification(pair.router.name, setting, behaviour, own, natdiscovery, stun_client)
+    row.compare(check_lifetime=bool(lifetime_max))
+    print(classification_table([row]))
+    return 0 if not row.disagreements else 1
+
+
+def cmd_classify_all(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.classification import classify_all
+    from lab.nat_presets import PRESETS
+    from lab.report import classification_table
+
+    pair = _router_pair(engine, args.node)
+    settings = args.settings or list(PRESETS)
+    rows = classify_all(engine, pair, settings, progress, args.lifetime_max)
+    text = classification_table(rows)
+    print(text)
+    out = captures_root() / f"nat-classification-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    progress(f"table written to {out}")
+    return 0 if all(not r.disagreements for r in rows) else 1
+
+
 def cmd_compose(args: argparse.Namespace, engine: Engine | None) -> int:
     from lab.compose_file import render
 
@@ -182,6 +255,21 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("-v", "--verbose", action="store_true")
     on_a_run("report", cmd_report, "write report.md, ladder.png and merged.pcapng of a run")
     on_a_run("show", cmd_show, "print a run's flows and NAT tables")
+    ns = sub.add_parser("nat-set", help="change a router's NAT behaviour on the running lab")
+    ns.add_argument("node", help="router (or its peer), e.g. router-a")
+    ns.add_argument("nat", help="preset or axes, e.g. symmetric or full-cone,hairpin=on,timeout=10")
+    ns.set_defaults(func=cmd_nat_set)
+    cl = sub.add_parser("classify", help="RFC 5780 classification of a peer's NAT, checked by two outside tools")
+    cl.add_argument("node", help="peer (or its router), e.g. peer-a")
+    cl.add_argument("--lifetime-max", type=float, default=None,
+                    help="measure the mapping lifetime up to this many seconds (default: timeout + 4; 0: skip)")
+    cl.add_argument("--own-only", action="store_true", help="only the lab's own classifier, as JSON")
+    cl.set_defaults(func=cmd_classify)
+    ca = sub.add_parser("classify-all", help="every preset on one router: configured vs three classifiers")
+    ca.add_argument("node", nargs="?", default="router-a")
+    ca.add_argument("--settings", nargs="*", help="NAT settings to try (default: every preset)")
+    ca.add_argument("--lifetime-max", type=float, default=0)
+    ca.set_defaults(func=cmd_classify_all)
     c = sub.add_parser("compose", help="regenerate compose.yaml from the topology")
     c.add_argument("--check", action="store_true", help="fail if compose.yaml is out of date")
     c.set_defaults(func=cmd_compose, engine_free=True)

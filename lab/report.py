@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from lab.flows import Flow
 from lab.nat_table import Translation
+from lab.nat_presets import parse_nat
 from lab.topology import Role, Topology
 from lab.verdict import Verdict
 
@@ -77,12 +78,41 @@ def capture_summary(flows: list[Flow], translations: list[Translation]) -> str:
 
 
 def topology_table(topology: Topology) -> str:
+    """One row per interface; routers show their NAT setting and its effective behaviour."""
     rows = []
     for node in topology.nodes:
-        role = node.role.value + (f" ({node.nat} NAT)" if node.role is Role.ROUTER else "")
+        role = node.role.value
         via = ", ".join(f"{r.destination} via {r.via}" for r in node.routes) or "-"
-        for iface in node.interfaces:
+        if node.role is Role.ROUTER and node.nat:
+            via = f"NAT {node.nat}: {parse_nat(node.nat).describe()}"
+        addresses = [(i, str(i.address)) for i in node.interfaces] + [(node.interfaces[0], str(a)) for a in node.aliases]
+        for iface, address in addresses:
             net = topology.network(iface.network)
-            rows.append([topology.container_name(node.name), role, f"{net.name} {net.subnet}", str(iface.address), via])
+            rows.append([topology.container_name(node.name), role, f"{net.name} {net.subnet}", address, via])
             role = via = ""
-    return table(rows, ["container", "role", "network", "address", "routes"])
+    return table(rows, ["container", "role", "network", "address", "routes / NAT"])
+
+
+def _summary(found: dict) -> str:
+    parts = [found.get("mapping") or "?", found.get("filtering") or "n/a"]
+    if found.get("port_preserved") is not None:
+        parts.append("preserve" if found["port_preserved"] else "no-preserve")
+    if found.get("hairpinning") is not None:
+        parts.append("hairpin" if found["hairpinning"] else "no-hairpin")
+    if found.get("lifetime_s") is not None:
+        parts.append(f"{found['lifetime_s']}s")
+    return " ".join(parts)
+
+
+def classification_table(rows: list) -> str:
+    """NAT setting x (configured, own classifier, natdiscovery, stun-client) and whether all agree."""
+    body = []
+    for row in rows:
+        b = row.configured
+        configured = (f"{b.mapping} {b.filtering} {'preserve' if b.allocation == 'preserve' else 'no-preserve'} "
+                      f"{'hairpin' if b.hairpinning else 'no-hairpin'}")
+        if row.own.get("lifetime_s") is not None:
+            configured += f" {b.udp_timeout_s}s"
+        body.append([row.setting, configured, _summary(row.own), _summary(row.natdiscovery),
+                     _summary(row.stun_client), "yes" if not row.disagreements else "NO: " + "; ".join(row.disagreements)])
+    return table(body, ["setting", "configured", "own classifier", "natdiscovery", "stun-client", "agree"])

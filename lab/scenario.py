@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lab.capture import Captures
 from lab.engine import Engine, LabError, Progress
+from lab.nat_control import live_topology
 from lab.topology import Pair
 
 TAG_NO_BYPASS = "control-no-bypass"
@@ -143,7 +144,7 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
         time.sleep(0.3)  # let the last packets reach every sniffer
         captures.stop_and_collect(run_dir)
         record["finished"] = time.time()
-        record["topology"] = topology.to_json()
+        record["topology"] = live_topology(engine).to_json()
         record["links"] = {n.name: engine.link_addresses(n.name) for n in topology.nodes}
         (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         point_latest(captures_root, run_dir)

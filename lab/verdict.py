@@ -18,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lab.nat_presets import parse_nat
 from lab.pcaps import Packet, load_run
 from lab.proto import Data, Endpoint, Intro, Ping, Probe, Register
 from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
@@ -148,20 +149,23 @@ def check_direct_path(view: RunView, messages: int) -> Check:
     want = set(range(1, messages + 1))
     for pair in view.pairs:
         other = view.partner(pair)
-        src, dst = reported.get(pair.label), reported.get(other.label)
-        if src is None or dst is None:
-            problems.append(f"no reported endpoints for {pair.label}->{other.label}")
-            continue
         for vantage, packets in ((pair.router.name, view.wan(pair)), (other.router.name, view.wan(other))):
-            seqs = {
-                p.msg.seq
-                for p in packets
-                if isinstance(p.msg, Data) and p.msg.sender == pair.label and p.src_ep == src and p.dst_ep == dst
-            }
-            evidence.append(f"{pair.label}->{other.label} {src}->{dst} at {vantage}-wan: {len(seqs)}/{messages}")
+            # The sender's data, from its router's public address to the partner's: whatever ports
+            # the NATs chose (a symmetric NAT's differ from the ones the broker saw).
+            flow = [
+                p for p in packets
+                if isinstance(p.msg, Data) and p.msg.sender == pair.label
+                and p.src == str(pair.public_ip) and p.dst == str(other.public_ip)
+            ]
+            seqs = {p.msg.seq for p in flow}
+            endpoints = sorted({f"{p.src_ep}->{p.dst_ep}" for p in flow})
+            as_reported = {f"{reported.get(pair.label)}->{reported.get(other.label)}"}
+            note = "" if not endpoints or set(endpoints) == as_reported else " (not the endpoints the broker saw)"
+            evidence.append(f"{pair.label}->{other.label} {', '.join(endpoints) or '-'} at {vantage}-wan: "
+                            f"{len(seqs)}/{messages}{note}")
             if seqs != want:
                 problems.append(f"{pair.label}->{other.label} at {vantage}-wan: {len(seqs & want)} of {messages} messages")
-    detail = "; ".join(problems) or f"all {messages} messages each way, public endpoint to public endpoint, on both WANs"
+    detail = "; ".join(problems) or f"all {messages} messages each way, public address to public address, on both WANs"
     return Check("3", "direct path between public endpoints", not problems, detail, evidence)
 
 
@@ -171,14 +175,14 @@ def _session_of(p: Packet, label: str) -> bool:
     return (isinstance(m, Register) and m.peer == label) or (isinstance(m, (Probe, Data)) and m.sender == label)
 
 
-def _translations(view: RunView, pair: Pair) -> set[tuple[str, str]]:
-    """(private, public) endpoint of each session datagram the peer sent, matched LAN to WAN by payload."""
+def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
+    """(private, public, remote) endpoints of each session datagram the peer sent, LAN matched to WAN by payload."""
     leaving = {}
     for p in view.wan(pair):
         if p.src == str(pair.public_ip) and _session_of(p, pair.label):
-            leaving.setdefault(p.payload, str(p.src_ep))
+            leaving.setdefault(p.payload, (str(p.src_ep), str(p.dst_ep)))
     return {
-        (str(p.src_ep), leaving[p.payload])
+        (str(p.src_ep), *leaving[p.payload])
         for p in view.lan(pair)
         if p.src == str(pair.private_ip) and p.payload in leaving
     }
@@ -204,13 +208,16 @@ def check_nat_real(view: RunView) -> Check:
             problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
             continue
         maps = _translations(view, pair)
-        publics = {pub for _, pub in maps}
-        evidence += [f"{pair.router.name}: {priv} -> {pub}" for priv, pub in sorted(maps)]
+        evidence += [f"{pair.router.name}: {priv} -> {pub} towards {remote}" for priv, pub, remote in sorted(maps)]
+        broker_side = {pub for _, pub, remote in maps if remote.startswith(f"{view.broker_ip}:")}
+        # An endpoint-independent mapping must use one public endpoint for every remote.
+        eim = not pair.router.nat or parse_nat(pair.router.nat).mapping == "eim"
+        checked = {pub for _, pub, _ in maps} if eim else broker_side
         if not maps:
             problems.append(f"{pair.router.name}: no session datagram seen on both LAN and WAN")
-        elif publics != {str(reported.get(pair.label))}:
+        elif not broker_side or checked != {str(reported.get(pair.label))}:
             problems.append(
-                f"{pair.router.name}: translated to {sorted(publics)}, broker reported {reported.get(pair.label)}"
+                f"{pair.router.name}: translated to {sorted(checked)}, broker reported {reported.get(pair.label)}"
             )
     detail = "; ".join(problems) or "private addresses only on the LANs; each translation matches the broker's report"
     return Check("4", "NAT is real (no leak, translation matches)", not problems, detail, evidence)
@@ -232,10 +239,19 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
         mine, theirs = reported.get(pair.label), reported.get(view.partner(pair).label)
         if mine is None or theirs is None:
             continue
-        first_out = min((p.time for p in view.wan(pair) if p.src_ep == mine and p.dst_ep == theirs), default=None)
+        if pair.router.nat and parse_nat(pair.router.nat).filtering == "eif":
+            evidence.append(f"{pair.router.name} filters nothing (EIF) by design: its partner packets are no control")
+            continue
+        # This peer "punched" when its first probe or data left its router, whatever port the NAT chose.
+        first_out = min(
+            (p.time for p in view.wan(pair) if isinstance(p.msg, (Probe, Data)) and p.msg.sender == pair.label),
+            default=None,
+        )
+        partner = view.partner(pair)
         early = [
             p for p in view.wan(pair)
-            if p.src_ep == theirs and p.dst_ep == mine and (first_out is None or p.time < first_out)
+            if isinstance(p.msg, (Probe, Data)) and p.msg.sender == partner.label and p.dst == str(pair.public_ip)
+            and (first_out is None or p.time < first_out)
         ]
         lan_payloads = {p.payload for p in view.lan(pair)}
         through = [p for p in early if p.payload in lan_payloads]
@@ -244,7 +260,9 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
                         f"{len(through)} on lan")
         if through:
             problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
-    if not exercised:
+    late = next((p for p in view.pairs if p.label == late_peer), None)
+    filtering_late = parse_nat(late.router.nat).filtering if late is not None and late.router.nat else "apdf"
+    if not exercised and filtering_late != "eif":
         problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
     detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"
     return Check("5a", "control: unsolicited packets are dropped", not problems, detail, evidence)

@@ -34,6 +34,8 @@ PUBLIC_PORT = 52000  # + the pair's index: what the routers translate each peer'
 @dataclass(frozen=True)
 class Faults:
     via_broker: bool = False  # data relayed through the broker instead of peer to peer
+    early_probes_in: bool = False  # a's probes reach b's LAN before b punched
+    nat_b: str = "port-restricted"  # router-b's NAT setting, as the run's topology records it
     leak: bool = False  # router-a lets one datagram out with its private source address
     one_way: bool = False  # b's messages never make it to a
     firewall_off: bool = False  # the outsider's packets reach router-b's LAN
@@ -92,7 +94,7 @@ def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES) ->
 
 
 def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES) -> BuiltRun:
-    topo = build_topology()
+    topo = build_topology(nat_b=faults.nat_b)
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
     outsider = Endpoint(str(topo.outsider.address), 50000)
@@ -150,7 +152,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
     broker_to_peer(a_pair, Intro("r", "t1", pub["a"], "b", pub["b"]))
     # a probes first: b's NAT drops these (b has not punched yet).
     for seq in range(4):
-        peer_to_peer(a_pair, b_pair, Probe("r", "a", seq, False), delivered=False)
+        peer_to_peer(a_pair, b_pair, Probe("r", "a", seq, False), delivered=faults.early_probes_in)
     peer_to_peer(b_pair, a_pair, Probe("r", "b", 0, False))
     peer_to_peer(a_pair, b_pair, Probe("r", "a", 4, True))
     for seq in range(1, messages + 1):

@@ -52,6 +52,18 @@ def test_unsolicited_packet_on_the_lan_fails_the_control(tmp_path):
     assert failing(verdict) == {"5a"}
 
 
+def test_early_probes_reaching_the_lan_fail_the_control_behind_a_filtering_nat(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(early_probes_in=True))
+    assert failing(verdict) == {"5a"}
+    assert "unsolicited partner packets reached router-b-lan" in verdict.checks[4].detail
+
+
+def test_a_full_cone_nat_admits_early_probes_by_design(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(early_probes_in=True, nat_b="full-cone"))
+    assert failing(verdict) == set()
+    assert any("EIF" in e for e in verdict.checks[4].evidence)
+
+
 def test_bypass_fails_the_no_bypass_control(tmp_path):
     verdict = verdict_for(tmp_path, Faults(bypass=True))
     assert failing(verdict) == {"5b"}

@@ -1,0 +1,38 @@
+"""Read and change a running router's NAT behaviour (through the router program itself)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from lab.engine import Engine, LabError
+from lab.nat_presets import parse_nat
+from lab.topology import Role, Topology
+
+
+def set_nat(engine: Engine, router: str, setting: str) -> dict:
+    parse_nat(setting)  # refuse bad settings here, before the router is touched
+    res = engine.exec(router, ["python3", "-m", "nat.router", "apply", "--nat", setting])
+    if not res.ok:
+        raise LabError(f"{router}: {res.stderr.strip() or res.stdout.strip()}")
+    return json.loads(engine.exec(router, ["python3", "-m", "nat.router", "show"]).stdout)
+
+
+def reconcile(engine: Engine, progress) -> None:
+    """Bring every router back to its configured NAT setting (after nat-set, lab-up restores it)."""
+    for router in engine.topology.by_role(Role.ROUTER):
+        if router.nat and live_nat(engine, router.name)["nat"] != router.nat:
+            progress(f"{router.name}: NAT {live_nat(engine, router.name)['nat']} -> {router.nat} (as configured)")
+            set_nat(engine, router.name, router.nat)
+
+
+def live_nat(engine: Engine, router: str) -> dict:
+    return json.loads(engine.exec(router, ["python3", "-m", "nat.router", "show"]).stdout)
+
+
+def live_topology(engine: Engine) -> Topology:
+    """The topology with each router's NAT setting as in force now (nat-set may have changed it)."""
+    nodes = tuple(
+        replace(n, nat=live_nat(engine, n.name)["nat"]) if n.role is Role.ROUTER else n for n in engine.topology.nodes
+    )
+    return replace(engine.topology, nodes=nodes)
