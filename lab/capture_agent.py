@@ -1,59 +1,100 @@
-"""Packet capture inside a node: one scapy sniffer per interface, one pcap file per vantage point.
+"""Packet capture: one scapy sniffer over a set of vantage points, one pcap file per vantage point.
 
     python3 -m lab.capture_agent --dir /tmp/natlab-capture
+    python3 -m lab.capture_agent --dir DIR --vantage router-a-wan=/run/netns/natlab-router-a:eth0 ...
 
-Runs in the node (started by the engine), names each file <node>-<side>.pcap after the
-interface's side in NATLAB_ADDRESSES, writes READY once every sniffer's socket is open, and on
-SIGTERM/SIGINT stops, flushes and writes DONE. Kernel timestamps, full packets, both directions.
+Without --vantage it captures the node it runs in: every interface of NATLAB_ADDRESSES, each file
+named <node>-<side>.pcap (the Docker engine runs one agent in each captured node). With --vantage
+it captures the named interfaces of other network namespaces, each socket opened inside its
+namespace (the netns engine runs one agent for the whole lab: one Python process with scapy
+instead of hundreds). Writes PID at start, READY once every socket is open, and on SIGTERM/SIGINT
+stops, flushes and writes DONE. Kernel timestamps, full packets, both directions.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab import nodeenv
 
 READY = "READY"
 DONE = "DONE"
+PID = "PID"
+START_WAIT_S = 20
+
+
+@dataclass(frozen=True)
+class Vantage:
+    name: str  # the pcap's name without .pcap: <node>-<side>
+    iface: str
+    netns: str | None = None  # a namespace path to open the socket in; None: where the agent runs
+
+    @classmethod
+    def parse(cls, text: str) -> Vantage:
+        """NAME=NETNS_PATH:IFACE, as the netns engine writes it."""
+        name, _, where = text.partition("=")
+        netns, _, iface = where.rpartition(":")
+        if not (name and netns and iface):
+            raise argparse.ArgumentTypeError(f"--vantage wants NAME=NETNS_PATH:IFACE, not {text!r}")
+        return cls(name, iface, netns)
+
+
+def own_vantages() -> list[Vantage]:
+    """Every interface of the node the agent runs in, named after its side."""
+    settings = nodeenv.settings_from_env()
+    return [Vantage(f"{settings.name}-{side}", nodeenv.interface_for(ip)) for side, ip in settings.addresses.items()]
+
+
+def open_socket(vantage: Vantage):
+    from scapy.config import conf
+
+    from lab.netns import entered
+
+    with entered(vantage.netns) if vantage.netns else nullcontext():
+        return conf.L2listen(iface=vantage.iface)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lab.capture_agent", description=__doc__)
     parser.add_argument("--dir", type=Path, required=True, help="where the pcaps are written")
+    parser.add_argument("--vantage", type=Vantage.parse, action="append", default=[],
+                        help="NAME=NETNS_PATH:IFACE; repeatable (default: this node's interfaces)")
     args = parser.parse_args(argv)
 
     from scapy.sendrecv import AsyncSniffer
     from scapy.utils import PcapWriter
 
-    settings = nodeenv.settings_from_env()
     args.dir.mkdir(parents=True, exist_ok=True)
     for marker in (READY, DONE):
         (args.dir / marker).unlink(missing_ok=True)
+    (args.dir / PID).write_text(f"{os.getpid()}\n")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
-    sniffers, writers = [], []
-    for side, address in settings.addresses.items():
-        iface = nodeenv.interface_for(address)
-        writer = PcapWriter(str(args.dir / f"{settings.name}-{side}.pcap"), linktype=1, nano=True)
+    writers: dict[str, PcapWriter] = {}
+    sockets = {}
+    for vantage in args.vantage or own_vantages():
+        writer = PcapWriter(str(args.dir / f"{vantage.name}.pcap"), linktype=1, nano=True)
         writer.write_header(None)  # a vantage point that saw nothing still yields a valid pcap
-        started = threading.Event()
-        sniffer = AsyncSniffer(iface=iface, prn=writer.write, store=False, started_callback=started.set)
-        sniffer.start()
-        sniffers.append((sniffer, started))
-        writers.append(writer)
-    for sniffer, started in sniffers:
-        if not started.wait(20):
-            raise SystemExit("capture: a sniffer did not start within 20 s")
+        writers[vantage.name] = writer
+        sockets[open_socket(vantage)] = vantage.name
+    started = threading.Event()
+    sniffer = AsyncSniffer(opened_socket=sockets, prn=lambda p: writers[p.sniffed_on].write(p), store=False,
+                           started_callback=started.set)
+    sniffer.start()
+    if not started.wait(START_WAIT_S):
+        raise SystemExit(f"capture: the sniffer did not start within {START_WAIT_S} s")
     (args.dir / READY).write_text("ready\n")
     stop.wait()
-    for sniffer, _ in sniffers:
-        sniffer.stop()
-    for writer in writers:
+    sniffer.stop()
+    for writer in writers.values():
         writer.close()
     (args.dir / DONE).write_text("done\n")
 
