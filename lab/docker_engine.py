@@ -21,6 +21,8 @@ RUNTIME_DIR = ".run"  # generated compose files of labs other than the committed
 
 
 class DockerEngine:
+    name = "docker"
+
     def __init__(self, topology: Topology, project_dir: Path) -> None:
         self.topology = topology
         self.project_dir = project_dir

@@ -46,6 +46,7 @@ class CaptureAgent:
 
 
 class Engine(Protocol):
+    name: str  # as ENGINE spells it
     topology: Topology
 
     def up(self, progress: Progress) -> None:

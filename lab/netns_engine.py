@@ -84,6 +84,21 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block is done (a namespace is made whole or not at all).
+
+    Blocked, not ignored: a signal that arrives meanwhile is delivered on leaving. Children forked
+    inside (pyroute2 makes a namespace in a child) inherit the mask, so the terminal's Ctrl-C,
+    which goes to the whole process group, cannot kill one half-way either."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
 def uninterrupted() -> Iterator[None]:
     """Cleanup that a second Ctrl-C must not cut short."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -119,6 +134,8 @@ def pids_by_namespace() -> dict[int, list[int]]:
 
 
 class NetnsEngine:
+    name = "netns"
+
     def __init__(self, topology: Topology, project_dir: Path) -> None:
         self.topology = topology
         self.project_dir = project_dir
@@ -178,9 +195,10 @@ class NetnsEngine:
     def _create_namespace(self, name: str) -> None:
         from pyroute2 import netns
 
-        with self.manifest.open("a") as f:  # written down first: an interrupted create is still found
-            f.write(name + "\n")
-        netns.create(name)
+        with signals_deferred():
+            with self.manifest.open("a") as f:  # written down first, then made whole
+                f.write(name + "\n")
+            netns.create(name)
         with entered(path_of(name)):
             from pyroute2 import IPRoute
 
