@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ READY = "READY"
 DONE = "DONE"
 PID = "PID"
 START_WAIT_S = 20
+# Kernel buffer per capture socket. scapy asks for 64 KiB; a busy lab (hundreds of nodes starting
+# Pythons at once) outruns one sniffer thread for seconds, and what overflows is lost to the pcap.
+SOCKET_BUFFER = 8 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # past net.core.rmem_max: needs CAP_NET_ADMIN
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,12 @@ def open_socket(vantage: Vantage):
     from lab.netns import entered
 
     with entered(vantage.netns) if vantage.netns else nullcontext():
-        return conf.L2listen(iface=vantage.iface)
+        sock = conf.L2listen(iface=vantage.iface)
+    try:
+        sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
+    except OSError:
+        sock.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)  # capped, still more than 64 KiB
+    return sock
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -97,7 +97,8 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     from lab.scenario import PunchTestConfig, run_punch_test
     from lab.verdict import analyse_run
 
-    config = PunchTestConfig(messages=args.messages, punch_delay_s=args.punch_delay)
+    config = PunchTestConfig.for_pairs(args.pairs, messages=args.messages,
+                                       punch_delay_s=args.punch_delay)
     run_dir = run_punch_test(engine, config, captures_root(), progress)
     record = json.loads((run_dir / "run.json").read_text())
     for label, result in record.get("peers", {}).items():

@@ -45,6 +45,12 @@ class PunchTestConfig:
         if not 1 <= self.messages <= 10_000:
             raise LabError(f"messages must be between 1 and 10000, not {self.messages}")
 
+    @classmethod
+    def for_pairs(cls, pairs: int, **settings) -> PunchTestConfig:
+        """The settings for a lab of `pairs` punch pairs: hundreds of peers starting at once on a small
+        machine reach the broker seconds apart, so each peer's time grows with the lab."""
+        return cls(timeout_s=max(cls.timeout_s, 10 + 0.25 * pairs), **settings)
+
 
 def tag(base: str, pair: Pair) -> str:
     return f"{base}-{pair.label}"
