@@ -16,6 +16,7 @@ lab-up removes what it got to. Processes are found by the namespace they run in.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -50,6 +51,11 @@ SWITCH_SYSCTLS = {
     "net.bridge.bridge-nf-call-ip6tables": 0,
     "net.bridge.bridge-nf-call-arptables": 0,
 }
+# The kernel's ARP table is one for all namespaces; past gc_thresh3 entries it refuses new ones
+# ("neighbor table overflow"), and a router stops answering ARP. A big lab needs more than the
+# default 1024: the engine raises the limits while its lab is up (the only host setting it touches).
+NEIGH_SYSCTLS = ("net.ipv4.neigh.default.gc_thresh2", "net.ipv4.neigh.default.gc_thresh3")
+NEIGH_PER_INTERFACE = 8  # entries to allow for each lab interface (WAN hosts see every router)
 WORKERS = 4
 READY_WAIT_S = 30.0  # plus READY_WAIT_PER_NODE_S for each node: big labs start hundreds of Pythons
 READY_WAIT_PER_NODE_S = 0.5
@@ -191,6 +197,33 @@ class NetnsEngine:
         with entered(path):
             yield
 
+    # -- the one host setting -----------------------------------------------------------------
+    def _neighbour_room(self, progress: Progress) -> None:
+        """Raise the kernel's (global) ARP table limits if this lab needs more; remember what they were."""
+        need = NEIGH_PER_INTERFACE * sum(len(n.interfaces) for n in self.topology.nodes)
+        have = {key: int(Path("/proc/sys", key.replace(".", "/")).read_text()) for key in NEIGH_SYSCTLS}
+        wanted = {NEIGH_SYSCTLS[0]: need * 3 // 4, NEIGH_SYSCTLS[1]: need}
+        raise_to = {key: value for key, value in wanted.items() if value > have[key]}
+        if not raise_to:
+            return
+        (self.state_dir / "host-sysctls.json").write_text(json.dumps({"was": have, "set": raise_to}))
+        progress("raising the kernel's ARP table limits for a lab this big: "
+                 + ", ".join(f"{k}={v}" for k, v in raise_to.items()))
+        for key, value in raise_to.items():
+            write_sysctl(key, value)
+
+    def _restore_neighbour_room(self) -> None:
+        """Put back what _neighbour_room raised, unless another lab is up or someone changed it since."""
+        saved = self.state_dir / "host-sysctls.json"
+        others = [d for d in STATE_ROOT.iterdir() if d != self.state_dir] if STATE_ROOT.exists() else []
+        if not saved.exists() or others:
+            return
+        record = json.loads(saved.read_text())
+        for key, value in record["set"].items():
+            current = int(Path("/proc/sys", key.replace(".", "/")).read_text())
+            if current == value:
+                write_sysctl(key, record["was"][key])
+
     # -- building ---------------------------------------------------------------------------
     def _create_namespace(self, name: str) -> None:
         from pyroute2 import netns
@@ -300,6 +333,7 @@ class NetnsEngine:
         try:
             with sigterm_as_interrupt():
                 self.state_dir.mkdir(parents=True, exist_ok=True)
+                self._neighbour_room(progress)
                 self._create_namespace(self.switch)
                 for node in nodes:
                     self._create_namespace(self.namespace(node.name))
@@ -330,7 +364,10 @@ class NetnsEngine:
                 netns.remove(name)
             except OSError as exc:
                 progress(f"could not remove namespace {name}: {exc}")
+        self._restore_neighbour_room()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        if STATE_ROOT.exists() and not any(STATE_ROOT.iterdir()):
+            STATE_ROOT.rmdir()
         if names:
             progress(f"removed {len(names)} namespaces (with their links) and stopped {stopped} processes")
 
