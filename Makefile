@@ -14,6 +14,7 @@ NAT_A    ?= port-restricted
 NAT_B    ?= port-restricted
 MESSAGES ?= 10
 RUNS     ?= 20
+BENCH_MAX_PAIRS ?= 100
 RUN      ?=
 export ENGINE PAIRS NAT_A NAT_B MESSAGES
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose); asked only for Docker.
@@ -75,7 +76,8 @@ system-test: netns-test docker-test ## the system tests on both engines, netns f
 test: unit-test netns-test docker-test ## everything, in this order: unit, netns system, Docker system tests
 
 bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch (ENGINE=netns: netns only)
-	$(PY) -m bench.lab_bench --runs $(RUNS) $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
+	$(PY) -m bench.lab_bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
+	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
 
 clean: ## remove captures and the virtualenv (run lab-down first)
 	rm -rf captures $(VENV) .pytest_cache

@@ -77,16 +77,18 @@ def parallel(work: Callable[[T], None], items: Iterable[T], workers: int = WORKE
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Let `kill` of the CLI clean up as Ctrl-C does (main thread only, where signals are handled)."""
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+def handling(sig: signal.Signals, handler) -> Iterator[None]:
+    """Run the block with `handler` for `sig` (main thread only, where Python handles signals)."""
+    previous = signal.signal(sig, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(sig, previous)
+
+
+def interrupt(*_: object) -> None:
+    """SIGTERM as Ctrl-C: `kill` of the CLI cleans up as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 @contextmanager
@@ -102,16 +104,6 @@ def signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-@contextmanager
-def uninterrupted() -> Iterator[None]:
-    """Cleanup that a second Ctrl-C must not cut short."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _ifname(preferred: str, fallback: str) -> str:
@@ -331,7 +323,7 @@ class NetnsEngine:
         progress(f"creating {len(nodes) + 1} network namespaces ({self.topology.project}-*), "
                  f"{len(self.topology.networks)} bridges in {self.switch}")
         try:
-            with sigterm_as_interrupt():
+            with handling(signal.SIGTERM, interrupt):
                 self.state_dir.mkdir(parents=True, exist_ok=True)
                 self._neighbour_room(progress)
                 self._create_namespace(self.switch)
@@ -348,7 +340,7 @@ class NetnsEngine:
                 progress(f"{len(nodes)} nodes wired, their programs started; waiting until each is ready")
                 self._wait_ready(started, progress)
         except BaseException:
-            with uninterrupted():
+            with handling(signal.SIGINT, signal.SIG_IGN):  # a second Ctrl-C must not cut the cleanup short
                 progress("lab-up failed: removing what it created")
                 self.down(lambda _msg: None)
             raise
