@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from lab.cli import ENGINES, PROJECT_DIR, make_engine
 from lab.engine import Engine

@@ -90,8 +90,9 @@ def render_report(
         f"Verdict: **{verdict_summary(verdict)}** (decided from the pcaps alone).",
         markdown_table(verdict_rows(verdict), VERDICT_HEADER),
         "## The run as a ladder",
-        (f"The ladder shows {ladder_scope} only; the verdict, the NAT translations and the flows cover every "
-         "pair. " if ladder_scope else "") + f"One arrow per lab datagram ({len(ladder.arrows)} in all), consecutive ones of a kind as one line; "
+        (f"The ladder shows {ladder_scope} only; the verdict, the NAT translations and the flows cover "
+         "every pair. " if ladder_scope else "")
+        + f"One arrow per lab datagram ({len(ladder.arrows)} in all), consecutive ones of a kind as one line; "
         "a cross (`-x`) stops where a router dropped it. Shaded stretches: via the broker (blue), "
         "direct path (green), control experiments (grey). "
         f"The same ladder with times to scale is [{picture}]({picture}), below.",

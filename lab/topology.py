@@ -332,7 +332,9 @@ def build_topology(
             Node(
                 name=f"router-{side.label}",
                 role=Role.ROUTER,
-                interfaces=(Interface(side.segment.name, side.wan_ip, "wan"), Interface(lan.name, router_lan_ip, "lan")),
+                interfaces=(
+                    Interface(side.segment.name, side.wan_ip, "wan"), Interface(lan.name, router_lan_ip, "lan")
+                ),
                 routes=to_broker,
                 nat=nats[side.label[0]],
                 captured=True,
