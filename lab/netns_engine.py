@@ -60,6 +60,7 @@ WORKERS = 4
 READY_WAIT_S = 30.0  # plus READY_WAIT_PER_NODE_S for each node: big labs start hundreds of Pythons
 READY_WAIT_PER_NODE_S = 0.5
 STOP_WAIT_S = 3.0
+CREATE_WAIT_S = 30  # pyroute2 makes a namespace in a child process; its default wait is 2 s
 IFNAMSIZ = 15
 
 T = TypeVar("T")
@@ -218,7 +219,9 @@ class NetnsEngine:
 
     # -- building ---------------------------------------------------------------------------
     def _create_namespace(self, name: str) -> None:
-        from pyroute2 import netns
+        from pyroute2 import config, netns
+
+        config.default_communicate_timeout = CREATE_WAIT_S  # its child answers late on a loaded machine
 
         with signals_deferred():
             with self.manifest.open("a") as f:  # written down first, then made whole
