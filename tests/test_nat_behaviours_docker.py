@@ -17,9 +17,18 @@ from lab.nat_presets import PRESETS, UnknownPreset
 from lab.report import classification_table
 from lab.scenario import PunchTestConfig, run_punch_test
 from lab.verdict import analyse_run
-from tests.conftest import say
+from tests.conftest import lab, say
 
 pytestmark = [pytest.mark.docker, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """Docker only for now: the outside classifiers come with the node image, not with the host."""
+    eng = lab("docker")
+    eng.up(say)
+    yield eng
+    eng.down(say)
 
 TIMEOUT = 6  # short mapping timeouts keep the lifetime measurement quick; ±1 s is still the bar
 SETTINGS = [f"{name},timeout={TIMEOUT}" for name in PRESETS] + [
