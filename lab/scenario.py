@@ -6,7 +6,8 @@ Order of a run (every step captured at the broker and at both sides of every rou
    may get through (the peer has no other way out).
 3. Control "unsolicited": the outsider, a WAN host that routes each LAN at its router, sends to
    each peer's private address; the router must drop it.
-4. Rendezvous and punch: both peers register; the late peer waits `punch_delay_s` after the
+4. Rendezvous and punch: both peers register with the room's secret, minted for the run on the
+   broker's node; the late peer waits `punch_delay_s` after the
    introduction before probing, so the early peer's first probes reach the late peer's NAT
    unsolicited and must be dropped there. Then N numbered messages cross each way, directly.
 The scenario only acts and records; whether it all held is decided from the pcaps (lab.verdict).
@@ -23,6 +24,7 @@ from pathlib import Path
 from lab.capture import Captures
 from lab.engine import Engine, LabError, Progress
 from lab.nat_control import live_topology
+from lab.room_secret import mint
 from lab.topology import Pair
 
 TAG_NO_BYPASS = "control-no-bypass"
@@ -99,10 +101,11 @@ def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
 
 def punch(engine: Engine, config: PunchTestConfig, room: str, broker: str) -> dict[str, dict]:
     pairs = engine.topology.pairs
+    secret = mint(engine, room)
 
     def one(pair: Pair) -> dict:
         delay = config.punch_delay_s if pair.label == config.late_peer else 0.0
-        argv = [*PEER, "punch", "--broker", broker, "--room", room, "--id", pair.label,
+        argv = [*PEER, "punch", "--broker", broker, "--room", room, "--id", pair.label, "--secret", secret,
                 "--messages", str(config.messages), "--punch-delay", str(delay), "--timeout", str(config.timeout_s)]
         res = engine.exec(pair.peer.name, argv)
         result = _json_line(res.stdout)
