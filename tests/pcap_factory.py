@@ -19,10 +19,11 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from lab.proto import Data, Endpoint, Intro, Message, Ping, Probe, Register, Waiting, encode
+from lab.proto import Endpoint, Error, Message, Ping, encode
 from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, PunchTestConfig, tag
 from lab.topology import Pair, Topology, build_topology
 from lab.verdict import RunView
+from tests.signed import data, intro, keys, probe, register, waiting
 
 MESSAGES = 5
 LATE_PEER = "b"
@@ -40,6 +41,8 @@ class Faults:
     one_way: bool = False  # b's messages never make it to a
     firewall_off: bool = False  # the outsider's packets reach router-b's LAN
     bypass: bool = False  # with forwarding off, peer-a still reaches the broker
+    leak_in_payload: bool = False  # a's data names its private address in the text
+    attacker: bool = False  # the outsider tries to join, replays a register, spoofs b towards a
 
 
 @dataclass(frozen=True)
@@ -145,24 +148,41 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
             b.send(seen, Ping(tag(TAG_UNSOLICITED, p), seq), OUTSIDER, p.peer.name if through else p.router.name,
                    dropped=not through)
     # Rendezvous: a waits, b completes the room, both are introduced.
-    peer_to_broker(a_pair, Register("r", "a", "t1"))
-    broker_to_peer(a_pair, Waiting("r", "t1", pub["a"]))
-    peer_to_broker(b_pair, Register("r", "b", "t2"))
-    broker_to_peer(b_pair, Intro("r", "t2", pub["b"], "a", pub["a"]))
-    broker_to_peer(a_pair, Intro("r", "t1", pub["a"], "b", pub["b"]))
+    reg_a = register("r", "a", "t1", priv["a"])
+    peer_to_broker(a_pair, reg_a)
+    broker_to_peer(a_pair, waiting("r", "t1", pub["a"]))
+    peer_to_broker(b_pair, register("r", "b", "t2", priv["b"]))
+    broker_to_peer(b_pair, intro("r", "t2", pub["b"], "a", pub["a"], priv["a"]))
+    broker_to_peer(a_pair, intro("r", "t1", pub["a"], "b", pub["b"], priv["b"]))
+    if faults.attacker:
+        # Without the secret: refused, with an error no longer than the register.
+        attempt = Endpoint(str(topo.outsider.address), 50001)
+        for peer in ("a", "b", "c"):
+            b.send({broker_wan: (attempt, broker)}, register("r", peer, "evil", attempt, secret_keys=keys("x")),
+                   OUTSIDER, BROKER)
+            b.send({broker_wan: (broker, attempt)}, Error("unauthorized", "register MAC does not verify"),
+                   BROKER, OUTSIDER)
+        b.send({broker_wan: (attempt, broker)}, reg_a, OUTSIDER, BROKER)  # a replay: no answer at all
     # a probes first: b's NAT drops these (b has not punched yet).
     for seq in range(4):
-        peer_to_peer(a_pair, b_pair, Probe("r", "a", seq, False), delivered=faults.early_probes_in)
-    peer_to_peer(b_pair, a_pair, Probe("r", "b", 0, False))
-    peer_to_peer(a_pair, b_pair, Probe("r", "a", 4, True))
+        peer_to_peer(a_pair, b_pair, probe("r", "a", seq, False), delivered=faults.early_probes_in)
+    peer_to_peer(b_pair, a_pair, probe("r", "b", 0, False))
+    peer_to_peer(a_pair, b_pair, probe("r", "a", 4, True))
+    if faults.attacker:
+        # Spoofed as b's public endpoint, a's NAT lets them in: only the session proof stops them.
+        for forged in (probe("r", "b", 99, True, session="66" * 16), data("r", "b", 1, "forged", session="66" * 16)):
+            b.send({wan(a_pair): (pub["b"], pub["a"]), lan(a_pair): (pub["b"], priv["a"])}, forged, OUTSIDER,
+                   a_pair.peer.name)
     for seq in range(1, messages + 1):
-        peer_to_peer(a_pair, b_pair, Data("r", "a", seq, f"hello #{seq} from a"))
+        peer_to_peer(a_pair, b_pair, data("r", "a", seq, f"hello #{seq} from a"))
         if faults.via_broker:
-            peer_to_broker(a_pair, Data("r", "a", seq, f"hello #{seq} from a"))
+            peer_to_broker(a_pair, data("r", "a", seq, f"hello #{seq} from a"))
         if not faults.one_way:
-            peer_to_peer(b_pair, a_pair, Data("r", "b", seq, f"hello #{seq} from b"))
+            peer_to_peer(b_pair, a_pair, data("r", "b", seq, f"hello #{seq} from b"))
     if faults.leak:
-        b.send({lan(a_pair): (priv["a"], pub["b"]), wan(a_pair): (priv["a"], pub["b"])}, Data("r", "a", 99, "raw"),
+        b.send({lan(a_pair): (priv["a"], pub["b"]), wan(a_pair): (priv["a"], pub["b"])}, data("r", "a", 99, "raw"),
                a_pair.peer.name, b_pair.router.name)
+    if faults.leak_in_payload:
+        peer_to_peer(a_pair, b_pair, data("r", "a", messages + 1, f"my LAN address is {priv['a'].ip}"))
     b.write(run_dir)
     return BuiltRun(topo, priv, pub, b.sent)
