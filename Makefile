@@ -18,12 +18,14 @@ RUN      ?=
 NODE     ?= peer-a
 NAT      ?=
 LIFETIME ?=
+ROOM     ?= chat
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose).
 COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export ENGINE NAT_A NAT_B MESSAGES
 export NATLAB_COMPOSE := $(COMPOSE)
 
-.PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test system-test bench clean
+.PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test system-test bench clean \
+	chat-a chat-b bench-broker
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -82,6 +84,15 @@ test: $(STAMP) ## everything: unit tests, then the system tests on the real lab
 
 bench: $(STAMP) ## cold/warm lab-up, punch-test wall time, median time-to-punch over RUNS runs
 	$(PY) -m bench.lab_bench --runs $(RUNS)
+
+bench-broker: $(STAMP) ## broker vs coturn STUN throughput (one core each), junk flood drops, peak memory
+	$(PY) -m bench.broker_bench
+
+chat-a: $(STAMP) ## chat from peer-a, typed lines go straight to peer-b (run chat-b in another terminal; ROOM=chat)
+	@$(PY) -m lab.chat_attach a --room $(ROOM)
+
+chat-b: $(STAMP) ## chat from peer-b (see chat-a)
+	@$(PY) -m lab.chat_attach b --room $(ROOM)
 
 clean: ## remove captures and the virtualenv (run lab-down first)
 	rm -rf captures $(VENV) .pytest_cache

@@ -225,6 +225,10 @@ class HolePunch:
             self.next_probe = now + PROBE_INTERVAL
         return self.next_probe
 
+    def keepalive(self) -> None:
+        """A signed, acknowledging probe to the partner: keeps the NAT mappings open while nobody speaks."""
+        self._probe([self.target])
+
     def genuine(self, msg: Message) -> bool:
         """Signed by the partner for this session and this room."""
         return (isinstance(msg, SESSION_TYPES) and msg.room == self.intro.room and msg.sender == self.intro.partner
