@@ -10,26 +10,30 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-8)
 # Lab settings (the CLI validates them before anything starts); .env may set them too.
 -include .env
 ENGINE   ?= docker
+PAIRS    ?= 1
 NAT_A    ?= port-restricted
 NAT_B    ?= port-restricted
 MESSAGES ?= 10
 RUNS     ?= 20
+BENCH_MAX_PAIRS ?= 100
 RUN      ?=
 NODE     ?= peer-a
 NAT      ?=
 LIFETIME ?=
 ROOM     ?= chat
-# Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose).
+export ENGINE PAIRS NAT_A NAT_B MESSAGES
+# Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose); asked only for Docker.
+ifeq ($(ENGINE),docker)
 COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-export ENGINE NAT_A NAT_B MESSAGES
 export NATLAB_COMPOSE := $(COMPOSE)
+endif
 
-.PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test system-test bench clean \
-	chat-a chat-b bench-broker
+.PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
+	system-test netns-test docker-test bench clean chat-a chat-b bench-broker
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "  variables: ENGINE=$(ENGINE) NAT_A=$(NAT_A) NAT_B=$(NAT_B) MESSAGES=$(MESSAGES) RUNS=$(RUNS) COMPOSE='$(COMPOSE)'"
+	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) NAT_A=$(NAT_A) NAT_B=$(NAT_B) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; \
@@ -39,10 +43,10 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## create the host virtualenv with the project's Python deps
 
-lab-up: $(STAMP) ## stand the lab up (installs Docker / builds the image when missing)
+lab-up: $(STAMP) ## stand the lab up (ENGINE=docker: installs Docker, builds the image; ENGINE=netns: namespaces)
 	$(PY) -m lab up
 
-lab-down: $(STAMP) ## remove every container and network of the lab
+lab-down: $(STAMP) ## remove every container / namespace, network and process of the lab
 	$(PY) -m lab down
 
 status: $(STAMP) ## show the topology and whether the lab is up
@@ -74,16 +78,21 @@ compose: $(STAMP) ## regenerate compose.yaml from lab/topology.py
 	$(PY) -m lab compose
 
 unit-test: $(STAMP) ## fast tests: codecs, rules, broker logic, pcap analysis on built pcaps
-	$(PY) -m pytest -m "not docker" -q
+	$(PY) -m pytest -m "not docker and not netns" -q
 
-system-test: $(STAMP) ## the real lab: up, punch test, controls, down (root; installs Docker if needed)
+netns-test: $(STAMP) ## the real lab on network namespaces: up, punch test, controls, cleanup (root, no Docker)
+	$(PY) -m pytest -m netns -q
+
+docker-test: $(STAMP) ## the real lab under Docker: the same system tests (root; installs Docker if needed)
 	$(PY) -m pytest -m docker -q
 
-test: $(STAMP) ## everything: unit tests, then the system tests on the real lab
-	$(PY) -m pytest -q
+system-test: netns-test docker-test ## the system tests on both engines, netns first
 
-bench: $(STAMP) ## cold/warm lab-up, punch-test wall time, median time-to-punch over RUNS runs
-	$(PY) -m bench.lab_bench --runs $(RUNS)
+test: unit-test netns-test docker-test ## everything, in this order: unit, netns system, Docker system tests
+
+bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch (ENGINE=netns: netns only)
+	$(PY) -m bench.lab_bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
+	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
 
 bench-broker: $(STAMP) ## broker vs coturn STUN throughput (one core each), junk flood drops, peak memory
 	$(PY) -m bench.broker_bench

@@ -1,34 +1,35 @@
-"""`make bench`: how long the lab takes to stand up and to punch, measured on this machine.
+"""`make bench`: how long the lab takes to stand up and to punch, per engine, side by side.
 
-Figures (printed as a table and written to .bench/lab.json):
-- cold lab-up: node image rebuilt from the cached base image, no containers
-- warm lab-up: image present, no containers
-- punch-test wall time: the whole captured scenario with its verdict (median of 3)
+Figures (printed as a table and written to .bench/lab.json), for each engine asked for
+(`--engine docker|netns`, default both):
+- lab-up + lab-down: warm (Docker's image present), the default lab, median of --cycles
+- netns / docker: the ratio of those (only when both engines ran; the goal is <= 0.1)
+- largest PAIRS punched: the sizes of --sizes in turn (lab-up, punch-test, lab-down, each timed),
+  up to the first size whose verdict is not 100% pass; the whole run's time is reported per size
 - time to punch: from the introduction to the first packet heard from the partner, both peers
-  probing at once, over --runs runs on fresh NAT state (median and 90th percentile)
-Timing belongs here, never in the tests: machines are shared and noisy.
+  probing at once, over --runs runs on fresh NAT state (median and 90th percentile), PAIRS=1
+Timing belongs here, never in the tests: machines are shared and noisy. Every lab is taken down
+at the end, whatever happens.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from lab.cli import PROJECT_DIR
-from lab.compose_file import NODE_IMAGE
-from lab.docker_engine import DockerEngine
+from lab.cli import ENGINES, PROJECT_DIR, make_engine
+from lab.engine import Engine
 from lab.report import table
 from lab.scenario import PunchTestConfig, punch
 from lab.topology import build_topology
 
-
-def quiet(_message: str) -> None:
-    pass
+SIZES = {"netns": [1, 10, 50, 100, 150, 200, 250], "docker": [1, 5, 10, 20, 50]}
+PROJECT = "natlab-bench"  # never the project of a lab someone has up
 
 
 def timed(fn) -> float:
@@ -37,10 +38,18 @@ def timed(fn) -> float:
     return time.monotonic() - start
 
 
-def cli(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT_DIR, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"lab {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+def cli(engine: str, *args: str, pairs: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ENGINE": engine, "PAIRS": str(pairs), "NATLAB_PROJECT": PROJECT,
+           "NATLAB_CAPTURES": str(PROJECT_DIR / ".bench" / "captures")}
+    proc = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT_DIR, env=env, capture_output=True,
+                          text=True)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{engine}: lab {' '.join(args)} (PAIRS={pairs}) failed:\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,7 +57,38 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def time_to_punch(engine: DockerEngine, runs: int) -> list[float]:
+def up_down(engine: str, cycles: int) -> float:
+    """Median seconds of lab-up + lab-down of the default lab."""
+    cli(engine, "down")
+    cli(engine, "up")  # warm: installs, images and byte-code are there before the clock starts
+    cli(engine, "down")
+    return statistics.median(timed(lambda: cli(engine, "up")) + timed(lambda: cli(engine, "down"))
+                             for _ in range(cycles))
+
+
+def largest_punched(engine: str, sizes: list[int]) -> list[dict]:
+    """Each size in turn until one does not pass 100%: the times of its up, punch-test and down."""
+    rows = []
+    for pairs in sizes:
+        say(f"{engine}: PAIRS={pairs}")
+        row: dict = {"pairs": pairs}
+        try:
+            row["up_s"] = round(timed(lambda: cli(engine, "up", pairs=pairs)), 1)
+            start = time.monotonic()
+            proc = cli(engine, "punch-test", pairs=pairs, check=False)
+            row["punch_test_s"] = round(time.monotonic() - start, 1)
+            row["all_pass"] = proc.returncode == 0
+        finally:
+            row["down_s"] = round(timed(lambda: cli(engine, "down", pairs=pairs)), 1)
+        row["whole_run_s"] = round(row["up_s"] + row["punch_test_s"] + row["down_s"], 1)
+        rows.append(row)
+        say(f"{engine}: {row}")
+        if not row["all_pass"]:
+            break
+    return rows
+
+
+def time_to_punch(engine: Engine, runs: int) -> list[float]:
     """Per run: seconds until both peers had heard each other (the slower of the two)."""
     broker = f"{engine.topology.broker.address}:{engine.topology.broker_port}"
     config = PunchTestConfig(messages=1, late_peer="", punch_delay_s=0.0, timeout_s=10)
@@ -63,34 +103,56 @@ def time_to_punch(engine: DockerEngine, runs: int) -> list[float]:
     return out
 
 
+def bench_engine(name: str, args: argparse.Namespace) -> dict:
+    say(f"{name}: lab-up + lab-down, {args.cycles} cycles")
+    figures: dict = {"up_down_s": round(up_down(name, args.cycles), 2)}
+    sizes = [s for s in SIZES[name] if s <= args.max_pairs]
+    rows = largest_punched(name, sizes)
+    passed = [r for r in rows if r["all_pass"]]
+    figures["sizes"] = rows
+    figures["largest_pairs_all_pass"] = passed[-1]["pairs"] if passed else 0
+    figures["whole_run_s_at_largest"] = passed[-1]["whole_run_s"] if passed else None
+    if args.runs:
+        say(f"{name}: time to punch over {args.runs} runs")
+        engine = make_engine(name, build_topology(project=PROJECT))
+        engine.up(lambda _m: None)
+        try:
+            ttp = time_to_punch(engine, args.runs)
+        finally:
+            engine.down(lambda _m: None)
+        figures["time_to_punch_ms_median"] = round(1000 * statistics.median(ttp), 1)
+        figures["time_to_punch_ms_p90"] = round(1000 * percentile(ttp, 0.9), 1)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.lab_bench", description=__doc__)
-    parser.add_argument("--runs", type=int, default=20, help="punches for the time-to-punch figure")
+    parser = argparse.ArgumentParser(prog="bench.lab_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", choices=ENGINES, action="append",
+                        help="bench this engine only (repeatable; default: every engine, side by side)")
+    parser.add_argument("--runs", type=int, default=20, help="punches for the time-to-punch figure (0: skip)")
+    parser.add_argument("--cycles", type=int, default=3, help="lab-up + lab-down cycles to take the median of")
+    parser.add_argument("--max-pairs", type=int, default=250, help="largest PAIRS to try")
     args = parser.parse_args(argv)
-    engine = DockerEngine(build_topology(), PROJECT_DIR)
-    print("bench: taking the lab down and removing the node image (the base image stays)", file=sys.stderr)
-    cli("down")
-    subprocess.run(["docker", "image", "rm", "-f", NODE_IMAGE], capture_output=True)
-    cold = timed(lambda: cli("up"))
-    cli("down")
-    warm = timed(lambda: cli("up"))
-    punch_walls = [timed(lambda: cli("punch-test")) for _ in range(3)]
-    ttp = time_to_punch(engine, args.runs)
-    figures = {
-        "cold_lab_up_s": round(cold, 2),
-        "warm_lab_up_s": round(warm, 2),
-        "punch_test_wall_s_median_of_3": round(statistics.median(punch_walls), 2),
-        "time_to_punch_ms_median": round(1000 * statistics.median(ttp), 1),
-        "time_to_punch_ms_p90": round(1000 * percentile(ttp, 0.9), 1),
-        "time_to_punch_runs": args.runs,
-        "warm_over_cold_ratio": round(warm / cold, 3),
-    }
-    rows = [[k, str(v)] for k, v in figures.items()]
+    engines = args.engine or list(ENGINES)
+    results: dict[str, dict] = {}
+    try:
+        for name in engines:
+            results[name] = bench_engine(name, args)
+    finally:
+        for name in engines:
+            cli(name, "down", pairs=max(SIZES[name]), check=False)
+    rows = [[f"{name}: {key}", json.dumps(value)] for name, figs in results.items()
+            for key, value in figs.items() if key != "sizes"]
+    if {"netns", "docker"} <= set(results):
+        ratio = results["netns"]["up_down_s"] / results["docker"]["up_down_s"]
+        results["netns_over_docker_up_down"] = round(ratio, 3)
+        rows.append(["netns / docker, lab-up + lab-down", f"{ratio:.3f} (goal <= 0.1)"])
     print(table(rows, ["figure", "value"]))
     out = PROJECT_DIR / ".bench" / "lab.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}, indent=2) + "\n")
-    print(f"\nwritten to {out}; the lab is left up", file=sys.stderr)
+    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M:%S"), **results}, indent=2) + "\n")
+    print(f"\nwritten to {out}; every bench lab is down", file=sys.stderr)
     return 0
 
 

@@ -1,59 +1,130 @@
-"""Packet capture inside a node: one scapy sniffer per interface, one pcap file per vantage point.
+"""Packet capture: one loop over the sockets of a set of vantage points, one pcap file per vantage point.
 
     python3 -m lab.capture_agent --dir /tmp/natlab-capture
+    python3 -m lab.capture_agent --dir DIR --vantage router-a-wan=/run/netns/natlab-router-a:eth0 ...
 
-Runs in the node (started by the engine), names each file <node>-<side>.pcap after the
-interface's side in NATLAB_ADDRESSES, writes READY once every sniffer's socket is open, and on
-SIGTERM/SIGINT stops, flushes and writes DONE. Kernel timestamps, full packets, both directions.
+Without --vantage it captures the node it runs in: every interface of NATLAB_ADDRESSES, each file
+named <node>-<side>.pcap (the Docker engine runs one agent in each captured node). With --vantage
+it captures the named interfaces of other network namespaces, each socket opened inside its
+namespace (the netns engine runs one agent for the whole lab: one Python process with scapy
+instead of hundreds). Writes PID at start, READY once every socket is open, and on SIGTERM/SIGINT
+drains what the kernel still holds, flushes and writes DONE. Kernel timestamps, full packets, both
+directions, written as they came (scapy opens the sockets and writes the pcaps; nothing is dissected).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import select
 import signal
+import socket
 import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab import nodeenv
 
 READY = "READY"
 DONE = "DONE"
+PID = "PID"
+POLL_S = 0.2  # how often the capture loop looks for the stop signal
+# Kernel buffer per capture socket. scapy asks for 64 KiB; a busy lab (hundreds of nodes starting
+# Pythons at once) outruns one sniffer thread for seconds, and what overflows is lost to the pcap.
+SOCKET_BUFFER = 8 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # past net.core.rmem_max: needs CAP_NET_ADMIN
+
+
+@dataclass(frozen=True)
+class Vantage:
+    name: str  # the pcap's name without .pcap: <node>-<side>
+    iface: str
+    netns: str | None = None  # a namespace path to open the socket in; None: where the agent runs
+
+    @classmethod
+    def parse(cls, text: str) -> Vantage:
+        """NAME=NETNS_PATH:IFACE, as the netns engine writes it."""
+        name, _, where = text.partition("=")
+        netns, _, iface = where.rpartition(":")
+        if not (name and netns and iface):
+            raise argparse.ArgumentTypeError(f"--vantage wants NAME=NETNS_PATH:IFACE, not {text!r}")
+        return cls(name, iface, netns)
+
+
+def own_vantages() -> list[Vantage]:
+    """Every interface of the node the agent runs in, named after its side."""
+    settings = nodeenv.settings_from_env()
+    return [Vantage(f"{settings.name}-{side}", nodeenv.interface_for(ip)) for side, ip in settings.addresses.items()]
+
+
+def open_socket(vantage: Vantage):
+    from scapy.arch.linux import L2ListenSocket
+
+    from lab.netns import entered
+
+    with entered(vantage.netns) if vantage.netns else nullcontext():
+        sock = L2ListenSocket(iface=vantage.iface)
+    try:
+        sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
+    except OSError:
+        sock.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)  # capped, still more than 64 KiB
+    return sock
+
+
+def record(sock, writer) -> None:
+    """Write the next frame waiting on `sock` as it came, with the kernel's timestamp: no dissection,
+    so one agent keeps up with a lab of hundreds of nodes."""
+    _cls, frame, ts = sock.recv_raw()
+    if frame is None:
+        return
+    ts = time.time() if ts is None else float(ts)
+    sec = int(ts)
+    writer.write_packet(frame, sec=sec, usec=int(round((ts - sec) * 1e9)))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lab.capture_agent", description=__doc__)
     parser.add_argument("--dir", type=Path, required=True, help="where the pcaps are written")
+    parser.add_argument("--vantage", type=Vantage.parse, action="append", default=[],
+                        help="NAME=NETNS_PATH:IFACE; repeatable (default: this node's interfaces)")
     args = parser.parse_args(argv)
 
-    from scapy.sendrecv import AsyncSniffer
     from scapy.utils import PcapWriter
 
-    settings = nodeenv.settings_from_env()
     args.dir.mkdir(parents=True, exist_ok=True)
     for marker in (READY, DONE):
         (args.dir / marker).unlink(missing_ok=True)
+    (args.dir / PID).write_text(f"{os.getpid()}\n")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
-    sniffers, writers = [], []
-    for side, address in settings.addresses.items():
-        iface = nodeenv.interface_for(address)
-        writer = PcapWriter(str(args.dir / f"{settings.name}-{side}.pcap"), linktype=1, nano=True)
+    vantages = args.vantage or own_vantages()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a socket and a file per vantage point
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * len(vantages) + 64)), hard))
+    # Sockets first: they are waited on with select(), which fails on descriptors past 1023.
+    sockets = [open_socket(vantage) for vantage in vantages]
+    writers = {}
+    for sock, vantage in zip(sockets, vantages):
+        writer = PcapWriter(str(args.dir / f"{vantage.name}.pcap"), linktype=1, nano=True)
         writer.write_header(None)  # a vantage point that saw nothing still yields a valid pcap
-        started = threading.Event()
-        sniffer = AsyncSniffer(iface=iface, prn=writer.write, store=False, started_callback=started.set)
-        sniffer.start()
-        sniffers.append((sniffer, started))
-        writers.append(writer)
-    for sniffer, started in sniffers:
-        if not started.wait(20):
-            raise SystemExit("capture: a sniffer did not start within 20 s")
+        writers[sock] = writer
     (args.dir / READY).write_text("ready\n")
-    stop.wait()
-    for sniffer, _ in sniffers:
-        sniffer.stop()
-    for writer in writers:
+    while not stop.is_set():
+        try:
+            ready, _, _ = select.select(sockets, [], [], POLL_S)
+        except InterruptedError:
+            continue
+        for sock in ready:
+            record(sock, writers[sock])
+    for sock in sockets:  # what the kernel still holds belongs to the run too
+        while select.select([sock], [], [], 0)[0]:
+            record(sock, writers[sock])
+        sock.close()
+    for writer in writers.values():
         writer.close()
     (args.dir / DONE).write_text("done\n")
 

@@ -27,6 +27,20 @@ NATDISCOVERY_FILTERING = {
 STUN_FILTERING = {"Independent Filter": "eif", "Address Dependent Filter": "adf", "Port Dependent Filter": "apdf"}
 
 
+def natdiscovery_complete(text: str) -> bool:
+    """Whether the mapping tests all got answers. natdiscovery keeps the previous mapped address
+    when an answer times out, so a lost test II answer reads as "Endpoint Independent"."""
+    section = text.split("Mapping Behavior Discovery", 1)[-1].split("Filtering Behavior Discovery", 1)[0]
+    answers = section.count("UDP reflexive addr")
+    verdict = parse_natdiscovery(text)["mapping"]
+    return verdict is not None and answers >= (2 if verdict == "eim" else 3)
+
+
+def stun_client_complete(text: str) -> bool:
+    """`stun -v` says which RFC 3489 tests were answered; tests I and I(2) decide the mapping."""
+    return "test I = 1" in text and "test I(2) = 1" in text
+
+
 def parse_natdiscovery(text: str) -> dict:
     """The verdict lines of `turnutils_natdiscovery -m -f [-H]`; None where it reached none."""
     out: dict = {"mapping": None, "filtering": None}
@@ -104,17 +118,27 @@ def own_classifier(engine: Engine, pair: Pair, lifetime_max: float = 0) -> dict:
     return result
 
 
+def _run_tool(engine: Engine, pair: Pair, argv: list[str], complete, attempts: int = 3) -> str:
+    """Run an outside classifier on fresh NAT state until its tests were all answered (UDP can
+    lose a datagram; these tools then guess). The last output is returned either way."""
+    for _ in range(attempts):
+        _flush(engine, pair.router.name)
+        res = engine.exec(pair.peer.name, ["timeout", "60", *argv])
+        text = res.stdout + res.stderr  # stun -v reports its tests on stderr
+        if complete(text):
+            break
+    return text
+
+
 def independent_classifiers(engine: Engine, pair: Pair, hairpin: bool) -> tuple[dict, dict]:
     broker = str(engine.topology.broker.address)
-    _flush(engine, pair.router.name)
     flags = ["-m", "-f"] + (["-H"] if hairpin else [])
     natdiscovery = parse_natdiscovery(
-        engine.exec(pair.peer.name, ["timeout", "60", "turnutils_natdiscovery", *flags, broker]).stdout
+        _run_tool(engine, pair, ["turnutils_natdiscovery", *flags, broker], natdiscovery_complete)
     )
     if not hairpin:
         natdiscovery["hairpinning"] = None  # not asked
-    _flush(engine, pair.router.name)
-    stun_client = parse_stun_client(engine.exec(pair.peer.name, ["timeout", "60", "stun", broker]).stdout)
+    stun_client = parse_stun_client(_run_tool(engine, pair, ["stun", broker, "-v"], stun_client_complete))
     return natdiscovery, stun_client
 
 

@@ -1,7 +1,8 @@
 """natlab's command line: `python -m lab COMMAND` (the Makefile's targets call these).
 
-  up           stand the lab up (installs Docker and builds the node image if missing)
-  down         remove every container and network of the lab
+  up           stand the lab up (docker: installs Docker, builds the node image if missing;
+               netns: network namespaces, no containers)
+  down         remove every container / namespace and network of the lab
   status       show the topology and whether the lab is running
   punch-test   run the captured punch scenario, print the verdict from the pcaps, write the report
   verdict      re-check an existing run from its pcaps (default: captures/latest)
@@ -30,13 +31,13 @@ from typing import TYPE_CHECKING
 
 from lab.engine import Engine, LabError
 from lab.nat_presets import UnknownPreset
-from lab.topology import Topology, build_topology
+from lab.topology import Topology, TopologyError, build_topology
 
 if TYPE_CHECKING:
     from lab.verdict import Verdict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-ENGINES = ("docker",)
+ENGINES = ("docker", "netns")
 
 
 def progress(message: str) -> None:
@@ -50,9 +51,20 @@ def captures_root() -> Path:
 def make_engine(name: str, topology: Topology) -> Engine:
     if name not in ENGINES:
         raise LabError(f"unknown engine {name!r}; valid engines: {', '.join(ENGINES)}")
+    if name == "netns":
+        from lab.netns_engine import NetnsEngine
+
+        return NetnsEngine(topology, PROJECT_DIR)
     from lab.docker_engine import DockerEngine
 
     return DockerEngine(topology, PROJECT_DIR)
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit():
+        raise SystemExit(f"natlab: error: {name} must be a whole number, not {value!r}")
+    return int(value)
 
 
 def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
@@ -98,7 +110,8 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     from lab.scenario import PunchTestConfig, run_punch_test
     from lab.verdict import analyse_run
 
-    config = PunchTestConfig(messages=args.messages, punch_delay_s=args.punch_delay)
+    config = PunchTestConfig.for_pairs(args.pairs, messages=args.messages,
+                                       punch_delay_s=args.punch_delay)
     run_dir = run_punch_test(engine, config, captures_root(), progress)
     record = json.loads((run_dir / "run.json").read_text())
     for label, result in record.get("peers", {}).items():
@@ -234,6 +247,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=os.environ.get("ENGINE") or "docker", help=f"one of {', '.join(ENGINES)} (env ENGINE)")
     p.add_argument("--nat-a", default=os.environ.get("NAT_A") or None, help="NAT preset of router-a (env NAT_A)")
     p.add_argument("--nat-b", default=os.environ.get("NAT_B") or None, help="NAT preset of router-b (env NAT_B)")
+    p.add_argument("--pairs", type=int, default=env_int("PAIRS", 1),
+                   help="punch pairs, each two routers and two peers, around one broker (env PAIRS)")
+    p.add_argument("--project", default=os.environ.get("NATLAB_PROJECT") or "natlab",
+                   help="the lab's name: prefix of its containers or namespaces (env NATLAB_PROJECT)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="stand the lab up").set_defaults(func=cmd_up)
     sub.add_parser("down", help="tear the lab down").set_defaults(func=cmd_down)
@@ -282,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "engine_free", False):
             return args.func(args, None)
         kwargs = {k: v for k, v in (("nat_a", args.nat_a), ("nat_b", args.nat_b)) if v}
-        engine = make_engine(args.engine, build_topology(**kwargs))
+        engine = make_engine(args.engine, build_topology(**kwargs, project=args.project, pairs=args.pairs))
         return args.func(args, engine)
-    except (LabError, UnknownPreset) as exc:
+    except (LabError, UnknownPreset, TopologyError) as exc:
         print(f"natlab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

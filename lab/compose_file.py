@@ -8,36 +8,22 @@ name is passed on the command line). Design points:
   is its lab route.
 - The lab's code is mounted read-only; the image holds only Debian packages.
 - Peers start when their router is healthy, i.e. when its NAT rules are in place.
+- What a node runs (command, environment, sysctls) comes from lab/node_spec.py, as in every engine.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface
+import hashlib
 
 import yaml
 
-from lab.nodeenv import encode_addresses, encode_aliases, encode_routes
+from lab.node_spec import node_command, node_environment, node_sysctls
+from lab.nodeenv import READY_FILE
 from lab.topology import Node, Role, Topology
 
 NODE_IMAGE = "natlab-node:latest"
 CODE_DIRS = ("lab", "nat", "peers", "server")
 HEADER = "# Generated from lab/topology.py by `make compose`; edit the topology, not this file.\n"
-
-PROGRAMS = {
-    Role.BROKER: ["python3", "-m", "server.broker"],
-    Role.ROUTER: ["python3", "-m", "nat.router"],
-    Role.PEER: ["python3", "-m", "lab.nodeenv"],
-    Role.OUTSIDER: ["python3", "-m", "lab.nodeenv"],
-}
-
-
-def node_command(topology: Topology, node: Node) -> list[str]:
-    """The node's main process (engines run the same command)."""
-    if node.role is Role.BROKER:
-        return [*PROGRAMS[node.role], "--port", str(topology.broker_port), "--alt-port", str(topology.broker_alt_port)]
-    return list(PROGRAMS[node.role])
-NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
-ROUTER_SYSCTLS = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
 
 
 def nat_variable(node: Node) -> str:
@@ -45,18 +31,19 @@ def nat_variable(node: Node) -> str:
     return "NATLAB_NAT_" + node.name.removeprefix("router-").upper().replace("-", "_")
 
 
-def node_environment(topology: Topology, node: Node) -> dict[str, str]:
-    env = {
-        "NATLAB_NODE": node.name,
-        "NATLAB_ADDRESSES": encode_addresses({i.side: i.address for i in node.interfaces}),
-        "NATLAB_ROUTES": encode_routes([(r.destination, r.via) for r in node.routes]),
-    }
-    if node.aliases:
-        subnet = topology.network(node.interfaces[0].network).subnet
-        env["NATLAB_ALIASES"] = encode_aliases([IPv4Interface(f"{a}/{subnet.prefixlen}") for a in node.aliases])
+def compose_environment(topology: Topology, node: Node) -> dict[str, str]:
+    """The node's environment, a router's preset overridable when compose runs."""
+    env = node_environment(topology, node)
     if node.role is Role.ROUTER:
         env["NATLAB_NAT"] = f"${{{nat_variable(node)}:-{node.nat}}}"
     return env
+
+
+def bridge_name(topology: Topology, network: str) -> str:
+    """The host bridge of a network: <project>-<network> where that fits Linux's 15 characters, else a
+    digest of it (truncating could give two networks one bridge)."""
+    name = f"{topology.project}-{network}"
+    return name if len(name) <= 15 else "nl" + hashlib.sha1(name.encode()).hexdigest()[:13]
 
 
 def service(topology: Topology, node: Node) -> dict:
@@ -65,13 +52,13 @@ def service(topology: Topology, node: Node) -> dict:
         "container_name": topology.container_name(node.name),
         "hostname": node.name,
         "command": node_command(topology, node),
-        "environment": node_environment(topology, node),
+        "environment": compose_environment(topology, node),
         "volumes": [f"./{d}:/opt/natlab/{d}:ro" for d in CODE_DIRS],
         "cap_add": ["NET_ADMIN", "NET_RAW"],
-        "sysctls": {**NO_IPV6, **(ROUTER_SYSCTLS if node.role is Role.ROUTER else {})},
+        "sysctls": node_sysctls(node),
         "networks": {i.network: {"ipv4_address": str(i.address)} for i in node.interfaces},
         "healthcheck": {
-            "test": ["CMD", "test", "-f", "/run/natlab-ready"],
+            "test": ["CMD", "test", "-f", str(READY_FILE)],
             "interval": "1s",
             "timeout": "2s",
             "retries": 30,
@@ -92,7 +79,7 @@ def compose_spec(topology: Topology) -> dict:
             net.name: {
                 "driver": "bridge",
                 "driver_opts": {
-                    "com.docker.network.bridge.name": f"{topology.project}-{net.name}"[:15],
+                    "com.docker.network.bridge.name": bridge_name(topology, net.name),
                     "com.docker.network.bridge.inhibit_ipv4": "true",
                     "com.docker.network.bridge.enable_ip_masquerade": "false",
                 },

@@ -11,18 +11,29 @@ import time
 from pathlib import Path
 
 from lab import compose_file, host_setup, images
+from lab.capture import NODE_DIR, agent_argv
 from lab.compose_file import nat_variable
-from lab.engine import ExecResult, LabError, Progress
-from lab.topology import Role, Topology
+from lab.engine import CaptureAgent, ExecResult, LabError, Progress
+from lab.topology import Role, Topology, build_topology
 
 HEALTH_WAIT_S = 90
+RUNTIME_DIR = ".run"  # generated compose files of labs other than the committed one (git-ignored)
 
 
 class DockerEngine:
+    name = "docker"
+
     def __init__(self, topology: Topology, project_dir: Path) -> None:
         self.topology = topology
         self.project_dir = project_dir
         self.compose_path = project_dir / "compose.yaml"
+        # Presets reach compose through the environment (see _compose): the file depends on name and size only.
+        self.compose_text = compose_file.render(
+            build_topology(project=topology.project, pairs=len(topology.punch_pairs))
+        )
+        self.is_committed_lab = self.compose_text == compose_file.render(build_topology())
+        if not self.is_committed_lab:  # any other name or size: generated at lab-up, not committed
+            self.compose_path = project_dir / RUNTIME_DIR / f"compose-{topology.project}.yaml"
         self._client = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -61,10 +72,11 @@ class DockerEngine:
 
     # -- checks before anything is created ------------------------------------------------
     def check_compose_file(self) -> None:
-        from lab.topology import build_topology
-
-        default = compose_file.render(build_topology(project=self.topology.project))
-        if not self.compose_path.exists() or self.compose_path.read_text() != default:
+        """The committed compose.yaml must be current; any other lab's compose file is written here."""
+        if not self.is_committed_lab:
+            self.compose_path.parent.mkdir(exist_ok=True)
+            self.compose_path.write_text(self.compose_text)
+        elif not self.compose_path.exists() or self.compose_path.read_text() != self.compose_text:
             raise LabError(f"{self.compose_path.name} is not what lab/topology.py describes: run `make compose`")
 
     def check_address_pools(self) -> None:
@@ -177,3 +189,8 @@ class DockerEngine:
     def link_addresses(self, node: str) -> dict[str, str]:
         networks = self._container(node).attrs["NetworkSettings"]["Networks"]
         return {n["IPAddress"]: n["MacAddress"] for n in networks.values() if n.get("IPAddress")}
+
+    def capture_agents(self) -> list[CaptureAgent]:
+        """One agent in each captured container, capturing that container's own interfaces."""
+        nodes = dict.fromkeys(node.name for node, _ in self.topology.captures)
+        return [CaptureAgent(node, agent_argv(NODE_DIR), NODE_DIR) for node in nodes]

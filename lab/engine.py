@@ -1,7 +1,7 @@
 """What a scenario needs from an engine, and nothing more.
 
-An engine realises a Topology as running nodes (Docker containers today; bare network
-namespaces next) and offers these few primitives. Scenarios, captures and checks are written
+An engine realises a Topology as running nodes (Docker containers, or bare network namespaces)
+and offers these few primitives. Scenarios, captures and checks are written
 against this protocol only, so they cannot tell which engine ran them.
 """
 
@@ -32,7 +32,21 @@ class ExecResult:
         return self.exit_code == 0
 
 
+@dataclass(frozen=True)
+class CaptureAgent:
+    """One capture process (lab.capture_agent): the node it runs in, its command, the directory it writes.
+
+    Where agents run is the engine's business: one per captured node inside it (Docker), or one for
+    the whole lab that opens each vantage point inside its namespace (netns). What they write is the same.
+    """
+
+    node: str
+    argv: list[str]
+    directory: str
+
+
 class Engine(Protocol):
+    name: str  # as ENGINE spells it
     topology: Topology
 
     def up(self, progress: Progress) -> None:
@@ -57,3 +71,6 @@ class Engine(Protocol):
 
     def link_addresses(self, node: str) -> dict[str, str]:
         """Map each of the node's IPv4 addresses to its interface's MAC address."""
+
+    def capture_agents(self) -> list[CaptureAgent]:
+        """The capture processes that together record every vantage point of the topology."""

@@ -126,7 +126,7 @@ def describe(msg: Message | None) -> str:
 def lanes(view: RunView) -> tuple[Lane, ...]:
     """The hosts left to right: the first pair, the WAN hosts, then the other pairs mirrored."""
     topo = view.topology
-    paired = {n.name for p in view.pairs for n in (p.peer, p.router)}
+    paired = {n.name for p in topo.pairs for n in (p.peer, p.router)}  # every pair's, not only the view's
     first, *others = view.pairs
     order = [first.peer, first.router, *(n for n in topo.nodes if n.name not in paired)]
     for pair in others:

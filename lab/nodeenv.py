@@ -1,7 +1,7 @@
 """What runs first inside every lab node: read the node's settings, fix its routes, report ready.
 
 An engine starts each node with a few NATLAB_* environment variables derived from the topology
-(see lab/compose_file.py). This module turns them into a node whose only ways out are the lab's
+(see lab/node_spec.py). This module turns them into a node whose only ways out are the lab's
 own routes: whatever default route the engine installed (Docker's gateway) is removed, so
 `ip route get 192.0.2.1` fails on every node. Uses pyroute2, runs inside the node.
 """
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
-READY_FILE = Path("/run/natlab-ready")
+READY_FILE = Path("/run/natlab-ready")  # where a node that has a filesystem of its own reports ready
+RUN_DIR_ENV = "NATLAB_RUN_DIR"  # a node's own directory, where nodes share one filesystem (netns engine)
 OFF_LAB_PROBE = "192.0.2.1"  # TEST-NET-1: only ever looked up in the routing table, never sent to
 
 
@@ -112,8 +113,19 @@ def prepare(settings: NodeSettings) -> None:
         raise SystemExit(f"{settings.name}: still has a route to {OFF_LAB_PROBE} after route setup")
 
 
+def node_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+    """A file of the node's own: in its run dir where nodes share a filesystem, else under /run."""
+    run_dir = env.get(RUN_DIR_ENV)
+    return Path(run_dir) / name if run_dir else Path("/run") / f"natlab-{name}"
+
+
+def ready_file(env: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+    """The file whose presence says the node is ready (READY_FILE in a container)."""
+    return node_file("ready", env)
+
+
 def mark_ready() -> None:
-    READY_FILE.write_text("ready\n")
+    ready_file().write_text("ready\n")
 
 
 def wait_for_stop() -> None:

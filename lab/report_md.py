@@ -80,15 +80,19 @@ def render_report(
     translations: list[Translation],
     picture: str,
     files: dict[str, str],
+    ladder_scope: str | None = None,
 ) -> str:
     """The whole report.md. `picture` is the ladder.png beside it, `files` the other files there
-    (what it is -> file name)."""
+    (what it is -> file name); `ladder_scope` says which part of the run the ladder shows, when not all
+    of it (e.g. "pair 1 of 50")."""
     parts = [
         f"# Run {run_id}",
         f"Verdict: **{verdict_summary(verdict)}** (decided from the pcaps alone).",
         markdown_table(verdict_rows(verdict), VERDICT_HEADER),
         "## The run as a ladder",
-        f"One arrow per lab datagram ({len(ladder.arrows)} in all), consecutive ones of a kind as one line; "
+        (f"The ladder shows {ladder_scope} only; the verdict, the NAT translations and the flows cover "
+         "every pair. " if ladder_scope else "")
+        + f"One arrow per lab datagram ({len(ladder.arrows)} in all), consecutive ones of a kind as one line; "
         "a cross (`-x`) stops where a router dropped it. Shaded stretches: via the broker (blue), "
         "direct path (green), control experiments (grey). "
         f"The same ladder with times to scale is [{picture}]({picture}), below.",

@@ -31,10 +31,17 @@ def write_report(run_dir: Path, verdict: Verdict) -> ReportFiles:
     """Write the three report files of the run in `run_dir`, given its verdict."""
     record, view = read_run(run_dir)
     trips = journeys(view.caps)
-    ladder = build_ladder(view, trips)
+    punch_pairs = view.topology.punch_pairs
+    scope = None
+    if len(punch_pairs) == 1:
+        ladder = build_ladder(view, trips)
+    else:  # hundreds of lanes would draw nothing readable: the ladder is pair 1's story
+        first = view.for_pair(punch_pairs[0])
+        ladder = build_ladder(first, journeys(first.caps))
+        scope = f"pair 1 of {len(punch_pairs)}"
     files = ReportFiles(run_dir / "report.md", run_dir / "ladder.png", run_dir / MERGED_NAME)
     merge_captures(run_dir, files.merged)
-    draw_ladder(ladder, record["run_id"], files.ladder)
+    draw_ladder(ladder, record["run_id"] + (f", {scope}" if scope else ""), files.ladder)
     names = {
         "the ladder, times to scale": files.ladder.name,
         "every capture point in one file, vantage point = interface name": files.merged.name,
@@ -42,7 +49,7 @@ def write_report(run_dir: Path, verdict: Verdict) -> ReportFiles:
         "topology, settings and the peers' own reports": "run.json",
     }
     text = render_report(
-        record["run_id"], verdict, ladder, flows(view), nat_table(view, trips), files.ladder.name, names
+        record["run_id"], verdict, ladder, flows(view), nat_table(view, trips), files.ladder.name, names, scope
     )
     files.report.write_text(text)
     return files

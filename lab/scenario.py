@@ -10,6 +10,9 @@ Order of a run (every step captured at the broker and at both sides of every rou
    broker's node; the late peer waits `punch_delay_s` after the
    introduction before probing, so the early peer's first probes reach the late peer's NAT
    unsolicited and must be dropped there. Then N numbered messages cross each way, directly.
+With several punch pairs (PAIRS=N) every step is done for every pair, pairs at once: each pair
+meets in a room of its own; a router's two controls never overlap, since "unsolicited" must meet
+the firewall, not a router whose forwarding is off.
 The scenario only acts and records; whether it all held is decided from the pcaps (lab.verdict).
 """
 
@@ -25,17 +28,18 @@ from lab.capture import Captures
 from lab.engine import Engine, LabError, Progress
 from lab.nat_control import live_topology
 from lab.room_secret import mint
-from lab.topology import Pair
+from lab.topology import Pair, PunchPair
 
 TAG_NO_BYPASS = "control-no-bypass"
 TAG_UNSOLICITED = "control-unsolicited"
 PEER = ["python3", "-m", "peers.peer"]
+PARALLEL = 32  # control experiments and conntrack flushes run at once (a punch runs all peers at once)
 
 
 @dataclass(frozen=True)
 class PunchTestConfig:
     messages: int = 10
-    late_peer: str = "b"
+    late_peer: str = "b"  # the side of every pair that starts probing late
     punch_delay_s: float = 1.0
     timeout_s: float = 20.0
     unsolicited_port: int = 40000
@@ -44,9 +48,33 @@ class PunchTestConfig:
         if not 1 <= self.messages <= 10_000:
             raise LabError(f"messages must be between 1 and 10000, not {self.messages}")
 
+    @classmethod
+    def for_pairs(cls, pairs: int, **settings) -> PunchTestConfig:
+        """The settings for a lab of `pairs` punch pairs: hundreds of peers starting at once on a small
+        machine reach the broker seconds apart, so each peer's time grows with the lab."""
+        return cls(timeout_s=max(cls.timeout_s, 10 + 0.25 * pairs), **settings)
+
 
 def tag(base: str, pair: Pair) -> str:
     return f"{base}-{pair.label}"
+
+
+def room(base: str, punch_pair: PunchPair) -> str:
+    """The broker room of a punch pair: pair 1 meets in `base` (the run id), pair k in `base`-k."""
+    return base if punch_pair.number == 1 else f"{base}-{punch_pair.number}"
+
+
+def each(work, items: list) -> list:
+    """`work` on every item, PARALLEL at a time; results in the items' order."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(min(PARALLEL, len(items))) as pool:
+        return list(pool.map(work, items))
+
+
+def by_label(work, pairs: list[Pair]) -> dict[str, dict]:
+    """`work` on every pair (see each), keyed by the pair's label."""
+    return dict(zip((p.label for p in pairs), each(work, pairs)))
 
 
 def new_run_dir(root: Path) -> Path:
@@ -99,23 +127,26 @@ def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
     return _json_line(res.stdout)
 
 
-def punch(engine: Engine, config: PunchTestConfig, room: str, broker: str) -> dict[str, dict]:
-    pairs = engine.topology.pairs
-    secret = mint(engine, room)
+def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) -> dict[str, dict]:
+    """Every pair at once, each in its room with the room's secret; side a registers first, then the late side."""
+    punch_pairs = engine.topology.punch_pairs
 
-    def one(pair: Pair) -> dict:
-        delay = config.punch_delay_s if pair.label == config.late_peer else 0.0
-        argv = [*PEER, "punch", "--broker", broker, "--room", room, "--id", pair.label, "--secret", secret,
+    def one(pair: Pair, pair_room: str) -> dict:
+        delay = config.punch_delay_s if pair.side == config.late_peer else 0.0
+        argv = [*PEER, "punch", "--broker", broker, "--room", pair_room, "--id", pair.label,
+                "--secret", mint(engine, pair_room),
                 "--messages", str(config.messages), "--punch-delay", str(delay), "--timeout", str(config.timeout_s)]
         res = engine.exec(pair.peer.name, argv)
         result = _json_line(res.stdout)
         result["log"] = res.stderr.strip().splitlines()
         return result
 
-    with ThreadPoolExecutor(len(pairs)) as pool:
+    with ThreadPoolExecutor(2 * len(punch_pairs)) as pool:
         futures = {}
-        for pair in pairs:
-            futures[pair.label] = pool.submit(one, pair)
+        for side in ("a", "b"):
+            for pp in punch_pairs:
+                pair = pp.a if side == "a" else pp.b
+                futures[pair.label] = pool.submit(one, pair, room(base_room, pp))
             time.sleep(0.2)  # the first peer waits in the room: the order the ladder shows
         return {label: f.result() for label, f in futures.items()}
 
@@ -128,19 +159,19 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
     broker = f"{topology.broker.address}:{topology.broker_port}"
     run_dir = new_run_dir(captures_root)
     progress(f"run {run_dir.name}: flushing NAT state, starting captures")
-    for router in (p.router for p in topology.pairs):
-        engine.exec(router.name, ["conntrack", "-F"])
+    pairs = topology.pairs
+    each(lambda p: engine.exec(p.router.name, ["conntrack", "-F"]), pairs)
     captures = Captures(engine)
     captures.start()
     record: dict = {"run_id": run_dir.name, "started": time.time(), "config": asdict(config), "room": run_dir.name}
     try:
         progress("control: routers' forwarding off, peers try the broker")
-        record["no_bypass"] = {p.label: control_no_bypass(engine, p, broker) for p in topology.pairs}
+        record["no_bypass"] = by_label(lambda p: control_no_bypass(engine, p, broker), pairs)
         progress("control: the outsider sends to the peers' private addresses")
-        record["unsolicited"] = {
-            p.label: control_unsolicited(engine, p, config.unsolicited_port) for p in topology.pairs
-        }
-        progress(f"rendezvous + punch ({config.late_peer} starts probing {config.punch_delay_s}s late)")
+        record["unsolicited"] = by_label(lambda p: control_unsolicited(engine, p, config.unsolicited_port), pairs)
+        count = len(topology.punch_pairs)
+        progress(f"rendezvous + punch{f' of {count} pairs at once' if count > 1 else ''} "
+                 f"({config.late_peer} starts probing {config.punch_delay_s}s late)")
         record["peers"] = punch(engine, config, record["room"], broker)
     finally:
         progress("stopping captures, collecting pcaps")

@@ -8,6 +8,7 @@ An engine realises a Topology; nothing downstream hard-codes an address.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
@@ -73,9 +74,19 @@ class Node:
 class Pair:
     """A peer behind its router: the unit that hole punching is about."""
 
-    label: str  # "a", "b"
+    label: str  # "a", "b"; with more punch pairs "a2", "b2", ...: unique in the lab
     peer: Node
     router: Node
+
+    @property
+    def side(self) -> str:
+        """Which side of its punch pair this is: "a" or "b"."""
+        return self.label[0]
+
+    @property
+    def number(self) -> int:
+        """The punch pair it belongs to, from 1."""
+        return int(self.label[1:] or 1)
 
     @property
     def public_ip(self) -> IPv4Address:
@@ -84,6 +95,28 @@ class Pair:
     @property
     def private_ip(self) -> IPv4Address:
         return self.peer.address
+
+
+@dataclass(frozen=True)
+class PunchPair:
+    """Two NATed peers that punch to each other: what PAIRS=N counts (each pair: two routers, two peers)."""
+
+    number: int
+    a: Pair
+    b: Pair
+
+    @property
+    def sides(self) -> tuple[Pair, Pair]:
+        return (self.a, self.b)
+
+    @property
+    def name(self) -> str:
+        return f"pair {self.number}"
+
+
+def pair_label(side: str, number: int) -> str:
+    """Pair 1 keeps today's labels ("a", "b"); pair k > 1 is "a<k>", "b<k>" (Pair.side/.number read them back)."""
+    return side if number == 1 else f"{side}{number}"
 
 
 def _find(items, attr: str, value: str, what: str):
@@ -131,6 +164,22 @@ class Topology:
 
     def pair(self, label: str) -> Pair:
         return _find(self.pairs, "label", label, "pair")
+
+    @property
+    def punch_pairs(self) -> list[PunchPair]:
+        """The pairs of sides that punch to each other, by number."""
+        sides: dict[int, dict[str, Pair]] = {}
+        for pair in self.pairs:
+            sides.setdefault(pair.number, {})[pair.side] = pair
+        return [PunchPair(n, s["a"], s["b"]) for n, s in sorted(sides.items())]
+
+    @property
+    def public_networks(self) -> list[Network]:
+        return [n for n in self.networks if n.public]
+
+    def is_public(self, iface: Interface) -> bool:
+        """Whether an interface sits on a public segment (a capture point on "the internet")."""
+        return self.network(iface.network).public
 
     def container_name(self, node: str) -> str:
         return f"{self.project}-{node}"
@@ -191,60 +240,125 @@ class Topology:
         )
 
 
+class TopologyError(ValueError):
+    """A topology that cannot be built (bad size or name); the CLI prints it without a traceback."""
+
+
 WAN = Network("wan", IPv4Network("198.51.100.0/24"), public=True)
+WAN2 = Network("wan2", IPv4Network("203.0.113.0/24"), public=True)  # the second segment, used from PAIRS=2 on
+PUBLIC_SEGMENTS = (WAN, WAN2)
 BROKER_IP = IPv4Address("198.51.100.10")
 BROKER_ALT_IP = IPv4Address("198.51.100.11")  # RFC 5780 needs a second address
 OUTSIDER_IP = IPv4Address("198.51.100.66")
-
-# One row per NAT pair: label, router WAN address, LAN subnet. Router takes .1, peer .10.
-PAIR_PLAN = (
-    ("a", IPv4Address("198.51.100.101"), IPv4Network("10.0.1.0/24")),
-    ("b", IPv4Address("198.51.100.102"), IPv4Network("10.0.2.0/24")),
-)
+BROKER_HOST, OUTSIDER_HOST = 10, 66  # the broker and the outsider take .10 and .66 on every public segment
+FIRST_ROUTER_HOST = 101  # routers fill a segment from .101 up, then from its bottom
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
 
-def build_topology(nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, project: str = "natlab") -> Topology:
-    """The standard lab: a broker and an outsider on the WAN, two peers each behind its own NAT router.
+def _host(network: Network, number: int) -> IPv4Address:
+    return network.subnet.network_address + number
+
+
+def router_addresses(segment: Network) -> list[IPv4Address]:
+    """The addresses a segment has for routers, in the order they are handed out (pair 1 gets .101, .102)."""
+    taken = {_host(segment, BROKER_HOST), _host(segment, OUTSIDER_HOST), BROKER_ALT_IP, segment.reserved_gateway}
+    free = [ip for ip in segment.subnet.hosts() if ip not in taken]
+    first = _host(segment, FIRST_ROUTER_HOST)
+    return [ip for ip in free if ip >= first] + [ip for ip in free if ip < first]
+
+
+MAX_PAIRS = len(PUBLIC_SEGMENTS) * min(len(router_addresses(s)) // 2 for s in PUBLIC_SEGMENTS)
+
+
+@dataclass(frozen=True)
+class SidePlan:
+    """Where one side of a punch pair lives: its router's public segment and address, its LAN."""
+
+    label: str
+    segment: Network
+    wan_ip: IPv4Address
+    lan: IPv4Network
+
+
+def pair_plan(pairs: int) -> list[SidePlan]:
+    """The address plan of `pairs` punch pairs. Pair k sits on public segment (k-1) mod 2, both its routers
+    on the same one (the direct path never crosses the broker); LAN number i (1, 2, ... in pair order) is
+    10.<i // 256>.<i % 256>.0/24, so pair 1 is today's lab: a on 10.0.1.0/24 behind .101, b on 10.0.2.0/24
+    behind .102."""
+    if not 1 <= pairs <= MAX_PAIRS:
+        raise TopologyError(f"PAIRS must be between 1 and {MAX_PAIRS} (the public segments' addresses), not {pairs}")
+    pools = {s.name: router_addresses(s) for s in PUBLIC_SEGMENTS}
+    plan = []
+    for number in range(1, pairs + 1):
+        segment = PUBLIC_SEGMENTS[(number - 1) % len(PUBLIC_SEGMENTS)]
+        for offset, side in enumerate("ab"):
+            lan_number = 2 * (number - 1) + offset + 1
+            lan = IPv4Network(f"10.{lan_number // 256}.{lan_number % 256}.0/24")
+            wan_ip = pools[segment.name][2 * ((number - 1) // len(PUBLIC_SEGMENTS)) + offset]
+            plan.append(SidePlan(pair_label(side, number), segment, wan_ip, lan))
+    return plan
+
+
+def build_topology(
+    nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, project: str = "natlab", pairs: int = 1
+) -> Topology:
+    """The standard lab: a broker and an outsider on the WAN, `pairs` punch pairs of peers each behind its
+    own NAT router. PAIRS=1 is the lab of the README; more pairs add a second public segment, where the
+    broker and the outsider get an address too (routers there reach the broker's first addresses through
+    it: it answers for them, it forwards nothing).
 
     The outsider is a WAN host with no business in the session: the controls send the unsolicited
     packets from it (it routes each LAN prefix at that LAN's router, as an attacker on the same
     segment could).
     """
+    if not PROJECT_NAME.match(project):
+        raise TopologyError(f"project name {project!r}: 1-20 of a-z, 0-9 and '-', starting with a letter or digit")
     nats = {"a": validate_preset(nat_a), "b": validate_preset(nat_b)}
-    networks = [WAN]
+    plan = pair_plan(pairs)
+    segments = [s for s in PUBLIC_SEGMENTS if any(side.segment == s for side in plan)]
+    broker_on = {s.name: _host(s, BROKER_HOST) for s in segments}
+    broker_addresses = (BROKER_IP, BROKER_ALT_IP)
+    networks = list(segments)
     routers, peers = [], []
-    for label, wan_ip, lan_subnet in PAIR_PLAN:
-        lan = Network(f"lan-{label}", lan_subnet, public=False)
+    for side in plan:
+        lan = Network(f"lan-{side.label}", side.lan, public=False)
         networks.append(lan)
-        router_lan_ip = lan_subnet.network_address + 1
+        router_lan_ip = side.lan.network_address + 1
+        to_broker = tuple(
+            Route(IPv4Network(f"{ip}/32"), broker_on[side.segment.name])
+            for ip in broker_addresses if ip not in side.segment.subnet
+        )
         routers.append(
             Node(
-                name=f"router-{label}",
+                name=f"router-{side.label}",
                 role=Role.ROUTER,
-                interfaces=(Interface(WAN.name, wan_ip, "wan"), Interface(lan.name, router_lan_ip, "lan")),
-                nat=nats[label],
+                interfaces=(
+                    Interface(side.segment.name, side.wan_ip, "wan"), Interface(lan.name, router_lan_ip, "lan")
+                ),
+                routes=to_broker,
+                nat=nats[side.label[0]],
                 captured=True,
             )
         )
-        public_routes = tuple(Route(n.subnet, router_lan_ip) for n in (WAN,))
+        public_routes = tuple(Route(n.subnet, router_lan_ip) for n in segments)
         peers.append(
             Node(
-                name=f"peer-{label}",
+                name=f"peer-{side.label}",
                 role=Role.PEER,
-                interfaces=(Interface(lan.name, lan_subnet.network_address + 10, "lan"),),
+                interfaces=(Interface(lan.name, side.lan.network_address + 10, "lan"),),
                 routes=public_routes,
             )
         )
-    broker = Node(
-        "broker", Role.BROKER, (Interface(WAN.name, BROKER_IP, "wan"),), captured=True, aliases=(BROKER_ALT_IP,)
-    )
+
+    def on_every_segment(host: int) -> tuple[Interface, ...]:
+        return tuple(Interface(s.name, _host(s, host), s.name) for s in segments)
+
+    broker = Node("broker", Role.BROKER, on_every_segment(BROKER_HOST), captured=True, aliases=(BROKER_ALT_IP,))
     outsider = Node(
         "outsider",
         Role.OUTSIDER,
-        (Interface(WAN.name, OUTSIDER_IP, "wan"),),
-        routes=tuple(
-            Route(lan_subnet, wan_ip) for _, wan_ip, lan_subnet in PAIR_PLAN
-        ),
+        on_every_segment(OUTSIDER_HOST),
+        routes=tuple(Route(side.lan, side.wan_ip) for side in plan),
     )
     return Topology(
         project=project,

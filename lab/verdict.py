@@ -10,6 +10,9 @@ saw. The checks:
                 a private endpoint by design); LAN↔WAN translation matches what the broker reported
 5a unsolicited  unsolicited packets reach a router's WAN and never its LAN
 5b no-bypass    with its router's forwarding off, a peer reaches nothing beyond its LAN
+With several punch pairs every check is made for each pair on that pair's view of the run (its
+routers' captures, and the broker's packets that concern it), and the verdict's line for a check
+counts the pairs that passed and names those that failed.
 A registration counts when the broker answered it (waiting or introduction): refused ones (no
 room secret, a replay) are evidence of an attempt, not part of the rendezvous. The pcaps cannot
 tell a datagram with a spoofed source from a genuine one; the session proof can, and the peers'
@@ -26,7 +29,9 @@ from lab.nat_presets import parse_nat
 from lab.pcaps import Packet, load_run
 from lab.proto import Data, Endpoint, Intro, Ping, Probe, Register, Waiting, text_without_private
 from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
-from lab.topology import Pair, Topology
+from lab.topology import Pair, PunchPair, Topology
+
+FAILURES_SHOWN = 5  # failing pairs named in a check's line; the evidence lists them all
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Check:
     ok: bool
     detail: str
     evidence: list[str] = field(default_factory=list)
+    pairs: int = 1  # punch pairs checked
+    failed_pairs: list[int] = field(default_factory=list)  # their numbers
 
 
 @dataclass
@@ -54,12 +61,37 @@ class Verdict:
 class RunView:
     """The captures of one run, with the topology's names for them."""
 
-    def __init__(self, caps: dict[str, list[Packet]], topology: Topology) -> None:
+    def __init__(
+        self, caps: dict[str, list[Packet]], topology: Topology, pairs: list[Pair] | None = None,
+        t0: float | None = None,
+    ) -> None:
         self.caps = caps
         self.topology = topology
         self.broker_ip = str(topology.broker.address)
-        self.pairs = topology.pairs
-        self.t0 = min((p.time for packets in caps.values() for p in packets), default=0.0)
+        self.pairs = topology.pairs if pairs is None else pairs
+        self.labels = {p.label for p in self.pairs}
+        self.t0 = min((p.time for packets in caps.values() for p in packets), default=0.0) if t0 is None else t0
+
+    def for_pair(self, punch_pair: PunchPair) -> RunView:
+        """The run as one punch pair sees it: its routers' captures, and the packets at shared vantage
+        points (the broker's) that carry one of its addresses, or no pair's address at all."""
+        own = {str(ip) for side in punch_pair.sides for ip in (side.public_ip, side.private_ip,
+                                                                  side.router.interface("lan").address)}
+        owners = {str(ip): pair.number for pair in self.pairs
+                  for ip in (pair.public_ip, pair.private_ip, pair.router.interface("lan").address)}
+        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
+        mine = {n.name for side in punch_pair.sides for n in (side.peer, side.router)}
+        caps = {}
+        for node, iface in self.topology.captures:
+            vantage = self.vantage(node.name, iface.side)
+            if node.name in mine:
+                caps[vantage] = self.caps.get(vantage, [])
+            elif node.name not in paired_nodes:
+                caps[vantage] = [
+                    p for p in self.caps.get(vantage, [])
+                    if (addrs := {p.src, p.dst, *p.quoted}) & own or not any(a in owners for a in addrs)
+                ]
+        return RunView(caps, self.topology, list(punch_pair.sides), self.t0)
 
     def when(self, p: Packet) -> str:
         """A packet's time relative to the first packet of the run, as users read it in tshark."""
@@ -79,8 +111,17 @@ class RunView:
         return self.caps.get(self.vantage(node, side), [])
 
     @property
+    def broker_vantages(self) -> list[str]:
+        broker = self.topology.broker
+        return [self.vantage(broker.name, i.side) for i in broker.interfaces]
+
+    @property
     def broker(self) -> list[Packet]:
-        return self.at(self.topology.broker.name, "wan")
+        """What the broker saw, on all its public segments, in time order."""
+        vantages = self.broker_vantages
+        if len(vantages) == 1:
+            return self.caps.get(vantages[0], [])
+        return sorted((p for v in vantages for p in self.caps.get(v, [])), key=lambda p: p.time)
 
     def wan(self, pair: Pair) -> list[Packet]:
         return self.at(pair.router.name, "wan")
@@ -89,11 +130,15 @@ class RunView:
         return self.at(pair.router.name, "lan")
 
     def partner(self, pair: Pair) -> Pair:
-        return next(p for p in self.pairs if p.label != pair.label)
+        """The other side of the pair's punch pair."""
+        return next(p for p in self.pairs if p.number == pair.number and p.label != pair.label)
 
     def introductions(self) -> list[Packet]:
-        """The introductions the broker sent, as its own capture saw them leave."""
-        return [p for p in self.broker if isinstance(p.msg, Intro) and p.src == self.broker_ip]
+        """The introductions the broker sent to the view's peers, as its own capture saw them leave."""
+        return [
+            p for p in self.broker
+            if isinstance(p.msg, Intro) and p.src == self.broker_ip and p.msg.partner in self.labels
+        ]
 
     def registrations(self) -> tuple[list[Packet], list[Packet]]:
         """The registers the broker got, split into accepted (answered with waiting or an
@@ -207,12 +252,12 @@ def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
 def check_nat_real(view: RunView) -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
-    wan_vantages = {view.vantage(n.name, i.side) for n, i in view.topology.captures if i.side == "wan"}
+    wan_vantages = {view.vantage(n.name, i.side) for n, i in view.topology.captures if view.topology.is_public(i)}
     private_texts = [str(p.private_ip).encode() for p in view.pairs]
-    for vantage in sorted(wan_vantages):
-        for p in view.caps.get(vantage, []):
+    for vantage in sorted(wan_vantages & set(view.caps)):
+        for p in view.caps[vantage]:
             leaked = [a for a in (p.src, *p.quoted) if view.topology.is_private(a)]
-            if vantage == f"{view.topology.broker.name}-wan" and view.topology.is_private(p.dst):
+            if vantage in view.broker_vantages and view.topology.is_private(p.dst):
                 leaked.append(p.dst)
             scanned = p.payload if p.msg is None else text_without_private(p.msg)
             if any(t in scanned for t in private_texts):
@@ -240,6 +285,11 @@ def check_nat_real(view: RunView) -> Check:
     return Check("4", "NAT is real (no leak, translation matches)", not problems, detail, evidence)
 
 
+def _filters(pair: Pair) -> bool:
+    """Whether the pair's router drops what its peer did not ask for (all but EIF, full cone)."""
+    return not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif"
+
+
 def check_unsolicited(view: RunView, late_peer: str) -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
@@ -256,7 +306,7 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
         mine, theirs = reported.get(pair.label), reported.get(view.partner(pair).label)
         if mine is None or theirs is None:
             continue
-        if pair.router.nat and parse_nat(pair.router.nat).filtering == "eif":
+        if not _filters(pair):
             evidence.append(f"{pair.router.name} filters nothing (EIF) by design: its partner packets are no control")
             continue
         # This peer "punched" when its first probe or data left its router, whatever port the NAT chose.
@@ -272,14 +322,12 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
         ]
         lan_payloads = {p.payload for p in view.lan(pair)}
         through = [p for p in early if p.payload in lan_payloads]
-        exercised += len(early) if pair.label == late_peer else 0
+        exercised += len(early) if pair.side == late_peer else 0
         evidence.append(f"{len(early)} partner packets at {pair.router.name}-wan before {pair.label} punched, "
                         f"{len(through)} on lan")
         if through:
             problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
-    late = next((p for p in view.pairs if p.label == late_peer), None)
-    filtering_late = parse_nat(late.router.nat).filtering if late is not None and late.router.nat else "apdf"
-    if not exercised and filtering_late != "eif":
+    if not exercised and any(p.side == late_peer and _filters(p) for p in view.pairs):
         problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
     detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"
     return Check("5a", "control: unsolicited packets are dropped", not problems, detail, evidence)
@@ -301,19 +349,44 @@ def check_no_bypass(view: RunView) -> Check:
     return Check("5b", "control: no path around the router", not problems, detail, evidence)
 
 
+def run_checks(view: RunView, messages: int, late_peer: str) -> list[Check]:
+    return [
+        check_rendezvous(view),
+        check_skip_server(view),
+        check_direct_path(view, messages),
+        check_nat_real(view),
+        check_unsolicited(view, late_peer),
+        check_no_bypass(view),
+    ]
+
+
+def combine(results: list[tuple[PunchPair, Check]]) -> Check:
+    """One check over every pair: the count that passed, the failures named, their evidence kept."""
+    first = results[0][1]
+    failed = [(pp, c) for pp, c in results if not c.ok]
+    total = len(results)
+    if not failed:
+        detail = f"{total}/{total} pairs pass (pair 1: {first.detail})"
+        evidence = [f"{pp.name}: {e}" for pp, c in results for e in c.evidence]
+    else:
+        named = "; ".join(f"{pp.name}: {c.detail}" for pp, c in failed[:FAILURES_SHOWN])
+        more = f"; {len(failed) - FAILURES_SHOWN} more in the evidence" if len(failed) > FAILURES_SHOWN else ""
+        detail = f"{total - len(failed)}/{total} pairs pass; {named}{more}"
+        evidence = [f"{pp.name}: {e}" for pp, c in failed for e in [c.detail, *c.evidence]]
+    return Check(first.id, first.title, not failed, detail, evidence, total, [pp.number for pp, _ in failed])
+
+
 def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "") -> Verdict:
     view = RunView(caps, topology)
-    return Verdict(
-        run_id,
-        [
-            check_rendezvous(view),
-            check_skip_server(view),
-            check_direct_path(view, messages),
-            check_nat_real(view),
-            check_unsolicited(view, late_peer),
-            check_no_bypass(view),
-        ],
-    )
+    punch_pairs = topology.punch_pairs
+    if len(punch_pairs) == 1:
+        checks = run_checks(view, messages, late_peer)
+        for check in checks:
+            check.failed_pairs = [] if check.ok else [1]
+        return Verdict(run_id, checks)
+    per_pair = [(pp, run_checks(view.for_pair(pp), messages, late_peer)) for pp in punch_pairs]
+    by_check = zip(*[[(pp, check) for check in checks] for pp, checks in per_pair])
+    return Verdict(run_id, [combine(list(results)) for results in by_check])
 
 
 def read_run(run_dir: Path) -> tuple[dict, RunView]:

@@ -23,7 +23,6 @@ from lab.nat_presets import UnknownPreset, parse_nat, preset_name
 from nat import rules
 
 REQUIRED_SYSCTLS = {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0"}
-STATE_FILE = Path("/run/natlab-nat.json")
 
 
 def check_sysctls() -> None:
@@ -41,8 +40,8 @@ def run(argv: list[str], stdin: str | None = None) -> None:
 
 
 def current_state(settings: nodeenv.NodeSettings) -> dict:
-    if STATE_FILE.exists():
-        return json.loads(STATE_FILE.read_text())
+    if nodeenv.node_file("nat.json").exists():
+        return json.loads(nodeenv.node_file("nat.json").read_text())
     return {"nat": settings.nat or "", "firewall": True}
 
 
@@ -61,7 +60,7 @@ def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True) -> di
         "wan": wan,
         "lan": lan,
     }
-    STATE_FILE.write_text(json.dumps(state) + "\n")
+    nodeenv.node_file("nat.json").write_text(json.dumps(state) + "\n")
     print(f"{settings.name}: {nat} NAT ({behaviour.describe()}) wan={wan} lan={lan} "
           f"firewall={'on' if firewall else 'off'}", flush=True)
     return state

@@ -7,8 +7,8 @@ same namespace are never touched, and the table is not called `nat` (see nat-fac
 How each RFC 4787 axis is built:
 - mapping/allocation: EIM+preserve is plain masquerade (keeps the port when free); APDM+random is
   masquerade fully-random; APDM+sequential is snat to a counter (numgen inc); EIM+random and
-  ADM+random pick the port from a hash of the private endpoint (and, for ADM, of the remote
-  address), so one endpoint keeps one port per remote address or for all of them.
+  ADM+random take a random port for an endpoint's first flow and reuse it, from a learnt map,
+  for its later flows (to any remote, or to the same remote address).
 - filtering: APDF is conntrack alone (replies only). EIF and ADF add an endpoint-independent
   mapping table learnt from outbound packets after NAT (public port -> private endpoint) and a
   prerouting dnat from the WAN through it; ADF admits only remotes the endpoint has sent to.
@@ -26,36 +26,35 @@ from __future__ import annotations
 from lab.nat_presets import NatBehaviour
 
 TABLE = "natlab"
-PORT_BASE = 20000  # ports the hashed and sequential allocations draw from
-PORT_SPAN = 1000
-
-
-def _port_map(expr: str, seed: bool = False) -> str:
-    """`expr mod N map {0: base, ...}`: the map form, since nft's `offset` came out byte-swapped."""
-    elements = ", ".join(f"{i} : {PORT_BASE + i}" for i in range(PORT_SPAN))
-    return f"{expr} mod {PORT_SPAN}{' seed 0x4e41' if seed else ''} map {{ {elements} }}"
+SEQUENTIAL_BASE = 20000  # the sequential allocation counts from here
+SEQUENTIAL_SPAN = 1000
 
 
 def _outbound_nat(b: NatBehaviour, wan: str, wan_ip: str) -> list[str]:
+    """postrouting rules that pick the public port: the mapping and allocation axes."""
+    out = f'oifname "{wan}"'
     if (b.mapping, b.allocation) == ("eim", "preserve"):
-        return [f'oifname "{wan}" masquerade']
+        return [f"{out} masquerade"]
     if (b.mapping, b.allocation) == ("apdm", "random"):
-        return [f'oifname "{wan}" masquerade fully-random']
+        return [f"{out} masquerade fully-random"]
     if (b.mapping, b.allocation) == ("apdm", "sequential"):
-        port = _port_map("numgen inc")
-    elif (b.mapping, b.allocation) == ("eim", "random"):
-        port = _port_map("jhash ip saddr . udp sport", seed=True)
+        ports = ", ".join(f"{i} : {SEQUENTIAL_BASE + i}" for i in range(SEQUENTIAL_SPAN))
+        counter = f"numgen inc mod {SEQUENTIAL_SPAN} map {{ {ports} }}"  # nft's `offset` form came out byte-swapped
+        return [f"{out} meta l4proto udp snat ip to {wan_ip} : {counter}", f"{out} masquerade"]
+    # Random ports that stay put: the kernel draws the first flow's port at random, the learn
+    # chain remembers it, and later flows of the same endpoint (to the same remote address,
+    # for ADM) are sent out on it.
+    if (b.mapping, b.allocation) == ("eim", "random"):
+        known = f"snat ip to {wan_ip} : ip saddr . udp sport map @cone_rev"
     elif (b.mapping, b.allocation) == ("adm", "random"):
-        port = _port_map("jhash ip saddr . udp sport . ip daddr", seed=True)
+        known = f"snat ip to {wan_ip} : ip saddr . udp sport . ip daddr map @adm_ports"
     else:
         raise ValueError(f"no rules for mapping={b.mapping} ports={b.allocation}")
-    # Port selection is UDP's; everything else (ICMP) still leaves masqueraded.
-    return [f'oifname "{wan}" meta l4proto udp snat ip to {wan_ip} : {port}', f'oifname "{wan}" masquerade']
+    return [f"{out} meta l4proto udp {known}", f"{out} masquerade fully-random"]
 
 
 def render(b: NatBehaviour, wan: str, lan: str, wan_ip: str, firewall: bool = True) -> str:
     timeout = b.udp_timeout_s
-    cone = b.filtering in ("eif", "adf") or b.hairpinning
     lines = [
         f"table ip {TABLE}",
         f"delete table ip {TABLE}",
@@ -68,22 +67,27 @@ def render(b: NatBehaviour, wan: str, lan: str, wan_ip: str, firewall: bool = Tr
         "    type filter hook prerouting priority -150; policy accept;",
         '    meta l4proto udp ct state new ct timeout set "udp-mapping"',
         "  }",
+        # The mappings the NAT has made, learnt from outbound packets (chain learn): public
+        # port -> private endpoint (cone filtering, hairpinning), private endpoint -> public
+        # port (stable random ports, hairpinning), the remotes each public port has sent to (ADF),
+        # and (private endpoint, remote address) -> public port (ADM).
+        "  map cone {",
+        "    type inet_service : ipv4_addr . inet_service",
+        f"    flags dynamic, timeout; timeout {timeout}s",
+        "  }",
+        "  map cone_rev {",
+        "    type ipv4_addr . inet_service : inet_service",
+        f"    flags dynamic, timeout; timeout {timeout}s",
+        "  }",
+        "  set cone_remotes {",
+        "    type inet_service . ipv4_addr",
+        f"    flags dynamic, timeout; timeout {timeout}s",
+        "  }",
+        "  map adm_ports {",
+        "    type ipv4_addr . inet_service . ipv4_addr : inet_service",
+        f"    flags dynamic, timeout; timeout {timeout}s",
+        "  }",
     ]
-    if cone:
-        lines += [
-            "  map cone {",
-            "    type inet_service : ipv4_addr . inet_service",
-            f"    flags dynamic, timeout; timeout {timeout}s",
-            "  }",
-            "  map cone_rev {",
-            "    type ipv4_addr . inet_service : inet_service",
-            f"    flags dynamic, timeout; timeout {timeout}s",
-            "  }",
-            "  set cone_remotes {",
-            "    type inet_service . ipv4_addr",
-            f"    flags dynamic, timeout; timeout {timeout}s",
-            "  }",
-        ]
     lines += ["  chain prerouting {", "    type nat hook prerouting priority dstnat; policy accept;"]
     if b.filtering == "eif":
         lines.append(f'    iifname "{wan}" udp dport @cone dnat ip to udp dport map @cone')
@@ -102,17 +106,18 @@ def render(b: NatBehaviour, wan: str, lan: str, wan_ip: str, firewall: bool = Tr
         lines.append(f'    iifname "{lan}" oifname "{lan}" ct status dnat snat ip to {wan_ip}')
     lines += [f"    {rule}" for rule in _outbound_nat(b, wan, wan_ip)]
     lines.append("  }")
-    if cone:
-        lines += [
-            "  chain learn {",
-            "    type filter hook postrouting priority srcnat + 10; policy accept;",
-            f'    oifname "{wan}" meta l4proto udp update @cone '
-            "{ udp sport : ct original ip saddr . ct original proto-src }",
-            f'    oifname "{wan}" meta l4proto udp update @cone_rev '
-            "{ ct original ip saddr . ct original proto-src : udp sport }",
-            f'    oifname "{wan}" meta l4proto udp update @cone_remotes {{ udp sport . ip daddr }}',
-            "  }",
-        ]
+    # What the NAT did, learnt after it did it, from flows the LAN started (a WAN-started flow's
+    # packets leave in the reply direction and must not overwrite the mapping).
+    learnt = f'oifname "{wan}" meta l4proto udp ct direction original update'
+    lines += [
+        "  chain learn {",
+        "    type filter hook postrouting priority srcnat + 10; policy accept;",
+        f"    {learnt} @cone {{ udp sport : ct original ip saddr . ct original proto-src }}",
+        f"    {learnt} @cone_rev {{ ct original ip saddr . ct original proto-src : udp sport }}",
+        f"    {learnt} @cone_remotes {{ udp sport . ip daddr }}",
+        f"    {learnt} @adm_ports {{ ct original ip saddr . ct original proto-src . ip daddr : udp sport }}",
+        "  }",
+    ]
     for hook in ("forward", "input"):
         lines += [f"  chain {hook} {{", f"    type filter hook {hook} priority filter; policy accept;"]
         if firewall:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-RUN_DIR_ENV = "NATLAB_RUN_DIR"
+from lab.nodeenv import RUN_DIR_ENV
+
 DEFAULT_DIR = Path("/run/natlab-broker")
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from lab.engine import Engine, LabError
 from lab.proto import Endpoint
+from tests.conftest import lab, say
 
 STATUS = ["python3", "-m", "server.status"]
 
@@ -63,3 +66,14 @@ def public_endpoint(engine: Engine, label: str) -> Endpoint | None:
             ip, port = tuples[1]
             return Endpoint(ip, int(port))
     return None
+
+
+@pytest.fixture(scope="module", name="engine")
+def docker_lab():
+    """The Docker lab only (conftest's `engine` runs on every engine): these tests were written and
+    reviewed for it (docker exec -it, the node image's coturn and stun-client). Import it into a
+    test module to use it there as `engine`."""
+    eng = lab("docker")
+    eng.up(say)
+    yield eng
+    eng.down(say)

@@ -96,16 +96,15 @@ def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES) ->
     (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES) -> BuiltRun:
-    topo = build_topology(nat_b=faults.nat_b)
+def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES, pairs: int = 1,
+              faulty_pair: int = 1) -> BuiltRun:
+    """A run of `pairs` punch pairs; the faults hit pair `faulty_pair` only."""
+    topo = build_topology(pairs=pairs, nat_b=faults.nat_b)
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
-    outsider = Endpoint(str(topo.outsider.address), 50000)
-    a_pair, b_pair = topo.pair("a"), topo.pair("b")
     priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
     pub = {p.label: Endpoint(str(p.public_ip), PUBLIC_PORT + i) for i, p in enumerate(topo.pairs)}
     BROKER, OUTSIDER = topo.broker.name, topo.outsider.name  # noqa: N806
-    broker_wan = RunView.vantage(BROKER, "wan")
 
     def lan(p: Pair) -> str:
         return RunView.vantage(p.router.name, "lan")
@@ -113,12 +112,22 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
     def wan(p: Pair) -> str:
         return RunView.vantage(p.router.name, "wan")
 
+    def on_segment(node, p: Pair):
+        """The interface of a WAN host (broker, outsider) on the segment of p's router."""
+        return next(i for i in node.interfaces if i.network == p.router.interface("wan").network)
+
+    def broker_wan(p: Pair) -> str:
+        return RunView.vantage(BROKER, on_segment(topo.broker, p).side)
+
+    def faulty(p: Pair, side: str) -> bool:
+        return p.side == side and p.number == faulty_pair
+
     def peer_to_broker(p: Pair, msg: Message) -> None:
-        b.send({lan(p): (priv[p.label], broker), wan(p): (pub[p.label], broker), broker_wan: (pub[p.label], broker)},
+        b.send({lan(p): (priv[p.label], broker), wan(p): (pub[p.label], broker), broker_wan(p): (pub[p.label], broker)},
                msg, p.peer.name, BROKER)
 
     def broker_to_peer(p: Pair, msg: Message) -> None:
-        b.send({broker_wan: (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])},
+        b.send({broker_wan(p): (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])},
                msg, BROKER, p.peer.name)
 
     def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
@@ -132,57 +141,62 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
     for p in topo.pairs:
         for seq in range(3):
             seen = {lan(p): (Endpoint(str(p.private_ip), 39000), broker)}
-            through = faults.bypass and p.label == "a"
+            through = faults.bypass and faulty(p, "a")
             if through:
                 public = Endpoint(str(p.public_ip), 39000)
-                seen.update({wan(p): (public, broker), broker_wan: (public, broker)})
+                seen.update({wan(p): (public, broker), broker_wan(p): (public, broker)})
             b.send(seen, Ping(tag(TAG_NO_BYPASS, p), seq), p.peer.name, BROKER if through else p.router.name,
                    dropped=not through)
     # Control: the outsider aims at the private addresses.
     for p in topo.pairs:
+        outsider = Endpoint(str(on_segment(topo.outsider, p).address), 50000)
         for seq in range(2):
             seen = {wan(p): (outsider, Endpoint(str(p.private_ip), 40000))}
-            through = faults.firewall_off and p.label == "b"
+            through = faults.firewall_off and faulty(p, "b")
             if through:
                 seen[lan(p)] = (outsider, Endpoint(str(p.private_ip), 40000))
             b.send(seen, Ping(tag(TAG_UNSOLICITED, p), seq), OUTSIDER, p.peer.name if through else p.router.name,
                    dropped=not through)
-    # Rendezvous: a waits, b completes the room, both are introduced.
-    reg_a = register("r", "a", "t1", priv["a"])
-    peer_to_broker(a_pair, reg_a)
-    broker_to_peer(a_pair, waiting("r", "t1", pub["a"]))
-    peer_to_broker(b_pair, register("r", "b", "t2", priv["b"]))
-    broker_to_peer(b_pair, intro("r", "t2", pub["b"], "a", pub["a"], priv["a"]))
-    broker_to_peer(a_pair, intro("r", "t1", pub["a"], "b", pub["b"], priv["b"]))
-    if faults.attacker:
-        # Without the secret: refused, with an error no longer than the register.
-        attempt = Endpoint(str(topo.outsider.address), 50001)
-        for peer in ("a", "b", "c"):
-            b.send({broker_wan: (attempt, broker)}, register("r", peer, "evil", attempt, secret_keys=keys("x")),
-                   OUTSIDER, BROKER)
-            b.send({broker_wan: (broker, attempt)}, Error("unauthorized", "register MAC does not verify"),
-                   BROKER, OUTSIDER)
-        b.send({broker_wan: (attempt, broker)}, reg_a, OUTSIDER, BROKER)  # a replay: no answer at all
-    # a probes first: b's NAT drops these (b has not punched yet).
-    for seq in range(4):
-        peer_to_peer(a_pair, b_pair, probe("r", "a", seq, False), delivered=faults.early_probes_in)
-    peer_to_peer(b_pair, a_pair, probe("r", "b", 0, False))
-    peer_to_peer(a_pair, b_pair, probe("r", "a", 4, True))
-    if faults.attacker:
-        # Spoofed as b's public endpoint, a's NAT lets them in: only the session proof stops them.
-        for forged in (probe("r", "b", 99, True, session="66" * 16), data("r", "b", 1, "forged", session="66" * 16)):
-            b.send({wan(a_pair): (pub["b"], pub["a"]), lan(a_pair): (pub["b"], priv["a"])}, forged, OUTSIDER,
-                   a_pair.peer.name)
-    for seq in range(1, messages + 1):
-        peer_to_peer(a_pair, b_pair, data("r", "a", seq, f"hello #{seq} from a"))
-        if faults.via_broker:
-            peer_to_broker(a_pair, data("r", "a", seq, f"hello #{seq} from a"))
-        if not faults.one_way:
-            peer_to_peer(b_pair, a_pair, data("r", "b", seq, f"hello #{seq} from b"))
-    if faults.leak:
-        b.send({lan(a_pair): (priv["a"], pub["b"]), wan(a_pair): (priv["a"], pub["b"])}, data("r", "a", 99, "raw"),
-               a_pair.peer.name, b_pair.router.name)
-    if faults.leak_in_payload:
-        peer_to_peer(a_pair, b_pair, data("r", "a", messages + 1, f"my LAN address is {priv['a'].ip}"))
+    for pp in topo.punch_pairs:
+        a_pair, b_pair, room = pp.a, pp.b, f"r{pp.number}"
+        la, lb = a_pair.label, b_pair.label
+        faulty_here = pp.number == faulty_pair
+        # Rendezvous: a waits, b completes the room, both are introduced.
+        reg_a = register(room, la, "t1", priv[la])
+        peer_to_broker(a_pair, reg_a)
+        broker_to_peer(a_pair, waiting(room, "t1", pub[la]))
+        peer_to_broker(b_pair, register(room, lb, "t2", priv[lb]))
+        broker_to_peer(b_pair, intro(room, "t2", pub[lb], la, pub[la], priv[la]))
+        broker_to_peer(a_pair, intro(room, "t1", pub[la], lb, pub[lb], priv[lb]))
+        if faults.attacker and faulty_here:
+            # Without the secret: refused, with an error no longer than the register.
+            attempt = Endpoint(str(on_segment(topo.outsider, a_pair).address), 50001)
+            for peer in (la, lb, "c"):
+                b.send({broker_wan(a_pair): (attempt, broker)},
+                       register(room, peer, "evil", attempt, secret_keys=keys("x")), OUTSIDER, BROKER)
+                b.send({broker_wan(a_pair): (broker, attempt)}, Error("unauthorized", "register MAC does not verify"),
+                       BROKER, OUTSIDER)
+            b.send({broker_wan(a_pair): (attempt, broker)}, reg_a, OUTSIDER, BROKER)  # a replay: no answer at all
+        # a probes first: b's NAT drops these (b has not punched yet).
+        for seq in range(4):
+            peer_to_peer(a_pair, b_pair, probe(room, la, seq, False), delivered=faults.early_probes_in and faulty_here)
+        peer_to_peer(b_pair, a_pair, probe(room, lb, 0, False))
+        peer_to_peer(a_pair, b_pair, probe(room, la, 4, True))
+        if faults.attacker and faulty_here:
+            # Spoofed as b's public endpoint, a's NAT lets them in: only the session proof stops them.
+            for forged in (probe(room, lb, 99, True, session="66" * 16), data(room, lb, 1, "forged", session="66" * 16)):
+                b.send({wan(a_pair): (pub[lb], pub[la]), lan(a_pair): (pub[lb], priv[la])}, forged, OUTSIDER,
+                       a_pair.peer.name)
+        for seq in range(1, messages + 1):
+            peer_to_peer(a_pair, b_pair, data(room, la, seq, f"hello #{seq} from {la}"))
+            if faults.via_broker and faulty_here:
+                peer_to_broker(a_pair, data(room, la, seq, f"hello #{seq} from {la}"))
+            if not (faults.one_way and faulty_here):
+                peer_to_peer(b_pair, a_pair, data(room, lb, seq, f"hello #{seq} from {lb}"))
+        if faults.leak and faulty_here:
+            b.send({lan(a_pair): (priv[la], pub[lb]), wan(a_pair): (priv[la], pub[lb])}, data(room, la, 99, "raw"),
+                   a_pair.peer.name, b_pair.router.name)
+        if faults.leak_in_payload and faulty_here:
+            peer_to_peer(a_pair, b_pair, data(room, la, messages + 1, f"my LAN address is {priv[la].ip}"))
     b.write(run_dir)
     return BuiltRun(topo, priv, pub, b.sent)

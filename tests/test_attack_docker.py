@@ -15,7 +15,6 @@ results count them), and the verdict from the pcaps is clean. Marker: docker (ro
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -26,10 +25,16 @@ from lab.pcaps import load
 from lab.proto import Register, Waiting
 from lab.scenario import PunchTestConfig, run_punch_test
 from lab.verdict import analyse_run
-from tests.conftest import say
-from tests.lab_probes import broker_status, dropped_delta, json_line, public_endpoint
+from tests.conftest import needs_root, say
+from tests.lab_probes import (
+    broker_status,
+    docker_lab,  # noqa: F401 - the Docker lab, as `engine`
+    dropped_delta,
+    json_line,
+    public_endpoint,
+)
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+pytestmark = [pytest.mark.docker, needs_root]
 
 ATTACKER = ["python3", "-m", "peers.attacker"]
 MESSAGES = 100

@@ -8,7 +8,6 @@ broker's capture holds none of the lines (they went peer to peer). Marker: docke
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -20,8 +19,10 @@ from lab.chat_attach import chat_argv
 from lab.pcaps import load
 from lab.proto import Data
 from lab.room_secret import mint
+from tests.conftest import needs_root
+from tests.lab_probes import docker_lab  # noqa: F401 - the Docker lab, as `engine`
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+pytestmark = [pytest.mark.docker, needs_root]
 
 
 def spawn(engine, label: str, room: str, secret: str) -> pexpect.spawn:

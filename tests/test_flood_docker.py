@@ -10,7 +10,6 @@ counters and its log say what it dropped and why. Marker: docker (root).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lab.scenario import PunchTestConfig, punch
-from tests.lab_probes import broker_log, broker_status, dropped_delta, json_line
+from tests.conftest import needs_root
+from tests.lab_probes import (
+    broker_log,
+    broker_status,
+    docker_lab,  # noqa: F401 - the Docker lab, as `engine`
+    dropped_delta,
+    json_line,
+)
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+pytestmark = [pytest.mark.docker, needs_root]
 
 JUNK = 100_000
 RATE = 10_000  # datagrams a second: ten seconds of flood

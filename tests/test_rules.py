@@ -49,8 +49,8 @@ def test_cone_filtering_dnats_through_the_learnt_mapping():
     [
         ("symmetric", "masquerade fully-random"),
         ("symmetric-sequential", "numgen inc mod 1000 map { 0 : 20000, 1 : 20001,"),
-        ("address-dependent", "jhash ip saddr . udp sport . ip daddr mod 1000 seed"),
-        ("mapping=eim,ports=random", "jhash ip saddr . udp sport mod 1000 seed"),
+        ("address-dependent", "snat ip to 198.51.100.101 : ip saddr . udp sport . ip daddr map @adm_ports"),
+        ("mapping=eim,ports=random", "snat ip to 198.51.100.101 : ip saddr . udp sport map @cone_rev"),
     ],
 )
 def test_mapping_and_allocation(setting, rule):
@@ -60,7 +60,18 @@ def test_mapping_and_allocation(setting, rule):
 def test_timeout_applies_to_conntrack_and_to_the_learnt_tables():
     text = script("full-cone,timeout=7")
     assert "policy = { unreplied : 7, replied : 7 }" in text
-    assert text.count("timeout 7s") == 3
+    assert text.count("timeout 7s") == 4
+
+
+def test_random_ports_that_stay_put_fall_back_to_a_random_first_port():
+    for setting in ("address-dependent", "mapping=eim,ports=random"):
+        text = script(setting)
+        assert text.index("map @") < text.index("masquerade fully-random")
+
+
+def test_only_flows_the_lan_started_are_learnt():
+    learn = script("full-cone").split("chain learn {")[1]
+    assert all("ct direction original" in line for line in learn.splitlines() if "update @" in line)
 
 
 def test_hairpinning_sends_lan_packets_for_the_public_address_back_in():

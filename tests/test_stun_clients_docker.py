@@ -5,12 +5,14 @@ Marker: docker (root). Written to be run on the real lab; see docs/protocol.md f
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+from tests.conftest import needs_root
+from tests.lab_probes import docker_lab  # noqa: F401 - the Docker lab, as `engine`
+
+pytestmark = [pytest.mark.docker, needs_root]
 
 ADDRESS = r"(\d+\.\d+\.\d+\.\d+):(\d+)"
 

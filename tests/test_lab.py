@@ -1,13 +1,13 @@
-"""System tests: the real lab under Docker. Genuine kernel NAT, genuine punching, real pcaps.
+"""System tests: the real lab, on each engine. Genuine kernel NAT, genuine punching, real pcaps.
 
-Needs root; installs and starts Docker when missing (as `make lab-up` does). Marker: docker.
-The lab comes from the module-scoped `engine` fixture in conftest.py.
+Needs root. The lab comes from the module-scoped `engine` fixture in conftest.py, once per engine
+(markers netns and docker; Docker is installed and started when missing, as `make lab-up` does).
+Nothing here knows which engine runs it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -17,12 +17,9 @@ from lab.nodeenv import OFF_LAB_PROBE
 from lab.pcaps import load
 from lab.scenario import TAG_UNSOLICITED, PunchTestConfig, run_punch_test, tag
 from lab.verdict import analyse_run
-from tests.conftest import punch_test_cli, say
+from tests.conftest import needs_root, punch_test_cli, say
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
-]
+pytestmark = [needs_root]
 
 
 def test_no_node_has_a_route_off_the_lab(engine):
@@ -41,13 +38,14 @@ def test_a_peers_only_way_out_is_its_router(engine):
 
 
 def test_lab_up_again_changes_nothing(engine):
-    before = {c.name: c.id for c in engine._lab_containers()}
+    """Nodes that were made again would have new links, hence new MAC addresses."""
+    before = {n.name: engine.link_addresses(n.name) for n in engine.topology.nodes}
     engine.up(say)
-    assert {c.name: c.id for c in engine._lab_containers()} == before
+    assert {n.name: engine.link_addresses(n.name) for n in engine.topology.nodes} == before
 
 
 def test_make_punch_test_passes_and_its_pcaps_prove_it(engine, tmp_path):
-    proc, run_dir = punch_test_cli(tmp_path)
+    proc, run_dir = punch_test_cli(tmp_path, engine)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
     verdict = json.loads((run_dir / "verdict.json").read_text())
@@ -95,8 +93,20 @@ def test_with_the_firewall_back_the_lab_passes_again(engine, tmp_path):
 def test_lab_down_leaves_nothing_behind(engine):
     engine.down(say)
     engine.down(say)  # idempotent
-    assert engine._lab_containers() == []
-    label = f"com.docker.compose.project={engine.topology.project}"
-    assert engine.client.networks.list(filters={"label": label}) == []
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert f"{engine.topology.project}-" not in links
+    assert not engine.is_up()
+    assert leftovers(engine) == []
+
+
+def leftovers(engine) -> list[str]:
+    """What of the lab is still on the host: the engine's own objects (containers and networks, or
+    namespaces and processes)."""
+    project = engine.topology.project
+    if engine.name == "docker":
+        label = f"com.docker.compose.project={project}"
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        return ([c.name for c in engine._lab_containers()]
+                + [n.name for n in engine.client.networks.list(filters={"label": label})]
+                + [line for line in links.splitlines() if f"{project}-" in line])
+    from tests.test_lab_netns import lab_namespaces
+
+    return lab_namespaces(project) + [str(p) for p in [engine.state_dir] if p.exists()]

@@ -1,26 +1,22 @@
 """System test: a real punch test leaves its report beside the pcaps, and the merged capture is whole.
 
-Needs root and the lab (the module-scoped `engine` fixture in conftest.py). Marker: docker.
+Needs root and the lab (the module-scoped `engine` fixture in conftest.py, once per engine).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 from scapy.utils import PcapNgReader
 
-from tests.conftest import frames_per_vantage, punch_test_cli, tshark_interface_names
+from tests.conftest import frames_per_vantage, needs_root, punch_test_cli, tshark_interface_names
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
-]
+pytestmark = [needs_root]
 
 
 def test_punch_test_writes_report_ladder_and_merged_capture(engine, tmp_path):
-    proc, run_dir = punch_test_cli(tmp_path)
+    proc, run_dir = punch_test_cli(tmp_path, engine)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("report.md", "ladder.png", "merged.pcapng"):
         assert (run_dir / name).stat().st_size > 0, name

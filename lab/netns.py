@@ -1,0 +1,53 @@
+"""Entering a network namespace from Python, one thread at a time, and leaving it again.
+
+setns(2) moves only the calling thread. Sockets, netlink handles, /proc/sys/net files and child
+processes made while inside belong to that namespace for good, so a thread enters, makes what it
+needs and leaves; the other threads of the process never notice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = Path("/run/netns")  # where `ip netns` and pyroute2 keep named namespaces
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def path_of(name: str) -> Path:
+    return NETNS_DIR / name
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextmanager
+def entered(path: str | Path) -> Iterator[None]:
+    """Run the block with the calling thread inside the network namespace at `path`."""
+    home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(path, os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+
+
+def write_sysctl(key: str, value: int | str) -> None:
+    """Set a sysctl of the calling thread's network namespace (net.* keys are per namespace)."""
+    Path("/proc/sys", key.replace(".", "/")).write_text(f"{value}\n")

@@ -1,0 +1,438 @@
+"""The netns engine: the lab on the kernel's own network namespaces, no containers.
+
+Every node is a named network namespace, <project>-<node>. Every network is a bridge inside one
+more namespace, <project>-switch, so the host's own namespace gets nothing: no bridge, no veth, no
+route (the lab cannot collide with Docker's bridges, and nothing leaks). Each node interface is a
+veth pair made inside the switch, its far end created directly in the node as eth0, eth1, ...
+Node programs run inside their namespace with the host's Python (the one running natlab; PATH
+starts with its directory, so `python3` is that one), PYTHONPATH the project, and the command,
+environment and sysctls of lab/node_spec.py; each node has a run dir of its own under
+/run/natlab/<project>/nodes/<node> (ready file, log), since all nodes share the host's files.
+
+Every namespace is written down before it is made (/run/natlab/<project>/namespaces), so lab-down
+removes exactly what this project made, whatever PAIRS says now, and a failed or interrupted
+lab-up removes what it got to. Processes are found by the namespace they run in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from lab import host_setup
+from lab.capture import agent_argv
+from lab.engine import CaptureAgent, ExecResult, LabError, Progress
+from lab.netns import entered, path_of, write_sysctl
+from lab.node_spec import node_command, node_environment, node_sysctls
+from lab.nodeenv import ready_file
+from lab.topology import Node, Topology
+
+STATE_ROOT = Path("/run/natlab")
+TOOLS = {"nft": "nftables", "iptables": "iptables", "conntrack": "conntrack", "ip": "iproute2"}
+# A new namespace starts from the host's IPv4 settings (devconf inheritance): forwarding off unless
+# the node's own sysctls turn it on (routers).
+BASELINE_SYSCTLS = {"net.ipv4.ip_forward": 0}
+SWITCH_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": 1,
+    "net.ipv6.conf.default.disable_ipv6": 1,
+    # Where br_netfilter is loaded (Docker loads it), bridged frames would cross the switch's own
+    # iptables and conntrack: the switch is a plain wire.
+    "net.bridge.bridge-nf-call-iptables": 0,
+    "net.bridge.bridge-nf-call-ip6tables": 0,
+    "net.bridge.bridge-nf-call-arptables": 0,
+}
+# The kernel's ARP table is one for all namespaces; past gc_thresh3 entries it refuses new ones
+# ("neighbor table overflow"), and a router stops answering ARP. A big lab needs more than the
+# default 1024: the engine raises the limits while its lab is up (the only host setting it touches).
+NEIGH_SYSCTLS = ("net.ipv4.neigh.default.gc_thresh2", "net.ipv4.neigh.default.gc_thresh3")
+NEIGH_PER_INTERFACE = 8  # entries to allow for each lab interface (WAN hosts see every router)
+WORKERS = 4
+READY_WAIT_S = 30.0  # plus READY_WAIT_PER_NODE_S for each node: big labs start hundreds of Pythons
+READY_WAIT_PER_NODE_S = 0.5
+STOP_WAIT_S = 3.0
+CREATE_WAIT_S = 30  # pyroute2 makes a namespace in a child process; its default wait is 2 s
+IFNAMSIZ = 15
+
+T = TypeVar("T")
+
+
+def parallel(work: Callable[[T], None], items: Iterable[T], workers: int = WORKERS) -> None:
+    """Run `work` on every item in a few threads. On any failure or Ctrl-C, nothing new starts and
+    the running items finish before the exception goes on, so cleanup never races a worker."""
+    pool = ThreadPoolExecutor(workers)
+    try:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def handling(sig: signal.Signals, handler) -> Iterator[None]:
+    """Run the block with `handler` for `sig` (main thread only, where Python handles signals)."""
+    previous = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        signal.signal(sig, previous)
+
+
+def interrupt(*_: object) -> None:
+    """SIGTERM as Ctrl-C: `kill` of the CLI cleans up as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block is done (a namespace is made whole or not at all).
+
+    Blocked, not ignored: a signal that arrives meanwhile is delivered on leaving. Children forked
+    inside (pyroute2 makes a namespace in a child) inherit the mask, so the terminal's Ctrl-C,
+    which goes to the whole process group, cannot kill one half-way either."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ifname(preferred: str, fallback: str) -> str:
+    return preferred if len(preferred) <= IFNAMSIZ else fallback
+
+
+def namespace_inode(name: str) -> int | None:
+    try:
+        return os.stat(path_of(name)).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def pids_by_namespace() -> dict[int, list[int]]:
+    """Every process of the host, by the inode of its network namespace."""
+    out: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            link = os.readlink(f"/proc/{entry.name}/ns/net")  # "net:[4026532281]"
+        except OSError:
+            continue
+        out.setdefault(int(link[5:-1]), []).append(int(entry.name))
+    return out
+
+
+class NetnsEngine:
+    name = "netns"
+
+    def __init__(self, topology: Topology, project_dir: Path) -> None:
+        self.topology = topology
+        self.project_dir = project_dir
+        self.state_dir = STATE_ROOT / topology.project
+        self.manifest = self.state_dir / "namespaces"
+        self.switch = f"{topology.project}-switch"
+        self._index = {node.name: i for i, node in enumerate(topology.nodes)}
+        self._children: list[subprocess.Popen] = []
+
+    # -- names and places -------------------------------------------------------------------
+    def namespace(self, node: str) -> str:
+        return self.topology.container_name(node)
+
+    def node_dir(self, node: str) -> Path:
+        return self.state_dir / "nodes" / node
+
+    def bridge(self, network: str) -> str:
+        return _ifname(network, f"br{[n.name for n in self.topology.networks].index(network)}")
+
+    def port(self, node: Node, side: str) -> str:
+        """The switch end of a node's veth, named after the node and the interface's side."""
+        i = [iface.side for iface in node.interfaces].index(side)
+        return _ifname(f"{node.name}.{side}", f"p{self._index[node.name]}.{i}")
+
+    @staticmethod
+    def iface(node: Node, side: str) -> str:
+        """The node's end of a veth: eth0, eth1, ... in the topology's interface order."""
+        return f"eth{[i.side for i in node.interfaces].index(side)}"
+
+    def _namespaces(self) -> list[str]:
+        """Every namespace this project made (the manifest) or would make (the topology), switch last."""
+        recorded = self.manifest.read_text().split() if self.manifest.exists() else []
+        wanted = [self.namespace(n.name) for n in self.topology.nodes]
+        names = [n for n in dict.fromkeys(recorded + wanted) if n != self.switch]
+        return names + [self.switch]
+
+    def _environment(self, node: Node) -> dict[str, str]:
+        bindir = str(Path(sys.executable).parent)
+        return {
+            "PATH": f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PYTHONPATH": str(self.project_dir),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": "/root",
+            **node_environment(self.topology, node, run_dir=str(self.node_dir(node.name))),
+        }
+
+    @contextmanager
+    def _inside(self, node: str) -> Iterator[None]:
+        path = path_of(self.namespace(node))
+        if not path.exists():
+            raise LabError(f"{self.namespace(node)} does not exist: run `make lab-up` first")
+        with entered(path):
+            yield
+
+    # -- the one host setting -----------------------------------------------------------------
+    def _neighbour_room(self, progress: Progress) -> None:
+        """Raise the kernel's (global) ARP table limits if this lab needs more; remember what they were."""
+        need = NEIGH_PER_INTERFACE * sum(len(n.interfaces) for n in self.topology.nodes)
+        have = {key: int(Path("/proc/sys", key.replace(".", "/")).read_text()) for key in NEIGH_SYSCTLS}
+        wanted = {NEIGH_SYSCTLS[0]: need * 3 // 4, NEIGH_SYSCTLS[1]: need}
+        raise_to = {key: value for key, value in wanted.items() if value > have[key]}
+        if not raise_to:
+            return
+        (self.state_dir / "host-sysctls.json").write_text(json.dumps({"was": have, "set": raise_to}))
+        progress("raising the kernel's ARP table limits for a lab this big: "
+                 + ", ".join(f"{k}={v}" for k, v in raise_to.items()))
+        for key, value in raise_to.items():
+            write_sysctl(key, value)
+
+    def _restore_neighbour_room(self) -> None:
+        """Put back what _neighbour_room raised, unless another lab is up or someone changed it since."""
+        saved = self.state_dir / "host-sysctls.json"
+        others = [d for d in STATE_ROOT.iterdir() if d != self.state_dir] if STATE_ROOT.exists() else []
+        if not saved.exists() or others:
+            return
+        record = json.loads(saved.read_text())
+        for key, value in record["set"].items():
+            current = int(Path("/proc/sys", key.replace(".", "/")).read_text())
+            if current == value:
+                write_sysctl(key, record["was"][key])
+
+    # -- building ---------------------------------------------------------------------------
+    def _create_namespace(self, name: str) -> None:
+        from pyroute2 import config, netns
+
+        config.default_communicate_timeout = CREATE_WAIT_S  # its child answers late on a loaded machine
+
+        with signals_deferred():
+            with self.manifest.open("a") as f:  # written down first, then made whole
+                f.write(name + "\n")
+            netns.create(name)
+        with entered(path_of(name)):
+            from pyroute2 import IPRoute
+
+            with IPRoute() as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+    def _build_switch(self) -> None:
+        from pyroute2 import IPRoute
+
+        with entered(path_of(self.switch)):
+            for key, value in SWITCH_SYSCTLS.items():
+                if Path("/proc/sys", key.replace(".", "/")).exists():
+                    write_sysctl(key, value)
+            with IPRoute() as ipr:
+                for net in self.topology.networks:
+                    ipr.link("add", ifname=self.bridge(net.name), kind="bridge", br_stp_state=0)
+                    ipr.link("set", index=ipr.link_lookup(ifname=self.bridge(net.name))[0], state="up")
+
+    def _wire(self, node: Node) -> None:
+        """Sysctls first (new interfaces take the defaults), then the veths, then addresses."""
+        from pyroute2 import IPRoute
+
+        with self._inside(node.name):
+            for key, value in {**BASELINE_SYSCTLS, **node_sysctls(node)}.items():
+                write_sysctl(key, value)
+        node_ns = os.open(path_of(self.namespace(node.name)), os.O_RDONLY)
+        try:
+            with entered(path_of(self.switch)), IPRoute() as ipr:
+                for iface in node.interfaces:
+                    port = self.port(node, iface.side)
+                    ipr.link("add", ifname=port, kind="veth",
+                             peer={"ifname": self.iface(node, iface.side), "net_ns_fd": node_ns})
+                    index = ipr.link_lookup(ifname=port)[0]
+                    bridge = ipr.link_lookup(ifname=self.bridge(iface.network))[0]
+                    ipr.link("set", index=index, master=bridge, state="up")
+        finally:
+            os.close(node_ns)
+        with self._inside(node.name), IPRoute() as ipr:
+            for iface in node.interfaces:
+                index = ipr.link_lookup(ifname=self.iface(node, iface.side))[0]
+                prefix = self.topology.network(iface.network).subnet.prefixlen
+                ipr.addr("add", index=index, address=str(iface.address), prefixlen=prefix)
+                ipr.link("set", index=index, state="up")
+
+    def _start(self, node: Node) -> subprocess.Popen:
+        run_dir = self.node_dir(node.name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        return self._popen(node.name, node_command(self.topology, node), log=run_dir / "main.log")
+
+    def _popen(self, node: str, argv: list[str], log: Path | None = None) -> subprocess.Popen:
+        """Start argv inside the node, in a session of its own (the terminal's Ctrl-C is for the CLI)."""
+        out = log.open("ab") if log else subprocess.PIPE
+        try:
+            with self._inside(node):
+                return subprocess.Popen(
+                    argv, env=self._environment(self.topology.node(node)), cwd=self.project_dir,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE,
+                    start_new_session=True,
+                )
+        finally:
+            if log:
+                out.close()
+
+    def _wait_ready(self, started: dict[str, subprocess.Popen], progress: Progress) -> None:
+        timeout = READY_WAIT_S + READY_WAIT_PER_NODE_S * len(started)
+        deadline = time.monotonic() + timeout
+        waiting = dict(started)
+        said = time.monotonic()
+        while waiting:
+            for name, proc in list(waiting.items()):
+                if ready_file(self._environment(self.topology.node(name))).exists():
+                    del waiting[name]
+                elif proc.poll() is not None:
+                    log = (self.node_dir(name) / "main.log").read_text(errors="replace")[-3000:]
+                    raise LabError(f"{self.namespace(name)} failed to start (exit {proc.returncode}):\n{log}")
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"nodes not ready after {timeout:.0f}s: {', '.join(sorted(waiting)[:10])}")
+            if time.monotonic() - said > 3:
+                progress(f"{len(started) - len(waiting)}/{len(started)} nodes ready")
+                said = time.monotonic()
+            time.sleep(0.05)
+
+    # -- Engine protocol ----------------------------------------------------------------------
+    def up(self, progress: Progress) -> None:
+        host_setup.require_root("lab-up")
+        host_setup.ensure_packages(TOOLS, progress)
+        if self.is_up():
+            progress(f"the {self.topology.project} lab is already up")
+            return
+        if any(path_of(name).exists() for name in self._namespaces()):
+            progress("a lab of this project is partly up or of another size: removing it first")
+            self.down(progress)
+        nodes = self.topology.nodes
+        progress(f"creating {len(nodes) + 1} network namespaces ({self.topology.project}-*), "
+                 f"{len(self.topology.networks)} bridges in {self.switch}")
+        try:
+            with handling(signal.SIGTERM, interrupt):
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                self._neighbour_room(progress)
+                self._create_namespace(self.switch)
+                for node in nodes:
+                    self._create_namespace(self.namespace(node.name))
+                self._build_switch()
+                started: dict[str, subprocess.Popen] = {}
+
+                def wire_and_start(node: Node) -> None:
+                    self._wire(node)
+                    started[node.name] = self._start(node)
+
+                parallel(wire_and_start, nodes)
+                progress(f"{len(nodes)} nodes wired, their programs started; waiting until each is ready")
+                self._wait_ready(started, progress)
+        except BaseException:
+            with handling(signal.SIGINT, signal.SIG_IGN):  # a second Ctrl-C must not cut the cleanup short
+                progress("lab-up failed: removing what it created")
+                self.down(lambda _msg: None)
+            raise
+
+    def down(self, progress: Progress) -> None:
+        names = [n for n in self._namespaces() if path_of(n).exists()]
+        inodes = {namespace_inode(n) for n in names}
+        stopped = self._stop_processes(inodes)
+        from pyroute2 import netns
+
+        for name in names:
+            try:
+                netns.remove(name)
+            except OSError as exc:
+                progress(f"could not remove namespace {name}: {exc}")
+        self._restore_neighbour_room()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        if STATE_ROOT.exists() and not any(STATE_ROOT.iterdir()):
+            STATE_ROOT.rmdir()
+        if names:
+            progress(f"removed {len(names)} namespaces (with their links) and stopped {stopped} processes")
+
+    @staticmethod
+    def _stop_processes(inodes: set[int | None]) -> int:
+        """SIGTERM every process in the lab's namespaces, SIGKILL what is left after STOP_WAIT_S."""
+        def lab_pids() -> list[int]:
+            return [pid for ino, pids in pids_by_namespace().items() if ino in inodes for pid in pids]
+
+        pids = lab_pids()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + STOP_WAIT_S
+            while lab_pids() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not lab_pids():
+                break
+            pids = lab_pids()
+        return len(pids)
+
+    def is_up(self) -> bool:
+        """Every node's namespace exists, has said it is ready and still has a process running in it."""
+        alive = pids_by_namespace()
+        for node in self.topology.nodes:
+            inode = namespace_inode(self.namespace(node.name))
+            if inode is None or not alive.get(inode):
+                return False
+            if not ready_file(self._environment(node)).exists():
+                return False
+        return namespace_inode(self.switch) is not None
+
+    def exec(self, node: str, argv: list[str]) -> ExecResult:
+        try:
+            proc = self._popen(node, argv)
+        except FileNotFoundError as exc:
+            return ExecResult(127, "", str(exc))
+        out, err = proc.communicate()
+        return ExecResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def spawn(self, node: str, argv: list[str]) -> None:
+        self._children = [c for c in self._children if c.poll() is None]  # reap the finished
+        self._children.append(self._popen(node, argv, log=self.node_dir(node) / "spawned.log"))
+
+    def copy_out(self, node: str, path: str, dest: Path) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        for item in Path(path).iterdir():
+            if item.is_file():
+                shutil.copy2(item, dest / item.name)
+
+    def set_forwarding(self, node: str, enabled: bool) -> None:
+        with self._inside(node):
+            write_sysctl("net.ipv4.ip_forward", int(enabled))
+
+    def link_addresses(self, node: str) -> dict[str, str]:
+        from pyroute2 import IPRoute
+
+        with self._inside(node), IPRoute() as ipr:
+            macs = {link["index"]: link.get_attr("IFLA_ADDRESS") for link in ipr.get_links()}
+            return {a.get_attr("IFA_ADDRESS"): macs[a["index"]] for a in ipr.get_addr(family=2)
+                    if a.get_attr("IFA_ADDRESS") != "127.0.0.1"}
+
+    def capture_agents(self) -> list[CaptureAgent]:
+        """One agent for the whole lab, run in the broker's namespace, each socket opened in its vantage's."""
+        vantages = [
+            f"{node.name}-{iface.side}={path_of(self.namespace(node.name))}:{self.iface(node, iface.side)}"
+            for node, iface in self.topology.captures
+        ]
+        directory = str(self.state_dir / "capture")
+        return [CaptureAgent(self.topology.broker.name, agent_argv(directory, vantages), directory)]

@@ -1,0 +1,139 @@
+"""System tests of the netns engine itself: nothing in the host's namespace, nothing left behind
+(after lab-down, a failed lab-up, a Ctrl-C), two labs side by side, more pairs than one.
+
+Needs root, no Docker. Marker: netns. Each test uses a project name of its own, so these labs never
+meet the one of the `engine` fixture, nor a Docker lab.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab.engine import LabError
+from lab.netns import NETNS_DIR
+from lab.netns_engine import namespace_inode, pids_by_namespace
+from lab.nodeenv import OFF_LAB_PROBE
+from lab.scenario import PunchTestConfig, run_punch_test
+from lab.verdict import analyse_run
+from tests.conftest import ROOT, lab, needs_root, say
+
+pytestmark = [pytest.mark.netns, needs_root]
+
+
+def lab_namespaces(project: str) -> list[str]:
+    """The namespaces on the host that belong to `project` (exactly: another project may share a prefix)."""
+    ours = {f"{project}-switch"} | {f"{project}-{kind}" for kind in ("broker", "outsider")}
+    names = sorted(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else []
+    return [n for n in names if n in ours or n.startswith((f"{project}-router-", f"{project}-peer-"))]
+
+
+def host_links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+def lab_processes(names: list[str]) -> list[int]:
+    inodes = {namespace_inode(n) for n in names} - {None}
+    return [pid for ino, pids in pids_by_namespace().items() if ino in inodes for pid in pids]
+
+
+@pytest.fixture
+def cleanup():
+    """Engines made by a test are taken down whatever happens to it."""
+    made = []
+    yield made.append
+    for eng in made:
+        eng.down(say)
+
+
+def test_the_host_namespace_gets_nothing(cleanup):
+    before = host_links()
+    eng = lab("netns", project="nltest-host")
+    cleanup(eng)
+    eng.up(say)
+    assert host_links() == before
+    switch = subprocess.run(["ip", "netns", "exec", "nltest-host-switch", "ip", "route", "get", OFF_LAB_PROBE],
+                            capture_output=True, text=True)
+    assert switch.returncode != 0, switch.stdout
+    eng.down(say)
+    assert lab_namespaces("nltest-host") == [] and host_links() == before
+
+
+def test_a_failed_lab_up_removes_what_it_made(monkeypatch):
+    eng = lab("netns", project="nltest-fail")
+    real_start = eng._start
+
+    def start(node):
+        if node.name == "peer-b":
+            raise LabError("injected failure")
+        return real_start(node)
+
+    monkeypatch.setattr(eng, "_start", start)
+    with pytest.raises(LabError, match="injected failure"):
+        eng.up(say)
+    assert lab_namespaces("nltest-fail") == [] and not eng.state_dir.exists()
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.15, 0.5, 1.0])
+def test_ctrl_c_in_the_middle_of_lab_up_leaves_nothing(after_s):
+    """Ctrl-C as a terminal sends it: to the whole process group, whatever lab-up is doing then."""
+    env = {**os.environ, "ENGINE": "netns", "NATLAB_PROJECT": "nltest-int", "PAIRS": "6"}
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "up"], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while not lab_namespaces("nltest-int") and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(after_s)  # namespaces being made, nodes being wired, programs starting
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    try:
+        assert proc.returncode == 130, out
+        assert "removing what it created" in out
+        assert lab_namespaces("nltest-int") == []
+    finally:
+        lab("netns", project="nltest-int", pairs=6).down(say)
+
+
+def test_two_labs_side_by_side_and_each_down_removes_only_its_own(cleanup, tmp_path):
+    first, second = lab("netns", project="nltest-one"), lab("netns", project="nltest-two")
+    cleanup(first)
+    cleanup(second)
+    first.up(say)
+    second.up(say)
+    for eng in (first, second):
+        verdict = analyse_run(run_punch_test(eng, PunchTestConfig(messages=3), tmp_path / eng.topology.project, say))
+        assert verdict.ok, [(c.id, c.detail) for c in verdict.checks if not c.ok]
+    first.down(say)
+    assert lab_namespaces("nltest-one") == [] and not lab_processes(lab_namespaces("nltest-one"))
+    assert second.is_up()
+    second.down(say)
+    assert lab_namespaces("nltest-two") == []
+
+
+def test_more_pairs_punch_through_both_public_segments(cleanup, tmp_path):
+    eng = lab("netns", project="nltest-pairs", pairs=3)
+    cleanup(eng)
+    eng.up(say)
+    for node in eng.topology.nodes:
+        res = eng.exec(node.name, ["ip", "route", "get", OFF_LAB_PROBE])
+        assert res.exit_code != 0, f"{node.name}: {res.stdout}"
+    verdict = analyse_run(run_punch_test(eng, PunchTestConfig(messages=3), tmp_path, say))
+    assert verdict.ok, [(c.id, c.detail) for c in verdict.checks if not c.ok]
+    assert all(c.pairs == 3 and c.detail.startswith("3/3 pairs pass") for c in verdict.checks)
+    assert {p.name for p in tmp_path.glob("*/broker-wan*.pcap")} == {"broker-wan.pcap", "broker-wan2.pcap"}
+
+
+def test_lab_down_of_another_size_removes_the_whole_lab(cleanup):
+    big = lab("netns", project="nltest-size", pairs=2)
+    cleanup(big)
+    big.up(say)
+    names = lab_namespaces("nltest-size")
+    assert len(names) == len(big.topology.nodes) + 1
+    lab("netns", project="nltest-size").down(say)  # PAIRS=1 now: the manifest knows the rest
+    assert lab_namespaces("nltest-size") == [] and not lab_processes(names)
