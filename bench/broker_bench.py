@@ -26,19 +26,13 @@ from lab.cli import PROJECT_DIR
 from lab.docker_engine import DockerEngine
 from lab.engine import Engine, LabError
 from lab.report import table
+from lab.scenario import json_line
 from lab.topology import build_topology
 
 BROKER_PORT, COTURN_PORT = 3578, 3678
 STATE = "/tmp/natlab-bench-broker"
 COTURN_PID = "/tmp/natlab-bench-turnserver.pid"
 SERVER_CORE, LOAD_CORE = "0", "1"
-
-
-def json_line(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise LabError(f"no JSON in output:\n{text[-1000:]}")
 
 
 def wait_answering(engine: Engine, node: str, target: str, what: str) -> None:

@@ -97,7 +97,7 @@ def point_latest(root: Path, run_dir: Path) -> None:
     tmp.replace(latest)
 
 
-def _json_line(text: str) -> dict:
+def json_line(text: str) -> dict:
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
@@ -114,7 +114,7 @@ def control_no_bypass(engine: Engine, pair: Pair, broker: str) -> dict:
     finally:
         engine.set_forwarding(pair.router.name, True)
         engine.exec(pair.router.name, ["conntrack", "-F"])
-    return _json_line(res.stdout)
+    return json_line(res.stdout)
 
 
 def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
@@ -124,7 +124,7 @@ def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
         [*PEER, "reach", "--to", f"{pair.private_ip}:{port}", "--tag", tag(TAG_UNSOLICITED, pair),
          "--attempts", "2", "--wait", "0.3"],
     )
-    return _json_line(res.stdout)
+    return json_line(res.stdout)
 
 
 def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) -> dict[str, dict]:
@@ -137,7 +137,7 @@ def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) 
                 "--secret", mint(engine, pair_room),
                 "--messages", str(config.messages), "--punch-delay", str(delay), "--timeout", str(config.timeout_s)]
         res = engine.exec(pair.peer.name, argv)
-        result = _json_line(res.stdout)
+        result = json_line(res.stdout)
         result["log"] = res.stderr.strip().splitlines()
         return result
 

@@ -225,7 +225,8 @@ def check_direct_path(view: RunView, messages: int) -> Check:
             evidence.append(f"{pair.label}->{other.label} {', '.join(endpoints) or '-'} at {vantage}-wan: "
                             f"{len(seqs)}/{messages}{note}")
             if not want <= seqs:
-                problems.append(f"{pair.label}->{other.label} at {vantage}-wan: {len(seqs & want)} of {messages} messages")
+                problems.append(f"{pair.label}->{other.label} at {vantage}-wan: "
+                                f"{len(seqs & want)} of {messages} messages")
     detail = "; ".join(problems) or f"all {messages} messages each way, public address to public address, on both WANs"
     return Check("3", "direct path between public endpoints", not problems, detail, evidence)
 

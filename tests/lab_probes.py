@@ -7,23 +7,16 @@ attacker who watched the WAN would know.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 from lab.engine import Engine, LabError
 from lab.proto import Endpoint
+from lab.scenario import json_line
 from tests.conftest import lab, say
 
 STATUS = ["python3", "-m", "server.status"]
-
-
-def json_line(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise LabError(f"no JSON in output:\n{text[-1000:]}")
 
 
 def broker_status(engine: Engine) -> dict:

@@ -184,7 +184,8 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         peer_to_peer(a_pair, b_pair, probe(room, la, 4, True))
         if faults.attacker and faulty_here:
             # Spoofed as b's public endpoint, a's NAT lets them in: only the session proof stops them.
-            for forged in (probe(room, lb, 99, True, session="66" * 16), data(room, lb, 1, "forged", session="66" * 16)):
+            other_session = "66" * 16
+            for forged in (probe(room, lb, 99, True, other_session), data(room, lb, 1, "forged", other_session)):
                 b.send({wan(a_pair): (pub[lb], pub[la]), lan(a_pair): (pub[lb], priv[la])}, forged, OUTSIDER,
                        a_pair.peer.name)
         for seq in range(1, messages + 1):

@@ -36,7 +36,8 @@ def broker(limits: Limits = Limits()) -> tuple[Broker, dict[Endpoint, Recorder]]
 
 
 def binding() -> bytes:
-    return stun.encode(stun.Message(stun.Method.BINDING, stun.Class.REQUEST, attributes=OrderedDict()), fingerprint=False)
+    request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST, attributes=OrderedDict())
+    return stun.encode(request, fingerprint=False)
 
 
 def test_stun_is_answered_on_every_socket_and_rendezvous_only_on_the_primary():

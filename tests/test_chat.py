@@ -13,6 +13,7 @@ import pytest
 
 from lab.proto import MAX_TEXT, Ack, Bye, Data
 from peers.chat import MAX_TRIES, RETRY_S, ChatSession, Terminal, chunks
+from tests.chat_sides import close_all, end_together
 from tests.loopback import ENV, ROOT, LoopbackBroker
 
 
@@ -109,17 +110,9 @@ def test_two_chats_exchange_lines_both_ways_and_ctrl_d_ends_both(broker):
         for i in range(3):
             b.expect_exact(f"a> line {i} from a")
             a.expect_exact(f"b> line {i} from b ünïcode")
-        a.sendeof()
-        a.expect_exact("*** bye")
-        b.expect_exact("*** a left the chat")
-        b.expect_exact("*** bye")
-        for side in (a, b):
-            side.expect(pexpect.EOF)
-            side.close()
-            assert side.exitstatus == 0
+        end_together(a, "a", b)
     finally:
-        a.close(force=True)
-        b.close(force=True)
+        close_all(a, b)
     assert broker.status()["stats"]["rendezvous"]["introductions"] == 1
 
 
@@ -128,16 +121,9 @@ def test_ctrl_c_ends_both_sides_too(broker):
     try:
         for side in (a, b):
             side.expect("connected to")
-        b.sendintr()
-        b.expect_exact("*** bye")
-        a.expect_exact("*** b left the chat")
-        for side in (a, b):
-            side.expect(pexpect.EOF)
-            side.close()
-            assert side.exitstatus == 0
+        end_together(b, "b", a, how=pexpect.spawn.sendintr)
     finally:
-        a.close(force=True)
-        b.close(force=True)
+        close_all(a, b)
 
 
 def test_make_chat_attaches_to_the_peer_with_the_minted_secret():

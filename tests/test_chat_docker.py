@@ -19,6 +19,7 @@ from lab.chat_attach import chat_argv
 from lab.pcaps import load
 from lab.proto import Data
 from lab.room_secret import mint
+from tests.chat_sides import close_all, end_together
 from tests.conftest import needs_root
 from tests.lab_probes import docker_lab  # noqa: F401 - the Docker lab, as `engine`
 
@@ -55,17 +56,9 @@ def test_two_chats_talk_directly_and_end_together(engine, tmp_path):
             b.expect_exact(f"a> {line}")
         for line in lines["b"]:
             a.expect_exact(f"b> {line}")
-        a.sendeof()
-        a.expect_exact("*** bye")
-        b.expect_exact("*** a left the chat")
-        for side in (a, b):
-            side.expect(pexpect.EOF)
-            side.close()
-            assert side.exitstatus == 0
+        end_together(a, "a", b)
     finally:
-        for side in (a, b):
-            if side is not None:
-                side.close(force=True)
+        close_all(a, b)
         time.sleep(0.3)
         captures.stop_and_collect(tmp_path)
     at_broker = [p for p in load(tmp_path / "broker-wan.pcap") if token.encode() in p.payload]

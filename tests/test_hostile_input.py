@@ -90,11 +90,13 @@ def mutated(draw, source: st.SearchStrategy[bytes]) -> bytes:
 
 
 encoded = messages.map(encode)
+def binding(change: int, port: int | None, fingerprint: bool) -> bytes:
+    attrs = OrderedDict([("CHANGE-REQUEST", change), *([("RESPONSE-PORT", port)] if port else [])])
+    return stun.encode(stun.Message(stun.Method.BINDING, stun.Class.REQUEST, attributes=attrs), fingerprint=fingerprint)
+
+
 stun_requests = st.builds(
-    lambda change, port, fp: stun.encode(
-        stun.Message(stun.Method.BINDING, stun.Class.REQUEST,
-                     attributes=OrderedDict([("CHANGE-REQUEST", change)] + ([("RESPONSE-PORT", port)] if port else []))),
-        fingerprint=fp),
+    binding,
     st.sampled_from([0, 2, 4, 6]), st.one_of(st.none(), st.integers(1, 65535)), st.booleans(),
 )
 hostile = st.one_of(st.binary(max_size=MAX_DATAGRAM + 100), lab_like, mutated(encoded), mutated(stun_requests),

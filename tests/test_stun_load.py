@@ -7,7 +7,7 @@ from tests.loopback import LoopbackBroker
 
 
 def test_requests_are_20_byte_bindings_with_distinct_ids():
-    (first, tid1), (second, tid2) = request(0), request(1)
+    (first, tid1), (_, tid2) = request(0), request(1)
     assert len(first) == 20 and first[:2] == b"\x00\x01" and tid1 != tid2 and first[8:] == tid1
 
 
