@@ -20,6 +20,7 @@ RUN      ?=
 NODE     ?= peer-a
 NAT      ?=
 LIFETIME ?=
+ROOM     ?= chat
 export ENGINE PAIRS NAT_A NAT_B MESSAGES
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose); asked only for Docker.
 ifeq ($(ENGINE),docker)
@@ -28,7 +29,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench clean
+	system-test netns-test docker-test bench clean chat-a chat-b bench-broker
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,6 +93,15 @@ test: unit-test netns-test docker-test ## everything, in this order: unit, netns
 bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch (ENGINE=netns: netns only)
 	$(PY) -m bench.lab_bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
 	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
+
+bench-broker: $(STAMP) ## broker vs coturn STUN throughput (one core each), junk flood drops, peak memory
+	$(PY) -m bench.broker_bench
+
+chat-a: $(STAMP) ## chat from peer-a, typed lines go straight to peer-b (run chat-b in another terminal; ROOM=chat)
+	@$(PY) -m lab.chat_attach a --room $(ROOM)
+
+chat-b: $(STAMP) ## chat from peer-b (see chat-a)
+	@$(PY) -m lab.chat_attach b --room $(ROOM)
 
 clean: ## remove captures and the virtualenv (run lab-down first)
 	rm -rf captures $(VENV) .pytest_cache

@@ -13,14 +13,14 @@ from enum import Enum
 
 from lab import stun
 from lab.pcaps import Packet
-from lab.proto import Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
+from lab.proto import Ack, Bye, Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
 
 
 class PacketRole(str, Enum):
     REGISTRATION = "registration"  # peer <-> broker: register, waiting, the broker's errors
     INTRODUCTION = "introduction"  # broker -> peer: your partner is at ...
     PROBE = "probe"  # peer -> peer hole punching
-    DATA = "data"  # peer -> peer payload over the punched path
+    DATA = "data"  # peer -> peer payload over the punched path (and the chat's acks and byes)
     CONTROL = "control"  # the control experiments' pings and pongs
     STUN = "stun"  # STUN Binding requests and answers: address and NAT behaviour discovery
     OTHER = "other"  # anything no decoder recognises (ICMP, foreign traffic)
@@ -33,6 +33,8 @@ _LAB_ROLES: dict[type[Message], PacketRole] = {
     Intro: PacketRole.INTRODUCTION,
     Probe: PacketRole.PROBE,
     Data: PacketRole.DATA,
+    Ack: PacketRole.DATA,
+    Bye: PacketRole.DATA,
     Ping: PacketRole.CONTROL,
     Pong: PacketRole.CONTROL,
 }

@@ -6,7 +6,8 @@ Order of a run (every step captured at the broker and at both sides of every rou
    may get through (the peer has no other way out).
 3. Control "unsolicited": the outsider, a WAN host that routes each LAN at its router, sends to
    each peer's private address; the router must drop it.
-4. Rendezvous and punch: both peers register; the late peer waits `punch_delay_s` after the
+4. Rendezvous and punch: both peers register with the room's secret, minted for the run on the
+   broker's node; the late peer waits `punch_delay_s` after the
    introduction before probing, so the early peer's first probes reach the late peer's NAT
    unsolicited and must be dropped there. Then N numbered messages cross each way, directly.
 With several punch pairs (PAIRS=N) every step is done for every pair, pairs at once: each pair
@@ -26,6 +27,7 @@ from pathlib import Path
 from lab.capture import Captures
 from lab.engine import Engine, LabError, Progress
 from lab.nat_control import live_topology
+from lab.room_secret import mint
 from lab.topology import Pair, PunchPair
 
 TAG_NO_BYPASS = "control-no-bypass"
@@ -95,7 +97,7 @@ def point_latest(root: Path, run_dir: Path) -> None:
     tmp.replace(latest)
 
 
-def _json_line(text: str) -> dict:
+def json_line(text: str) -> dict:
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
@@ -112,7 +114,7 @@ def control_no_bypass(engine: Engine, pair: Pair, broker: str) -> dict:
     finally:
         engine.set_forwarding(pair.router.name, True)
         engine.exec(pair.router.name, ["conntrack", "-F"])
-    return _json_line(res.stdout)
+    return json_line(res.stdout)
 
 
 def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
@@ -122,19 +124,20 @@ def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
         [*PEER, "reach", "--to", f"{pair.private_ip}:{port}", "--tag", tag(TAG_UNSOLICITED, pair),
          "--attempts", "2", "--wait", "0.3"],
     )
-    return _json_line(res.stdout)
+    return json_line(res.stdout)
 
 
 def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) -> dict[str, dict]:
-    """Every pair at once, each in its room; side a registers first, then the late side."""
+    """Every pair at once, each in its room with the room's secret; side a registers first, then the late side."""
     punch_pairs = engine.topology.punch_pairs
 
     def one(pair: Pair, pair_room: str) -> dict:
         delay = config.punch_delay_s if pair.side == config.late_peer else 0.0
         argv = [*PEER, "punch", "--broker", broker, "--room", pair_room, "--id", pair.label,
+                "--secret", mint(engine, pair_room),
                 "--messages", str(config.messages), "--punch-delay", str(delay), "--timeout", str(config.timeout_s)]
         res = engine.exec(pair.peer.name, argv)
-        result = _json_line(res.stdout)
+        result = json_line(res.stdout)
         result["log"] = res.stderr.strip().splitlines()
         return result
 

@@ -1,23 +1,37 @@
-"""The broker's rendezvous logic, free of sockets so that it can be tested exhaustively.
+"""The broker's rendezvous logic (protocol v2), free of sockets so that it can be tested exhaustively.
 
-A room holds up to two members. Each register is answered from the room's state alone, so a
-retransmitted register gets the same answer. When the second member arrives, both are told the
-other's public endpoint as observed here (the NAT's address and port). Members not heard from
-for `ttl` seconds are forgotten.
+A room holds up to two members. A register is accepted only with a MAC under the room's key
+(derived from the broker key, lab.credentials), a timestamp within the clock-skew window and a
+MAC never seen before (replay). Each accepted register is answered from the room's state alone,
+so a retransmission gets the same answer. When the second member arrives, both are introduced:
+each learns the other's public endpoint as observed here (the NAT's address and port), the
+private endpoint the other declared, and a fresh session nonce. Members not heard from for
+`member_ttl_s` are forgotten, rooms after `room_lifetime_s` whatever happens in them.
+
+Amplification: an answer to anything unauthenticated (junk, a register whose MAC fails, a ping)
+is never larger than what it answers; an error that would not fit is shortened, or not sent.
+Replays and peer traffic get no answer at all. Every datagram that is not served is counted by
+reason in `stats.dropped`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lab.credentials import SESSION_HEX, RoomKeys, fresh, new_nonce, room_secret, sign, verify
 from lab.proto import (
+    MAX_DATAGRAM,
+    Ack,
+    Bye,
     Data,
     Endpoint,
     Error,
     Intro,
+    Message,
     Ping,
     Pong,
     Probe,
@@ -27,17 +41,19 @@ from lab.proto import (
     decode,
     encode,
 )
+from server.limits import Limits
 
 log = logging.getLogger("broker")
 
-ROOM_SIZE = 2
 Reply = tuple[bytes, Endpoint]
+MAX_REASON = 120  # characters of an error's reason
 
 
 @dataclass
 class Member:
     peer: str
-    endpoint: Endpoint
+    endpoint: Endpoint  # as observed: the NAT's public side
+    private: Endpoint  # as declared in the register
     txn: str
     last_seen: float
 
@@ -45,84 +61,172 @@ class Member:
 @dataclass
 class Room:
     name: str
+    keys: RoomKeys
+    created: float
     members: dict[str, Member] = field(default_factory=dict)
+    session: str | None = None  # set when the room becomes complete, cleared when its membership changes
 
 
 @dataclass
 class Stats:
     received: int = 0
-    malformed: int = 0
-    registrations: int = 0
+    registrations: int = 0  # accepted registers
     introductions: int = 0
-    expired: int = 0
+    expired_members: int = 0
+    expired_rooms: int = 0
+    errors_sent: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason -> datagrams not served
+
+    def snapshot(self) -> dict:
+        return {k: (dict(v) if isinstance(v, Counter) else v) for k, v in self.__dict__.items()}
+
+
+def bounded_error(code: str, reason: str, limit: int) -> bytes | None:
+    """An Error of at most `limit` bytes, its reason shortened to fit; None if even no reason fits."""
+    reason = reason[:MAX_REASON]
+    data = encode(Error(code, reason))
+    if len(data) <= limit:
+        return data
+    bare = len(encode(Error(code, "")))
+    if bare > limit:
+        return None
+    reason = reason[: limit - bare]
+    while len(data := encode(Error(code, reason))) > limit:  # escapes make some characters longer
+        reason = reason[:-1]
+    return data
 
 
 class Rendezvous:
-    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.clock = clock
+    def __init__(
+        self,
+        broker_key: bytes,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        new_session: Callable[[], str] = lambda: new_nonce(SESSION_HEX),
+    ) -> None:
+        self.broker_key = broker_key
+        self.limits = limits
+        self.clock, self.wall, self.new_session = clock, wall, new_session
         self.rooms: dict[str, Room] = {}
+        self.replays: OrderedDict[str, float] = OrderedDict()  # register MAC -> when it may be forgotten
         self.stats = Stats()
 
+    # -- entry point ---------------------------------------------------------------------------
     def handle(self, data: bytes, source: Endpoint) -> list[Reply]:
         """Answer one datagram from `source`; returns the datagrams to send."""
         self.stats.received += 1
+        if len(data) > MAX_DATAGRAM:
+            return self._drop("oversize", source)
         try:
             msg = decode(data)
         except ProtocolError as exc:
-            self.stats.malformed += 1
-            log.info("malformed datagram from %s (%d bytes): %s", source, len(data), exc)
-            return [(encode(Error("bad-request", str(exc)[:120])), source)]
+            return self._refuse("malformed", "bad-request", str(exc), data, source)
         if isinstance(msg, Register):
-            return self._register(msg, source)
+            return self._register(msg, data, source)
         if isinstance(msg, Ping):
-            return [(encode(Pong(msg.tag, msg.seq)), source)]
-        if isinstance(msg, (Probe, Data)):
+            pong = encode(Pong(msg.tag, msg.seq))  # the same fields: never longer than the ping
+            return [(pong, source)] if len(pong) <= len(data) else self._drop("reply-too-large", source)
+        if isinstance(msg, (Probe, Data, Ack, Bye)):
             # A peer's session traffic must never reach the broker; say so in the log, don't answer.
             log.warning("peer traffic (%s) from %s reached the broker", msg.TYPE, source)
-            return []
+            return self._drop("peer-traffic", source)
         if isinstance(msg, Error):
-            return []  # never answer an error: two confused parties must not loop
-        self.stats.malformed += 1
-        log.info("unexpected %s from %s", msg.TYPE, source)
-        return [(encode(Error("unexpected", f"a broker does not accept {msg.TYPE}")), source)]
+            return self._drop("error-message", source)  # never answer an error: no loops
+        return self._refuse("unexpected", "unexpected", f"a broker does not accept {msg.TYPE}", data, source)
 
-    def _register(self, msg: Register, source: Endpoint) -> list[Reply]:
+    def _drop(self, reason: str, source: Endpoint) -> list[Reply]:
+        self.stats.dropped[reason] += 1
+        log.debug("dropped (%s) a datagram from %s", reason, source)
+        return []
+
+    def _refuse(self, reason: str, code: str, text: str, request: bytes, source: Endpoint) -> list[Reply]:
+        """Count the drop; answer with an error no larger than the request, if one fits."""
+        self._drop(reason, source)
+        error = bounded_error(code, text, len(request))
+        if error is None:
+            return []
+        self.stats.errors_sent += 1
+        return [(error, source)]
+
+    # -- registration --------------------------------------------------------------------------
+    def _register(self, msg: Register, data: bytes, source: Endpoint) -> list[Reply]:
         now = self.clock()
         self.expire(now)
-        self.stats.registrations += 1
-        room = self.rooms.setdefault(msg.room, Room(msg.room))
+        limits = self.limits
+        if not fresh(msg.ts, self.wall(), limits.clock_skew_s):
+            return self._refuse("stale", "stale", f"timestamp more than {limits.clock_skew_s:g}s off", data, source)
+        room = self.rooms.get(msg.room)
+        keys = room.keys if room else RoomKeys.from_secret(bytes.fromhex(room_secret(self.broker_key, msg.room)))
+        if not verify(msg, keys.to_broker):
+            return self._refuse("unauthenticated", "unauthorized", "register MAC does not verify", data, source)
+        # Authenticated from here on. A replay (the same MAC again) gets no answer: its sender
+        # already had one, and whoever replays it must learn nothing.
+        if msg.mac in self.replays:
+            return self._drop("replay", source)
+        if len(self.replays) >= limits.replay_entries:
+            return self._refuse("replay-cache-full", "busy", "too many registrations, retry", data, source)
+        self.replays[msg.mac] = now + 2 * limits.clock_skew_s + 1
+        if room is None:
+            if len(self.rooms) >= limits.max_rooms:
+                return self._refuse("rooms-full", "busy", "too many rooms, retry later", data, source)
+            room = self.rooms[msg.room] = Room(msg.room, keys, now)
         member = room.members.get(msg.peer)
-        if member is None and len(room.members) >= ROOM_SIZE:
+        if member is None and len(room.members) >= limits.room_size:
             log.info("register room=%s peer=%s from %s refused: room full", msg.room, msg.peer, source)
-            return [(encode(Error("room-full", f"room {msg.room} already has {ROOM_SIZE} members")), source)]
-        moved = member is not None and member.endpoint != source
-        if member is None or moved:
-            log.info(
-                "register room=%s peer=%s from %s%s", msg.room, msg.peer, source, " (endpoint changed)" if moved else ""
-            )
-        room.members[msg.peer] = Member(msg.peer, source, msg.txn, now)
+            return self._refuse("room-full", "room-full", f"room has {limits.room_size} members", data, source)
+        return self._admit(room, member, msg, source, now)
+
+    def _admit(self, room: Room, member: Member | None, msg: Register, source: Endpoint, now: float) -> list[Reply]:
+        self.stats.registrations += 1
+        joined = member is None or member.txn != msg.txn  # a new member, or one that started again
+        moved = not joined and member is not None and member.endpoint != source
+        if joined or moved:
+            how = "" if member is None else " (started again)" if joined else " (endpoint changed)"
+            log.info("register room=%s peer=%s from %s private %s%s", room.name, msg.peer, source, msg.private, how)
+        if joined:
+            room.session = None  # whoever was introduced before is not this member: a new session
+        me = room.members[msg.peer] = Member(msg.peer, source, msg.private, msg.txn, now)
         partner = next((m for m in room.members.values() if m.peer != msg.peer), None)
         if partner is None:
-            return [(encode(Waiting(msg.room, msg.txn, source)), source)]
-        replies = [(encode(Intro(msg.room, msg.txn, source, partner.peer, partner.endpoint)), source)]
-        if member is None or moved:
-            # The room just became complete (or changed): tell the member who was waiting.
+            return [(self._signed(room, Waiting(room.name, msg.txn, source)), source)]
+        if room.session is None:
+            room.session = self.new_session()
+        replies = [(self._intro(room, me, partner), source)]
+        if joined or moved:
+            # The room just became complete (or changed): tell the member who was there too.
             self.stats.introductions += 1
-            log.info("intro room=%s %s@%s <-> %s@%s", msg.room, msg.peer, source, partner.peer, partner.endpoint)
-            replies.append((encode(Intro(msg.room, partner.txn, partner.endpoint, msg.peer, source)), partner.endpoint))
+            log.info("intro room=%s %s@%s <-> %s@%s", room.name, me.peer, source, partner.peer, partner.endpoint)
+            replies.append((self._intro(room, partner, me), partner.endpoint))
         return replies
 
+    def _intro(self, room: Room, to: Member, partner: Member) -> bytes:
+        assert room.session is not None
+        intro = Intro(room.name, to.txn, to.endpoint, partner.peer, partner.endpoint, partner.private, room.session)
+        return self._signed(room, intro)
+
+    @staticmethod
+    def _signed(room: Room, msg: Message) -> bytes:
+        return encode(sign(msg, room.keys.from_broker))
+
+    # -- expiry --------------------------------------------------------------------------------
     def expire(self, now: float | None = None) -> None:
-        """Forget members not heard from for ttl seconds, and rooms left empty."""
+        """Forget silent members, rooms past their lifetime or left empty, and old replay entries."""
         now = self.clock() if now is None else now
+        while self.replays and next(iter(self.replays.values())) <= now:
+            self.replays.popitem(last=False)
         for name in list(self.rooms):
             room = self.rooms[name]
+            if now - room.created > self.limits.room_lifetime_s:
+                del self.rooms[name]
+                self.stats.expired_rooms += 1
+                log.info("expired room=%s (lifetime %.0fs over)", name, self.limits.room_lifetime_s)
+                continue
             for peer, member in list(room.members.items()):
-                if now - member.last_seen > self.ttl:
+                if now - member.last_seen > self.limits.member_ttl_s:
                     del room.members[peer]
-                    self.stats.expired += 1
+                    room.session = None
+                    self.stats.expired_members += 1
                     log.info("expired room=%s peer=%s (silent for %.0fs)", name, peer, now - member.last_seen)
             if not room.members:
                 del self.rooms[name]
-

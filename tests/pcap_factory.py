@@ -19,10 +19,11 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from lab.proto import Data, Endpoint, Intro, Message, Ping, Probe, Register, Waiting, encode
+from lab.proto import Endpoint, Error, Message, Ping, encode
 from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, PunchTestConfig, tag
 from lab.topology import Pair, Topology, build_topology
 from lab.verdict import RunView
+from tests.signed import data, intro, keys, probe, register, waiting
 
 MESSAGES = 5
 LATE_PEER = "b"
@@ -40,6 +41,8 @@ class Faults:
     one_way: bool = False  # b's messages never make it to a
     firewall_off: bool = False  # the outsider's packets reach router-b's LAN
     bypass: bool = False  # with forwarding off, peer-a still reaches the broker
+    leak_in_payload: bool = False  # a's data names its private address in the text
+    attacker: bool = False  # the outsider tries to join, replays a register, spoofs b towards a
 
 
 @dataclass(frozen=True)
@@ -157,26 +160,44 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
     for pp in topo.punch_pairs:
         a_pair, b_pair, room = pp.a, pp.b, f"r{pp.number}"
         la, lb = a_pair.label, b_pair.label
+        faulty_here = pp.number == faulty_pair
         # Rendezvous: a waits, b completes the room, both are introduced.
-        peer_to_broker(a_pair, Register(room, la, "t1"))
-        broker_to_peer(a_pair, Waiting(room, "t1", pub[la]))
-        peer_to_broker(b_pair, Register(room, lb, "t2"))
-        broker_to_peer(b_pair, Intro(room, "t2", pub[lb], la, pub[la]))
-        broker_to_peer(a_pair, Intro(room, "t1", pub[la], lb, pub[lb]))
+        reg_a = register(room, la, "t1", priv[la])
+        peer_to_broker(a_pair, reg_a)
+        broker_to_peer(a_pair, waiting(room, "t1", pub[la]))
+        peer_to_broker(b_pair, register(room, lb, "t2", priv[lb]))
+        broker_to_peer(b_pair, intro(room, "t2", pub[lb], la, pub[la], priv[la]))
+        broker_to_peer(a_pair, intro(room, "t1", pub[la], lb, pub[lb], priv[lb]))
+        if faults.attacker and faulty_here:
+            # Without the secret: refused, with an error no longer than the register.
+            attempt = Endpoint(str(on_segment(topo.outsider, a_pair).address), 50001)
+            for peer in (la, lb, "c"):
+                b.send({broker_wan(a_pair): (attempt, broker)},
+                       register(room, peer, "evil", attempt, secret_keys=keys("x")), OUTSIDER, BROKER)
+                b.send({broker_wan(a_pair): (broker, attempt)}, Error("unauthorized", "register MAC does not verify"),
+                       BROKER, OUTSIDER)
+            b.send({broker_wan(a_pair): (attempt, broker)}, reg_a, OUTSIDER, BROKER)  # a replay: no answer at all
         # a probes first: b's NAT drops these (b has not punched yet).
         for seq in range(4):
-            peer_to_peer(a_pair, b_pair, Probe(room, la, seq, False),
-                         delivered=faults.early_probes_in and pp.number == faulty_pair)
-        peer_to_peer(b_pair, a_pair, Probe(room, lb, 0, False))
-        peer_to_peer(a_pair, b_pair, Probe(room, la, 4, True))
+            peer_to_peer(a_pair, b_pair, probe(room, la, seq, False), delivered=faults.early_probes_in and faulty_here)
+        peer_to_peer(b_pair, a_pair, probe(room, lb, 0, False))
+        peer_to_peer(a_pair, b_pair, probe(room, la, 4, True))
+        if faults.attacker and faulty_here:
+            # Spoofed as b's public endpoint, a's NAT lets them in: only the session proof stops them.
+            other_session = "66" * 16
+            for forged in (probe(room, lb, 99, True, other_session), data(room, lb, 1, "forged", other_session)):
+                b.send({wan(a_pair): (pub[lb], pub[la]), lan(a_pair): (pub[lb], priv[la])}, forged, OUTSIDER,
+                       a_pair.peer.name)
         for seq in range(1, messages + 1):
-            peer_to_peer(a_pair, b_pair, Data(room, la, seq, f"hello #{seq} from {la}"))
-            if faults.via_broker and pp.number == faulty_pair:
-                peer_to_broker(a_pair, Data(room, la, seq, f"hello #{seq} from {la}"))
-            if not (faults.one_way and pp.number == faulty_pair):
-                peer_to_peer(b_pair, a_pair, Data(room, lb, seq, f"hello #{seq} from {lb}"))
-        if faults.leak and pp.number == faulty_pair:
-            b.send({lan(a_pair): (priv[la], pub[lb]), wan(a_pair): (priv[la], pub[lb])}, Data(room, la, 99, "raw"),
+            peer_to_peer(a_pair, b_pair, data(room, la, seq, f"hello #{seq} from {la}"))
+            if faults.via_broker and faulty_here:
+                peer_to_broker(a_pair, data(room, la, seq, f"hello #{seq} from {la}"))
+            if not (faults.one_way and faulty_here):
+                peer_to_peer(b_pair, a_pair, data(room, lb, seq, f"hello #{seq} from {lb}"))
+        if faults.leak and faulty_here:
+            b.send({lan(a_pair): (priv[la], pub[lb]), wan(a_pair): (priv[la], pub[lb])}, data(room, la, 99, "raw"),
                    a_pair.peer.name, b_pair.router.name)
+        if faults.leak_in_payload and faulty_here:
+            peer_to_peer(a_pair, b_pair, data(room, la, messages + 1, f"my LAN address is {priv[la].ip}"))
     b.write(run_dir)
     return BuiltRun(topo, priv, pub, b.sent)

@@ -16,12 +16,13 @@ from lab.ladder import build_ladder
 from lab.ladder_png import _spread, draw_ladder
 from lab.nat_table import nat_table
 from lab.pcaps import Packet
-from lab.proto import Data, Probe, Register, encode
+from lab.proto import Ack, Bye, Data, Endpoint, Probe, encode
 from lab.report_md import mermaid
 from lab.roles import PacketRole, role_of
 from lab.verdict import RunView, read_run
 from tests.conftest import frames_per_vantage, tshark_interface_names
 from tests.pcap_factory import MESSAGES, RUN_ID, BuiltRun, Faults, build_run, write_record
+from tests.signed import register
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_OVERHEAD = 14 + 20 + 8  # Ethernet, IPv4, UDP headers in the built frames
@@ -58,9 +59,10 @@ def test_roles_come_from_the_lab_protocol():
 
         return Packet("v", 0.0, "", "", "198.51.100.1", "198.51.100.2", proto, 1, 2, payload, try_decode(payload))
 
-    assert role_of(packet(encode(Register("r", "a", "t")))) is PacketRole.REGISTRATION
+    assert role_of(packet(encode(register("r", "a", "t", Endpoint("10.0.1.10", 1))))) is PacketRole.REGISTRATION
     assert role_of(packet(encode(Probe("r", "a", 1, False)))) is PacketRole.PROBE
     assert role_of(packet(encode(Data("r", "a", 1, "x")))) is PacketRole.DATA
+    assert role_of(packet(encode(Ack("r", "a", 1)))) is role_of(packet(encode(Bye("r", "a", 2)))) is PacketRole.DATA
     # Same size as a probe but not one of ours: not guessed.
     assert role_of(packet(b"x" * len(encode(Probe("r", "a", 1, False))))) is PacketRole.OTHER
     assert role_of(packet(b"", proto=1)) is PacketRole.OTHER
@@ -73,7 +75,7 @@ def test_roles_come_from_the_lab_protocol():
 
 
 def test_a_resent_datagram_is_a_journey_of_its_own():
-    payload = encode(Register("r", "a", "t"))
+    payload = encode(register("r", "a", "t", Endpoint("10.0.1.10", 41000)))
 
     def seen(vantage: str, t: float) -> Packet:
         return Packet(vantage, t, "", "", "10.0.1.10", "198.51.100.10", 17, 41000, 3478, payload)

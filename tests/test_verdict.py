@@ -80,3 +80,22 @@ def test_built_pcaps_open_in_tshark(tmp_path):
     for pcap in tmp_path.glob("*.pcap"):
         out = subprocess.run(["tshark", "-r", str(pcap)], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
+
+
+def test_private_endpoints_in_registers_and_introductions_are_no_leak(tmp_path):
+    built = build_run(tmp_path)
+    carried = [s.msg for s in built.sent if s.msg.PRIVATE]
+    assert {type(m).__name__ for m in carried} == {"Register", "Intro"}  # they do carry 10.x by design
+    assert failing(verdict_for(tmp_path)) == set()
+
+
+def test_a_private_address_elsewhere_in_a_payload_still_fails_nat_real(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(leak_in_payload=True))
+    assert failing(verdict) == {"4"}
+    assert "address in payload" in verdict.checks[3].detail
+
+
+def test_refused_registrations_and_spoofed_session_traffic_leave_a_clean_verdict(tmp_path):
+    verdict = verdict_for(tmp_path, Faults(attacker=True))
+    assert failing(verdict) == set(), [c.detail for c in verdict.checks if not c.ok]
+    assert any("4 refused, from 198.51.100.66:50001" in e for e in verdict.checks[0].evidence)

@@ -1,0 +1,72 @@
+"""What the protocol system tests read from a running lab, through the engine only.
+
+The broker's counters and memory (server.status on its node), its log, and the public endpoint a
+router's NAT gave a peer's session with the broker (the router's conntrack table): what an
+attacker who watched the WAN would know.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lab.engine import Engine, LabError
+from lab.proto import Endpoint
+from lab.scenario import json_line
+from tests.conftest import lab, say
+
+STATUS = ["python3", "-m", "server.status"]
+
+
+def broker_status(engine: Engine) -> dict:
+    """pid, VmRSS and VmHWM (kB) of the broker, and its statistics, fresh."""
+    res = engine.exec(engine.topology.broker.name, STATUS)
+    if not res.ok:
+        raise LabError(f"server.status failed on the broker: {res.stderr}")
+    return json_line(res.stdout)
+
+
+def broker_log(engine: Engine) -> str | None:
+    """The broker's log where the engine keeps one we can read (Docker: the container's log)."""
+    node = engine.topology.broker.name
+    if hasattr(engine, "client"):
+        return engine.client.containers.get(engine.topology.container_name(node)).logs().decode(errors="replace")
+    node_dir = getattr(engine, "node_dir", None)
+    if node_dir is not None and (node_dir(node) / "main.log").exists():
+        return (node_dir(node) / "main.log").read_text(errors="replace")
+    return None
+
+
+def dropped_delta(before: dict, after: dict) -> dict[str, int]:
+    old = before["stats"]["dropped"]
+    return {k: v - old.get(k, 0) for k, v in after["stats"]["dropped"].items() if v - old.get(k, 0)}
+
+
+CONNTRACK_REPLY_PORT = re.compile(r"src=\S+ dst=(\S+) sport=\d+ dport=(\d+)")
+
+
+def public_endpoint(engine: Engine, label: str) -> Endpoint | None:
+    """The public endpoint router `label` maps its peer's broker session to, from its conntrack table."""
+    topo = engine.topology
+    pair = topo.pair(label)
+    res = engine.exec(pair.router.name, ["conntrack", "-L", "-p", "udp", "--orig-src", str(pair.private_ip),
+                                         "--orig-dst", str(topo.broker.address),
+                                         "--orig-port-dst", str(topo.broker_port)])
+    for line in res.stdout.splitlines():
+        tuples = CONNTRACK_REPLY_PORT.findall(line)
+        if len(tuples) == 2:  # original, then reply direction: the reply goes to the public endpoint
+            ip, port = tuples[1]
+            return Endpoint(ip, int(port))
+    return None
+
+
+@pytest.fixture(scope="module", name="engine")
+def docker_lab():
+    """The Docker lab only (conftest's `engine` runs on every engine): these tests were written and
+    reviewed for it (docker exec -it, the node image's coturn and stun-client). Import it into a
+    test module to use it there as `engine`."""
+    eng = lab("docker")
+    eng.up(say)
+    yield eng
+    eng.down(say)
