@@ -58,7 +58,9 @@ class DockerEngine:
             raise LabError(f"{self.topology.container_name(node)} is not running: run `make lab-up` first") from None
 
     def _compose(self, *args: str, progress: Progress | None = None) -> None:
-        argv = [*host_setup.compose_command(progress), "-p", self.topology.project, "-f", str(self.compose_path), *args]
+        # --project-directory: a compose file under .run/ still mounts the code from the project dir.
+        argv = [*host_setup.compose_command(progress), "-p", self.topology.project, "--project-directory",
+                str(self.project_dir), "-f", str(self.compose_path), *args]
         env = dict(os.environ)
         for router in self.topology.by_role(Role.ROUTER):
             env[nat_variable(router)] = router.nat or ""
