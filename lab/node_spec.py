@@ -49,4 +49,5 @@ def node_environment(topology: Topology, node: Node, run_dir: str | None = None)
 
 def node_sysctls(node: Node) -> dict[str, int]:
     """Namespaced sysctls the engine sets before the node starts (nodes cannot write their own)."""
-    return {**NO_IPV6, **(ROUTER_SYSCTLS if node.role is Role.ROUTER else {})}
+    # A new namespace inherits the host's forwarding (on wherever Docker runs): only routers forward.
+    return {**NO_IPV6, **(ROUTER_SYSCTLS if node.role is Role.ROUTER else {"net.ipv4.ip_forward": 0})}

@@ -22,6 +22,7 @@ results count what they rejected.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -254,14 +255,16 @@ def check_nat_real(view: RunView) -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
     wan_vantages = {view.vantage(n.name, i.side) for n, i in view.topology.captures if view.topology.is_public(i)}
-    private_texts = [str(p.private_ip).encode() for p in view.pairs]
+    # A private address as a whole word: 10.0.1.10 must not match inside 10.0.1.100.
+    private_texts = [re.compile(rb"(?<![0-9.])" + re.escape(str(p.private_ip).encode()) + rb"(?![0-9])")
+                     for p in view.pairs]
     for vantage in sorted(wan_vantages & set(view.caps)):
         for p in view.caps[vantage]:
             leaked = [a for a in (p.src, *p.quoted) if view.topology.is_private(a)]
             if vantage in view.broker_vantages and view.topology.is_private(p.dst):
                 leaked.append(p.dst)
             scanned = p.payload if p.msg is None else text_without_private(p.msg)
-            if any(t in scanned for t in private_texts):
+            if any(t.search(scanned) for t in private_texts):
                 leaked.append("address in payload")
             if leaked:
                 problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {view.when(p)}")

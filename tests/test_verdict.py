@@ -99,3 +99,17 @@ def test_refused_registrations_and_spoofed_session_traffic_leave_a_clean_verdict
     verdict = verdict_for(tmp_path, Faults(attacker=True))
     assert failing(verdict) == set(), [c.detail for c in verdict.checks if not c.ok]
     assert any("4 refused, from 198.51.100.66:50001" in e for e in verdict.checks[0].evidence)
+
+
+@pytest.mark.parametrize("text, leaks", [(b"to 10.0.1.100 please", False), (b"at 10.0.1.10:4000", True)])
+def test_a_private_address_in_a_payload_is_matched_as_a_whole_address(tmp_path, text, leaks):
+    from lab.pcaps import Packet
+
+    topo = build_run(tmp_path).topology
+    caps = load_run(tmp_path)
+    caps["router-a-wan"].append(
+        Packet("router-a-wan", caps["router-a-wan"][-1].time + 1, "", "", "198.51.100.101", "198.51.100.102", 17,
+               5000, 5001, text)
+    )
+    nat_real = analyse(caps, topo, MESSAGES, LATE_PEER, "t").checks[3]
+    assert nat_real.ok is not leaks, nat_real.detail
