@@ -29,7 +29,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench clean chat-a chat-b bench-broker
+	system-test netns-test docker-test bench clean tshark chat-a chat-b bench-broker nat-set classify classify-all
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -77,13 +77,19 @@ classify-all: $(STAMP) ## every NAT preset on router-a, classified three ways, a
 compose: $(STAMP) ## regenerate compose.yaml from lab/topology.py
 	$(PY) -m lab compose
 
-unit-test: $(STAMP) ## fast tests: codecs, rules, broker logic, pcap analysis on built pcaps
+# The tests read every pcap back with tshark, as users do; install it where it is missing (root).
+tshark:
+	@command -v tshark >/dev/null || { echo "installing tshark (the tests open every pcap with it)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null; }; }
+
+unit-test: $(STAMP) tshark ## fast tests: codecs, rules, broker logic, pcap analysis on built pcaps
 	$(PY) -m pytest -m "not docker and not netns" -q
 
-netns-test: $(STAMP) ## the real lab on network namespaces: up, punch test, controls, cleanup (root, no Docker)
+netns-test: $(STAMP) tshark ## the real lab on network namespaces: up, punch test, controls, cleanup (root, no Docker)
 	$(PY) -m pytest -m netns -q
 
-docker-test: $(STAMP) ## the real lab under Docker: the same system tests (root; installs Docker if needed)
+docker-test: $(STAMP) tshark ## the real lab under Docker: the same system tests (root; installs Docker if needed)
 	$(PY) -m pytest -m docker -q
 
 system-test: netns-test docker-test ## the system tests on both engines, netns first

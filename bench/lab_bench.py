@@ -41,9 +41,9 @@ def timed(fn) -> float:
     return time.monotonic() - start
 
 
-def cli(engine: str, *args: str, pairs: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+def cli(engine: str, *args: str, pairs: int = 1, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ENGINE": engine, "PAIRS": str(pairs), "NATLAB_PROJECT": PROJECT,
-           "NATLAB_CAPTURES": str(PROJECT_DIR / ".bench" / "captures")}
+           "NATLAB_CAPTURES": str(PROJECT_DIR / ".bench" / "captures"), **extra_env}
     proc = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT_DIR, env=env, capture_output=True,
                           text=True)
     if check and proc.returncode != 0:
@@ -61,10 +61,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def cold_up(engine: str) -> float:
-    """Docker: seconds of a lab-up that must rebuild the node image (the base image stays)."""
+    """Docker: seconds of a lab-up that must rebuild the node image without any build cache (the
+    bootstrapped or pulled base image stays)."""
     cli(engine, "down")
     subprocess.run(["docker", "image", "rm", "-f", NODE_IMAGE], capture_output=True)
-    seconds = timed(lambda: cli(engine, "up"))
+    seconds = timed(lambda: cli(engine, "up", NATLAB_BUILD_NO_CACHE="1"))
     cli(engine, "down")
     return seconds
 

@@ -114,6 +114,7 @@ def ensure_node_image(client, project_dir: Path, progress: Progress) -> None:
             labels={FINGERPRINT_LABEL: fingerprint},
             rm=True,
             forcerm=True,
+            nocache=os.environ.get("NATLAB_BUILD_NO_CACHE") == "1",  # `make bench`'s cold lab-up
         )
     except docker.errors.BuildError as exc:
         log = "".join(chunk.get("stream", "") for chunk in exc.build_log)[-3000:]
