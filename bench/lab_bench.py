@@ -27,6 +27,7 @@ import time
 from lab.cli import ENGINES, PROJECT_DIR, make_engine
 from lab.compose_file import NODE_IMAGE
 from lab.engine import Engine
+from lab.nat_control import flush_nat_state
 from lab.report import table
 from lab.scenario import PunchTestConfig, punch
 from lab.topology import build_topology
@@ -112,7 +113,7 @@ def time_to_punch(engine: Engine, runs: int) -> list[float]:
     out = []
     for i in range(runs):
         for pair in engine.topology.pairs:
-            engine.exec(pair.router.name, ["conntrack", "-F"])
+            flush_nat_state(engine, pair.router.name)
         results = punch(engine, config, f"bench-{time.time_ns()}-{i}", broker)
         if not all(r["ok"] for r in results.values()):
             raise SystemExit(f"run {i} did not punch: {results}")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from lab.engine import Engine, LabError, Progress
-from lab.nat_control import live_nat, set_nat
+from lab.nat_control import flush_nat_state, live_nat, set_nat
 from lab.nat_presets import NatBehaviour, parse_nat
 from lab.topology import Pair
 
@@ -101,13 +101,9 @@ class Classification:
                 self.disagreements.append(f"own: lifetime {measured} not within 1s of {want.udp_timeout_s}s")
 
 
-def _flush(engine: Engine, router: str) -> None:
-    engine.exec(router, ["conntrack", "-F"])
-
-
 def own_classifier(engine: Engine, pair: Pair, lifetime_max: float = 0) -> dict:
     topo = engine.topology
-    _flush(engine, pair.router.name)
+    flush_nat_state(engine, pair.router.name)
     argv = ["python3", "-m", "peers.classify", "--server", f"{topo.broker.address}:{topo.broker_port}"]
     if lifetime_max:
         argv += ["--lifetime-max", str(lifetime_max)]
@@ -122,7 +118,7 @@ def _run_tool(engine: Engine, pair: Pair, argv: list[str], complete, attempts: i
     """Run an outside classifier on fresh NAT state until its tests were all answered (UDP can
     lose a datagram; these tools then guess). The last output is returned either way."""
     for _ in range(attempts):
-        _flush(engine, pair.router.name)
+        flush_nat_state(engine, pair.router.name)
         res = engine.exec(pair.peer.name, ["timeout", "60", *argv])
         text = res.stdout + res.stderr  # stun -v reports its tests on stderr
         if complete(text):

@@ -19,6 +19,12 @@ def set_nat(engine: Engine, router: str, setting: str) -> dict:
     return json.loads(engine.exec(router, ["python3", "-m", "nat.router", "show"]).stdout)
 
 
+def flush_nat_state(engine: Engine, router: str) -> None:
+    """Forget the router's conntrack entries: NAT decisions are taken once per entry, so a run or a
+    classifier that wants fresh mappings starts from an empty table."""
+    engine.exec(router, ["conntrack", "-F"])
+
+
 def reconcile(engine: Engine, progress) -> None:
     """Bring every router back to its configured NAT setting (after nat-set, lab-up restores it)."""
     for router in engine.topology.by_role(Role.ROUTER):

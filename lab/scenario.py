@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lab.capture import Captures
 from lab.engine import Engine, LabError, Progress
-from lab.nat_control import live_topology
+from lab.nat_control import flush_nat_state, live_topology
 from lab.room_secret import mint
 from lab.topology import Pair, PunchPair
 
@@ -113,7 +113,7 @@ def control_no_bypass(engine: Engine, pair: Pair, broker: str) -> dict:
         )
     finally:
         engine.set_forwarding(pair.router.name, True)
-        engine.exec(pair.router.name, ["conntrack", "-F"])
+        flush_nat_state(engine, pair.router.name)
     return json_line(res.stdout)
 
 
@@ -160,7 +160,7 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
     run_dir = new_run_dir(captures_root)
     progress(f"run {run_dir.name}: flushing NAT state, starting captures")
     pairs = topology.pairs
-    each(lambda p: engine.exec(p.router.name, ["conntrack", "-F"]), pairs)
+    each(lambda p: flush_nat_state(engine, p.router.name), pairs)
     captures = Captures(engine)
     captures.start()
     record: dict = {"run_id": run_dir.name, "started": time.time(), "config": asdict(config), "room": run_dir.name}

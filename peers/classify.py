@@ -27,6 +27,7 @@ from collections import OrderedDict
 
 from lab import stun
 from lab.proto import Endpoint
+from peers.peer import local_ip_towards
 
 WAIT = 0.4  # seconds to wait for one answer
 TRIES = 3
@@ -78,12 +79,6 @@ class StunSocket:
 
 def mapped(msg: stun.Message) -> Endpoint:
     return Endpoint(*msg.attributes["XOR-MAPPED-ADDRESS"])
-
-
-def local_ip_towards(server: Endpoint) -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(server.to_tuple())
-        return s.getsockname()[0]
 
 
 def discover_mapping(local_ip: str, server: Endpoint) -> dict:
