@@ -68,12 +68,11 @@ def env_int(name: str, default: int) -> int:
 
 
 def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
+    started = time.monotonic()
+    engine.up(progress)  # first: what the CLI imports below, it does not wait for
+    from lab.nat_control import reconcile
     from lab.report import topology_table
 
-    from lab.nat_control import reconcile
-
-    started = time.monotonic()
-    engine.up(progress)
     reconcile(engine, progress)
     progress(f"lab is up ({time.monotonic() - started:.1f}s)")
     print(topology_table(engine.topology))

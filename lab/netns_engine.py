@@ -8,10 +8,15 @@ Node programs run inside their namespace with the host's Python (the one running
 starts with its directory, so `python3` is that one), PYTHONPATH the project, and the command,
 environment and sysctls of lab/node_spec.py; each node has a run dir of its own under
 /run/natlab/<project>/nodes/<node> (ready file, log), since all nodes share the host's files.
+Every process of a node, its main program and every exec, is forked by the lab's fork server
+(lab/forkserver.py), a Python that has imported the node programs once: a hundred pairs start a
+thousand programs, and a new interpreter each would spend most of the run importing.
 
 Every namespace is written down before it is made (/run/natlab/<project>/namespaces), so lab-down
 removes exactly what this project made, whatever PAIRS says now, and a failed or interrupted
-lab-up removes what it got to. Processes are found by the namespace they run in.
+lab-up removes what it got to. Processes are found by the namespace they run in; the fork server
+(in the host's namespace, where it starts before any namespace exists) by its pid file, and it
+leaves by itself once its socket is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,10 +35,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from lab import host_setup
+from lab import forkserver, host_setup
 from lab.capture import agent_argv
 from lab.engine import CaptureAgent, ExecResult, LabError, Progress
-from lab.netns import entered, path_of, write_sysctl
+from lab.netns import create, entered, path_of, remove, write_sysctl
 from lab.node_spec import node_command, node_environment, node_sysctls
 from lab.nodeenv import ready_file
 from lab.topology import Node, Topology
@@ -60,7 +66,7 @@ WORKERS = 4
 READY_WAIT_S = 30.0  # plus READY_WAIT_PER_NODE_S for each node: big labs start hundreds of Pythons
 READY_WAIT_PER_NODE_S = 0.5
 STOP_WAIT_S = 3.0
-CREATE_WAIT_S = 30  # pyroute2 makes a namespace in a child process; its default wait is 2 s
+FORKSERVER_WAIT_S = 30.0  # its imports take ~0.5 s on an idle machine
 IFNAMSIZ = 15
 
 T = TypeVar("T")
@@ -142,7 +148,8 @@ class NetnsEngine:
         self.manifest = self.state_dir / "namespaces"
         self.switch = f"{topology.project}-switch"
         self._index = {node.name: i for i, node in enumerate(topology.nodes)}
-        self._children: list[subprocess.Popen] = []
+        self.forkserver_socket = self.state_dir / "forkserver.sock"
+        self.forkserver_pid = self.state_dir / "forkserver.pid"
 
     # -- names and places -------------------------------------------------------------------
     def namespace(self, node: str) -> str:
@@ -219,14 +226,10 @@ class NetnsEngine:
 
     # -- building ---------------------------------------------------------------------------
     def _create_namespace(self, name: str) -> None:
-        from pyroute2 import config, netns
-
-        config.default_communicate_timeout = CREATE_WAIT_S  # its child answers late on a loaded machine
-
         with signals_deferred():
             with self.manifest.open("a") as f:  # written down first, then made whole
                 f.write(name + "\n")
-            netns.create(name)
+            create(name)
         with entered(path_of(name)):
             from pyroute2 import IPRoute
 
@@ -271,27 +274,70 @@ class NetnsEngine:
                 ipr.addr("add", index=index, address=str(iface.address), prefixlen=prefix)
                 ipr.link("set", index=index, state="up")
 
-    def _start(self, node: Node) -> subprocess.Popen:
+    def _start_forkserver(self) -> None:
+        """Start the fork server; it imports while the namespaces are made (see _await_forkserver)."""
+        with (self.state_dir / "forkserver.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-u", "-m", "lab.forkserver", "--socket", str(self.forkserver_socket)],
+                cwd=self.project_dir, env={**os.environ, "PYTHONPATH": str(self.project_dir)},
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.forkserver_pid.write_text(f"{proc.pid}\n")
+        self._forkserver = proc
+
+    def _await_forkserver(self) -> None:
+        deadline = time.monotonic() + FORKSERVER_WAIT_S
+        while not self._forkserver_answers():
+            if self._forkserver.poll() is not None or time.monotonic() > deadline:
+                log = (self.state_dir / "forkserver.log").read_text(errors="replace")[-3000:]
+                raise LabError(f"the fork server did not start:\n{log}")
+            time.sleep(0.01)
+
+    def _forkserver_answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(self.forkserver_socket))
+                return True
+            except OSError:
+                return False
+
+    def _stop_forkserver(self) -> None:
+        """SIGTERM the fork server named by the pid file, if that pid is still the fork server."""
+        try:
+            pid = int(self.forkserver_pid.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(self.forkserver_socket).encode() in cmdline:
+            os.kill(pid, signal.SIGTERM)
+
+    def _start(self, node: Node) -> forkserver.Child:
         run_dir = self.node_dir(node.name)
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         return self._popen(node.name, node_command(self.topology, node), log=run_dir / "main.log")
 
-    def _popen(self, node: str, argv: list[str], log: Path | None = None) -> subprocess.Popen:
-        """Start argv inside the node, in a session of its own (the terminal's Ctrl-C is for the CLI)."""
-        out = log.open("ab") if log else subprocess.PIPE
-        try:
-            with self._inside(node):
-                return subprocess.Popen(
-                    argv, env=self._environment(self.topology.node(node)), cwd=self.project_dir,
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE,
-                    start_new_session=True,
-                )
-        finally:
-            if log:
-                out.close()
+    def _popen(self, node: str, argv: list[str], log: Path | None = None) -> forkserver.Child:
+        """Start argv inside the node (by the fork server), in a session of its own."""
+        path = path_of(self.namespace(node))
+        if not path.exists():
+            raise LabError(f"{self.namespace(node)} does not exist: run `make lab-up` first")
+        request = forkserver.Request(argv=argv, env=self._environment(self.topology.node(node)),
+                                     cwd=str(self.project_dir), netns=str(path))
+        with open(os.devnull, "rb") as null:
+            if log is None:
+                return self._ask(request, null.fileno(), forkserver.PIPE, forkserver.PIPE)
+            with log.open("ab") as out:
+                return self._ask(request, null.fileno(), out.fileno(), out.fileno())
 
-    def _wait_ready(self, started: dict[str, subprocess.Popen], progress: Progress) -> None:
+    def _ask(self, request: forkserver.Request, *stdio: int) -> forkserver.Child:
+        try:
+            return forkserver.start(str(self.forkserver_socket), request, *stdio)
+        except OSError as exc:
+            raise LabError(f"the {self.topology.project} lab's fork server does not answer ({exc}): "
+                           "run `make lab-down` and `make lab-up`") from None
+
+    def _wait_ready(self, started: dict[str, forkserver.Child], progress: Progress) -> None:
         timeout = READY_WAIT_S + READY_WAIT_PER_NODE_S * len(started)
         deadline = time.monotonic() + timeout
         waiting = dict(started)
@@ -310,7 +356,7 @@ class NetnsEngine:
             if time.monotonic() - said > 3:
                 progress(f"{len(started) - len(waiting)}/{len(started)} nodes ready")
                 said = time.monotonic()
-            time.sleep(0.05)
+            time.sleep(0.01)
 
     # -- Engine protocol ----------------------------------------------------------------------
     def up(self, progress: Progress) -> None:
@@ -328,18 +374,15 @@ class NetnsEngine:
         try:
             with handling(signal.SIGTERM, interrupt):
                 self.state_dir.mkdir(parents=True, exist_ok=True)
+                self._start_forkserver()
                 self._neighbour_room(progress)
                 self._create_namespace(self.switch)
                 for node in nodes:
                     self._create_namespace(self.namespace(node.name))
                 self._build_switch()
-                started: dict[str, subprocess.Popen] = {}
-
-                def wire_and_start(node: Node) -> None:
-                    self._wire(node)
-                    started[node.name] = self._start(node)
-
-                parallel(wire_and_start, nodes)
+                parallel(self._wire, nodes)
+                self._await_forkserver()
+                started = {node.name: self._start(node) for node in nodes}
                 progress(f"{len(nodes)} nodes wired, their programs started; waiting until each is ready")
                 self._wait_ready(started, progress)
         except BaseException:
@@ -351,12 +394,11 @@ class NetnsEngine:
     def down(self, progress: Progress) -> None:
         names = [n for n in self._namespaces() if path_of(n).exists()]
         inodes = {namespace_inode(n) for n in names}
+        self._stop_forkserver()  # first: it starts nothing more
         stopped = self._stop_processes(inodes)
-        from pyroute2 import netns
-
         for name in names:
             try:
-                netns.remove(name)
+                remove(name)
             except OSError as exc:
                 progress(f"could not remove namespace {name}: {exc}")
         self._restore_neighbour_room()
@@ -381,7 +423,7 @@ class NetnsEngine:
                     pass
             deadline = time.monotonic() + STOP_WAIT_S
             while lab_pids() and time.monotonic() < deadline:
-                time.sleep(0.05)
+                time.sleep(0.01)
             if not lab_pids():
                 break
             pids = lab_pids()
@@ -396,19 +438,15 @@ class NetnsEngine:
                 return False
             if not ready_file(self._environment(node)).exists():
                 return False
-        return namespace_inode(self.switch) is not None
+        return namespace_inode(self.switch) is not None and self._forkserver_answers()
 
     def exec(self, node: str, argv: list[str]) -> ExecResult:
-        try:
-            proc = self._popen(node, argv)
-        except FileNotFoundError as exc:
-            return ExecResult(127, "", str(exc))
+        proc = self._popen(node, argv)
         out, err = proc.communicate()
-        return ExecResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+        return ExecResult(proc.wait(), out.decode(errors="replace"), err.decode(errors="replace"))
 
     def spawn(self, node: str, argv: list[str]) -> None:
-        self._children = [c for c in self._children if c.poll() is None]  # reap the finished
-        self._children.append(self._popen(node, argv, log=self.node_dir(node) / "spawned.log"))
+        self._popen(node, argv, log=self.node_dir(node) / "spawned.log").detach()  # the fork server reaps it
 
     def copy_out(self, node: str, path: str, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,15 @@ The rows are built here once; the terminal (table) and report.md (lab.report_md)
 
 from __future__ import annotations
 
-from lab.flows import Flow
-from lab.nat_table import Translation
+from typing import TYPE_CHECKING
+
 from lab.nat_presets import parse_nat
 from lab.topology import Role, Topology
-from lab.verdict import Verdict
+
+if TYPE_CHECKING:  # types only: lab-up prints a topology table without loading the pcap analysis
+    from lab.flows import Flow
+    from lab.nat_table import Translation
+    from lab.verdict import Verdict
 
 VERDICT_HEADER = ["#", "result", "check", "what the pcaps show"]
 FLOW_HEADER = ["vantage", "proto", "source", "destination", "role", "packets", "bytes", "first", "last"]
