@@ -29,7 +29,7 @@ def _wait_for(engine: Engine, agent: CaptureAgent, marker: str) -> None:
     while not engine.exec(agent.node, ["test", "-f", f"{agent.directory}/{marker}"]).ok:
         if time.monotonic() > deadline:
             raise LabError(f"capture on {agent.node} did not report {marker} within {WAIT_S}s")
-        time.sleep(0.1)
+        time.sleep(0.02)
 
 
 class Captures:

@@ -22,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ READY = "READY"
 DONE = "DONE"
 PID = "PID"
 POLL_S = 0.2  # how often the capture loop looks for the stop signal
+# Opening or closing a packet socket waits for an RCU grace period (~7 ms, synchronize_net in the
+# kernel); waiters share grace periods, so a big lab's hundreds of sockets open and close in threads.
+SOCKET_THREADS = 32
 # Kernel buffer per capture socket. scapy asks for 64 KiB; a busy lab (hundreds of nodes starting
 # Pythons at once) outruns one sniffer thread for seconds, and what overflows is lost to the pcap.
 SOCKET_BUFFER = 8 << 20
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a socket and a file per vantage point
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * len(vantages) + 64)), hard))
     # Sockets first: they are waited on with select(), which fails on descriptors past 1023.
-    sockets = [open_socket(vantage) for vantage in vantages]
+    with ThreadPoolExecutor(SOCKET_THREADS) as pool:
+        sockets = list(pool.map(open_socket, vantages))
     writers = {}
     for sock, vantage in zip(sockets, vantages):
         writer = PcapWriter(str(args.dir / f"{vantage.name}.pcap"), linktype=1, nano=True)
@@ -123,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     for sock in sockets:  # what the kernel still holds belongs to the run too
         while select.select([sock], [], [], 0)[0]:
             record(sock, writers[sock])
-        sock.close()
+    with ThreadPoolExecutor(SOCKET_THREADS) as pool:
+        list(pool.map(lambda sock: sock.close(), sockets))
     for writer in writers.values():
         writer.close()
     (args.dir / DONE).write_text("done\n")

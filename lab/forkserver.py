@@ -3,9 +3,13 @@
 A node program started as a new interpreter spends ~0.4 s importing (pyroute2 alone), and a lab of
 a hundred pairs starts a thousand of them. The fork server imports the node programs once, then for
 each request forks a child that enters the node's network namespace, takes the request's stdio,
-environment and working directory, and either runs `python3 -m MODULE ARGS` as the interpreter
-would (the module as __main__, sys.argv as given) or execs any other command. The programs are the
-same; only the interpreter start is skipped.
+environment and working directory, and runs `python3 -m MODULE ARGS` (any other command is the
+engine's to spawn). The programs are the same; only the interpreter start is skipped:
+- a preloaded module is run by calling its main() with sys.argv as given. The lab's programs are
+  written for this: a module run with -m has a main() that reads sys.argv, and a __main__ block
+  that only calls it (tests/test_forkserver.py checks every one). Re-running the module body as
+  __main__ (runpy) would double a child's CPU time, most of it spent re-creating its classes;
+- any other module is run as the interpreter would, by runpy as __main__.
 
     python3 -m lab.forkserver --socket PATH [--preload MODULE ...]
 
@@ -82,9 +86,14 @@ def _exit_code(exc: SystemExit) -> int:
 
 def _run_python(module: str, args: list[str]) -> int:
     sys.argv = [module, *args]
+    preloaded = sys.modules.get(module)
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-        code = 0
+        if preloaded is not None and callable(getattr(preloaded, "main", None)):
+            sys.argv[0] = preloaded.__file__ or module
+            code = _exit_code(SystemExit(preloaded.main()))
+        else:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
     except SystemExit as exc:
         code = _exit_code(exc)
     except KeyboardInterrupt:
@@ -168,6 +177,8 @@ class ForkServer:
                 try:
                     self._close_inherited(conn)
                     code = _become(request, fds)
+                except BaseException:  # noqa: BLE001 - said on the request's stderr, as a failed exec would be
+                    traceback.print_exc()
                 finally:
                     for stream in (sys.stdout, sys.stderr):
                         try:
@@ -230,7 +241,7 @@ class ForkServer:
 
 
 # -- the client ---------------------------------------------------------------------------------
-PIPE = -1
+PIPE = -1  # as subprocess.PIPE, so one stdio tuple serves both kinds of start
 
 
 class Child:

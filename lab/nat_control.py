@@ -40,7 +40,7 @@ def live_nat(engine: Engine, router: str) -> dict:
 def live_topology(engine: Engine) -> Topology:
     """The topology with each router's NAT setting as in force now (nat-set may have changed it)."""
     routers = [n.name for n in engine.topology.by_role(Role.ROUTER)]
-    with ThreadPoolExecutor(8) as pool:  # a hundred pairs have two hundred routers to ask
+    with ThreadPoolExecutor(32) as pool:  # a hundred pairs have two hundred routers to ask
         live = dict(zip(routers, pool.map(lambda name: live_nat(engine, name)["nat"], routers)))
     nodes = tuple(replace(n, nat=live[n.name]) if n.name in live else n for n in engine.topology.nodes)
     return replace(engine.topology, nodes=nodes)

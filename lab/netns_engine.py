@@ -21,26 +21,31 @@ leaves by itself once its socket is gone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TypeVar
 
 from lab import forkserver, host_setup
+from lab.forkserver import PIPE
 from lab.capture import agent_argv
 from lab.engine import CaptureAgent, ExecResult, LabError, Progress
+from lab.netlink_batch import Batch
 from lab.netns import create, entered, path_of, remove, write_sysctl
 from lab.node_spec import node_command, node_environment, node_sysctls
-from lab.nodeenv import ready_file
+from lab.nodeenv import RUN_DIR_ENV, ready_file
 from lab.topology import Node, Topology
 
 STATE_ROOT = Path("/run/natlab")
@@ -68,6 +73,10 @@ READY_WAIT_PER_NODE_S = 0.5
 STOP_WAIT_S = 3.0
 FORKSERVER_WAIT_S = 30.0  # its imports take ~0.5 s on an idle machine
 IFNAMSIZ = 15
+# Interface indexes the engine gives (per namespace): bridges in the switch, a node's eth0, eth1, ...
+BRIDGE_INDEX_BASE = 1000
+NODE_INDEX_BASE = 10
+SIOCGIFHWADDR = 0x8927
 
 T = TypeVar("T")
 
@@ -124,6 +133,12 @@ def namespace_inode(name: str) -> int | None:
         return None
 
 
+def mac_address(sock: socket.socket, ifname: str) -> str:
+    """The hardware address of interface `ifname` in the namespace `sock` was made in."""
+    ifreq = fcntl.ioctl(sock, SIOCGIFHWADDR, struct.pack("256s", ifname.encode()))
+    return ifreq[18:24].hex(":")
+
+
 def pids_by_namespace() -> dict[int, list[int]]:
     """Every process of the host, by the inode of its network namespace."""
     out: dict[int, list[int]] = {}
@@ -148,6 +163,9 @@ class NetnsEngine:
         self.manifest = self.state_dir / "namespaces"
         self.switch = f"{topology.project}-switch"
         self._index = {node.name: i for i, node in enumerate(topology.nodes)}
+        self._bridge_index = {net.name: BRIDGE_INDEX_BASE + i for i, net in enumerate(topology.networks)}
+        self._children: list[subprocess.Popen] = []
+        self._forkserver_up = threading.Event()
         self.forkserver_socket = self.state_dir / "forkserver.sock"
         self.forkserver_pid = self.state_dir / "forkserver.pid"
 
@@ -177,6 +195,9 @@ class NetnsEngine:
         wanted = [self.namespace(n.name) for n in self.topology.nodes]
         names = [n for n in dict.fromkeys(recorded + wanted) if n != self.switch]
         return names + [self.switch]
+
+    def _ready_file(self, node: str) -> Path:
+        return ready_file({RUN_DIR_ENV: str(self.node_dir(node))})
 
     def _environment(self, node: Node) -> dict[str, str]:
         bindir = str(Path(sys.executable).parent)
@@ -237,42 +258,41 @@ class NetnsEngine:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
     def _build_switch(self) -> None:
-        from pyroute2 import IPRoute
-
+        """The bridges, each given its index (the ports are put on them by index, without lookups)."""
+        batch = Batch()
+        for net in self.topology.networks:
+            batch.link("add", index=self._bridge_index[net.name], ifname=self.bridge(net.name), kind="bridge",
+                       br_stp_state=0, state="up")
         with entered(path_of(self.switch)):
             for key, value in SWITCH_SYSCTLS.items():
                 if Path("/proc/sys", key.replace(".", "/")).exists():
                     write_sysctl(key, value)
-            with IPRoute() as ipr:
-                for net in self.topology.networks:
-                    ipr.link("add", ifname=self.bridge(net.name), kind="bridge", br_stp_state=0)
-                    ipr.link("set", index=ipr.link_lookup(ifname=self.bridge(net.name))[0], state="up")
+            batch.send()
 
-    def _wire(self, node: Node) -> None:
-        """Sysctls first (new interfaces take the defaults), then the veths, then addresses."""
-        from pyroute2 import IPRoute
-
+    def _wire(self, node: Node, switch_fd: int) -> None:
+        """Sysctls first (new interfaces take the defaults), then each interface: a veth made in the
+        node with its index (so its address needs no lookup), its other end sent to the switch."""
+        batch = Batch()
+        for i, iface in enumerate(node.interfaces):
+            index = NODE_INDEX_BASE + i
+            batch.link("add", index=index, ifname=self.iface(node, iface.side), kind="veth", state="up",
+                       peer={"ifname": self.port(node, iface.side), "net_ns_fd": switch_fd})
+            batch.addr("add", index=index, address=str(iface.address),
+                       prefixlen=self.topology.network(iface.network).subnet.prefixlen)
         with self._inside(node.name):
             for key, value in {**BASELINE_SYSCTLS, **node_sysctls(node)}.items():
                 write_sysctl(key, value)
-        node_ns = os.open(path_of(self.namespace(node.name)), os.O_RDONLY)
-        try:
-            with entered(path_of(self.switch)), IPRoute() as ipr:
-                for iface in node.interfaces:
-                    port = self.port(node, iface.side)
-                    ipr.link("add", ifname=port, kind="veth",
-                             peer={"ifname": self.iface(node, iface.side), "net_ns_fd": node_ns})
-                    index = ipr.link_lookup(ifname=port)[0]
-                    bridge = ipr.link_lookup(ifname=self.bridge(iface.network))[0]
-                    ipr.link("set", index=index, master=bridge, state="up")
-        finally:
-            os.close(node_ns)
-        with self._inside(node.name), IPRoute() as ipr:
+            batch.send()
+
+    def _plug_ports(self) -> None:
+        """Put every node's switch end on its bridge and up: one batch for the whole lab."""
+        batch = Batch()
+        for node in self.topology.nodes:
             for iface in node.interfaces:
-                index = ipr.link_lookup(ifname=self.iface(node, iface.side))[0]
-                prefix = self.topology.network(iface.network).subnet.prefixlen
-                ipr.addr("add", index=index, address=str(iface.address), prefixlen=prefix)
-                ipr.link("set", index=index, state="up")
+                batch.link("set", ifname=self.port(node, iface.side), master=self._bridge_index[iface.network],
+                           state="up")
+        with entered(path_of(self.switch)):
+            batch.send()
 
     def _start_forkserver(self) -> None:
         """Start the fork server; it imports while the namespaces are made (see _await_forkserver)."""
@@ -286,12 +306,15 @@ class NetnsEngine:
         self._forkserver = proc
 
     def _await_forkserver(self) -> None:
+        if self._forkserver_up.is_set():
+            return
         deadline = time.monotonic() + FORKSERVER_WAIT_S
         while not self._forkserver_answers():
             if self._forkserver.poll() is not None or time.monotonic() > deadline:
                 log = (self.state_dir / "forkserver.log").read_text(errors="replace")[-3000:]
                 raise LabError(f"the fork server did not start:\n{log}")
             time.sleep(0.01)
+        self._forkserver_up.set()
 
     def _forkserver_answers(self) -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
@@ -317,18 +340,23 @@ class NetnsEngine:
         run_dir.mkdir(parents=True)
         return self._popen(node.name, node_command(self.topology, node), log=run_dir / "main.log")
 
-    def _popen(self, node: str, argv: list[str], log: Path | None = None) -> forkserver.Child:
-        """Start argv inside the node (by the fork server), in a session of its own."""
+    def _popen(self, node: str, argv: list[str], log: Path | None = None) -> forkserver.Child | subprocess.Popen:
+        """Start argv inside the node, in a session of its own (the terminal's Ctrl-C is for the CLI).
+
+        `python3 -m MODULE` is forked by the fork server (no interpreter start); any other program is
+        spawned from here (vfork: ~1 ms, where a fork of the fork server's big image costs ~10)."""
         path = path_of(self.namespace(node))
         if not path.exists():
             raise LabError(f"{self.namespace(node)} does not exist: run `make lab-up` first")
-        request = forkserver.Request(argv=argv, env=self._environment(self.topology.node(node)),
-                                     cwd=str(self.project_dir), netns=str(path))
-        with open(os.devnull, "rb") as null:
-            if log is None:
-                return self._ask(request, null.fileno(), forkserver.PIPE, forkserver.PIPE)
-            with log.open("ab") as out:
-                return self._ask(request, null.fileno(), out.fileno(), out.fileno())
+        env = self._environment(self.topology.node(node))
+        with open(os.devnull, "rb") as null, (log.open("ab") if log else nullcontext()) as out:
+            stdio = (null.fileno(), out.fileno(), out.fileno()) if out else (null.fileno(), PIPE, PIPE)
+            if forkserver.python_module(argv) is None:
+                with entered(path):
+                    return subprocess.Popen(argv, env=env, cwd=self.project_dir, stdin=stdio[0], stdout=stdio[1],
+                                            stderr=stdio[2], start_new_session=True)
+            request = forkserver.Request(argv=argv, env=env, cwd=str(self.project_dir), netns=str(path))
+            return self._ask(request, *stdio)
 
     def _ask(self, request: forkserver.Request, *stdio: int) -> forkserver.Child:
         try:
@@ -344,7 +372,7 @@ class NetnsEngine:
         said = time.monotonic()
         while waiting:
             for name, proc in list(waiting.items()):
-                if ready_file(self._environment(self.topology.node(name))).exists():
+                if self._ready_file(name).exists():
                     del waiting[name]
                 elif proc.poll() is not None:
                     log = (self.node_dir(name) / "main.log").read_text(errors="replace")[-3000:]
@@ -380,9 +408,21 @@ class NetnsEngine:
                 for node in nodes:
                     self._create_namespace(self.namespace(node.name))
                 self._build_switch()
-                parallel(self._wire, nodes)
-                self._await_forkserver()
-                started = {node.name: self._start(node) for node in nodes}
+                started: dict[str, forkserver.Child] = {}
+                switch_fd = os.open(path_of(self.switch), os.O_RDONLY)
+
+                def wire_and_start(node: Node) -> None:
+                    """A node's program needs its own interfaces only: it starts (on the other core,
+                    in the fork server) while the next nodes are wired."""
+                    self._wire(node, switch_fd)
+                    self._await_forkserver()
+                    started[node.name] = self._start(node)
+
+                try:
+                    parallel(wire_and_start, nodes)
+                finally:
+                    os.close(switch_fd)
+                self._plug_ports()
                 progress(f"{len(nodes)} nodes wired, their programs started; waiting until each is ready")
                 self._wait_ready(started, progress)
         except BaseException:
@@ -436,17 +476,24 @@ class NetnsEngine:
             inode = namespace_inode(self.namespace(node.name))
             if inode is None or not alive.get(inode):
                 return False
-            if not ready_file(self._environment(node)).exists():
+            if not self._ready_file(node.name).exists():
                 return False
         return namespace_inode(self.switch) is not None and self._forkserver_answers()
 
     def exec(self, node: str, argv: list[str]) -> ExecResult:
-        proc = self._popen(node, argv)
+        try:
+            proc = self._popen(node, argv)
+        except FileNotFoundError as exc:
+            return ExecResult(127, "", str(exc))
         out, err = proc.communicate()
         return ExecResult(proc.wait(), out.decode(errors="replace"), err.decode(errors="replace"))
 
     def spawn(self, node: str, argv: list[str]) -> None:
-        self._popen(node, argv, log=self.node_dir(node) / "spawned.log").detach()  # the fork server reaps it
+        proc = self._popen(node, argv, log=self.node_dir(node) / "spawned.log")
+        if isinstance(proc, forkserver.Child):
+            proc.detach()  # the fork server reaps it
+        else:
+            self._children = [c for c in self._children if c.poll() is None] + [proc]  # reaped here
 
     def copy_out(self, node: str, path: str, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
@@ -459,12 +506,11 @@ class NetnsEngine:
             write_sysctl("net.ipv4.ip_forward", int(enabled))
 
     def link_addresses(self, node: str) -> dict[str, str]:
-        from pyroute2 import IPRoute
-
-        with self._inside(node), IPRoute() as ipr:
-            macs = {link["index"]: link.get_attr("IFLA_ADDRESS") for link in ipr.get_links()}
-            return {a.get_attr("IFA_ADDRESS"): macs[a["index"]] for a in ipr.get_addr(family=2)
-                    if a.get_attr("IFA_ADDRESS") != "127.0.0.1"}
+        """Each interface's address (as the engine gave it, like Docker's report: no aliases) and the
+        MAC the kernel has for it, by ioctl: a netlink dump per node costs a big lab seconds."""
+        spec = self.topology.node(node)
+        with self._inside(node), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            return {str(i.address): mac_address(sock, self.iface(spec, i.side)) for i in spec.interfaces}
 
     def capture_agents(self) -> list[CaptureAgent]:
         """One agent for the whole lab, run in the broker's namespace, each socket opened in its vantage's."""

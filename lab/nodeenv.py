@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -55,37 +57,54 @@ def settings_from_env(env: os._Environ[str] | dict[str, str] = os.environ) -> No
     return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"), aliases)
 
 
+def interfaces_for(addresses: list[IPv4Address], ipr=None) -> dict[IPv4Address, str]:
+    """The names of the interfaces that hold `addresses` (engines do not promise interface order)."""
+    with netlink(ipr) as ipr:
+        index = {msg.get_attr("IFA_ADDRESS"): msg["index"] for msg in ipr.get_addr(family=socket.AF_INET)}
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    missing = [str(a) for a in addresses if str(a) not in index]
+    if missing:
+        raise LookupError(f"no interface holds {', '.join(missing)}")
+    return {a: names[index[str(a)]] for a in addresses}
+
+
 def interface_for(address: IPv4Address) -> str:
-    """The name of the interface that holds `address` (engines do not promise interface order)."""
+    return interfaces_for([address])[address]
+
+
+@contextmanager
+def netlink(ipr=None) -> Iterator:
+    """The caller's netlink socket, or one of our own for the block (each one costs ~1 ms to open)."""
+    if ipr is not None:
+        yield ipr
+        return
     from pyroute2 import IPRoute
 
-    with IPRoute() as ipr:
-        for msg in ipr.get_addr(family=socket.AF_INET):
-            if msg.get_attr("IFA_ADDRESS") == str(address):
-                return ipr.get_links(msg["index"])[0].get_attr("IFLA_IFNAME")
-    raise LookupError(f"no interface holds {address}")
+    with IPRoute() as own:
+        yield own
 
 
-def set_routes(routes: list[tuple[IPv4Network, IPv4Address]]) -> None:
+def set_routes(routes: list[tuple[IPv4Network, IPv4Address]], ipr=None) -> None:
     """Drop every gatewayed route (the engine's default route) and install the lab's routes."""
-    from pyroute2 import IPRoute
+    from lab.netlink_batch import Batch
 
-    with IPRoute() as ipr:
+    with netlink(ipr) as ipr:
         for r in ipr.get_routes(family=socket.AF_INET, table=254):
             gateway = r.get_attr("RTA_GATEWAY")
             if gateway:
                 dst = r.get_attr("RTA_DST") or "0.0.0.0"
                 ipr.route("del", table=254, dst=f"{dst}/{r['dst_len']}", gateway=gateway)
-        for dst, via in routes:
-            ipr.route("replace", dst=str(dst), gateway=str(via))
+    batch = Batch()  # the outsider routes to every LAN: a big lab gives it hundreds
+    for dst, via in routes:
+        batch.route("replace", dst=str(dst), gateway=str(via))
+    batch.send()
 
 
-def has_off_lab_route() -> bool:
+def has_off_lab_route(ipr=None) -> bool:
     """True if the routing table would send a packet to an address outside the lab."""
-    from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
-    with IPRoute() as ipr:
+    with netlink(ipr) as ipr:
         try:
             ipr.route("get", dst=OFF_LAB_PROBE)
         except NetlinkError:
@@ -93,24 +112,23 @@ def has_off_lab_route() -> bool:
     return True
 
 
-def add_aliases(settings: NodeSettings) -> None:
+def add_aliases(settings: NodeSettings, ipr=None) -> None:
     """Give the first interface its further addresses (engines assign one address per network)."""
     if not settings.aliases:
         return
-    from pyroute2 import IPRoute
-
     first = next(iter(settings.addresses.values()))
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=interface_for(first))[0]
+    with netlink(ipr) as ipr:
+        index = ipr.link_lookup(ifname=interfaces_for([first], ipr)[first])[0]
         for alias in settings.aliases:
             ipr.addr("replace", index=index, address=str(alias.ip), prefixlen=alias.network.prefixlen)
 
 
-def prepare(settings: NodeSettings) -> None:
-    add_aliases(settings)
-    set_routes(settings.routes)
-    if has_off_lab_route():
-        raise SystemExit(f"{settings.name}: still has a route to {OFF_LAB_PROBE} after route setup")
+def prepare(settings: NodeSettings, ipr=None) -> None:
+    with netlink(ipr) as ipr:
+        add_aliases(settings, ipr)
+        set_routes(settings.routes, ipr)
+        if has_off_lab_route(ipr):
+            raise SystemExit(f"{settings.name}: still has a route to {OFF_LAB_PROBE} after route setup")
 
 
 def node_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ) -> Path:

@@ -27,13 +27,13 @@ from pathlib import Path
 from lab.capture import Captures
 from lab.engine import Engine, LabError, Progress
 from lab.nat_control import flush_nat_state, live_topology
-from lab.room_secret import mint
+from lab.room_secret import mint_many
 from lab.topology import Pair, PunchPair
 
 TAG_NO_BYPASS = "control-no-bypass"
 TAG_UNSOLICITED = "control-unsolicited"
 PEER = ["python3", "-m", "peers.peer"]
-PARALLEL = 32  # control experiments and conntrack flushes run at once (a punch runs all peers at once)
+PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
 
 
 @dataclass(frozen=True)
@@ -117,24 +117,25 @@ def control_no_bypass(engine: Engine, pair: Pair, broker: str) -> dict:
     return json_line(res.stdout)
 
 
-def control_unsolicited(engine: Engine, pair: Pair, port: int) -> dict:
-    outsider = engine.topology.outsider.name
-    res = engine.exec(
-        outsider,
-        [*PEER, "reach", "--to", f"{pair.private_ip}:{port}", "--tag", tag(TAG_UNSOLICITED, pair),
-         "--attempts", "2", "--wait", "0.3"],
-    )
-    return json_line(res.stdout)
+def control_unsolicited(engine: Engine, pairs: list[Pair], port: int) -> dict[str, dict]:
+    """The outsider pings every pair's private address at once (one process), each ping tagged by pair."""
+    targets = [arg for pair in pairs for arg in ("--to", f"{pair.private_ip}:{port}", "--tag", tag(TAG_UNSOLICITED, pair))]
+    res = engine.exec(engine.topology.outsider.name, [*PEER, "reach", *targets, "--attempts", "2", "--wait", "0.3"])
+    outcomes = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    if len(outcomes) != len(pairs):
+        raise LabError(f"the outsider's control reported {len(outcomes)} of {len(pairs)} targets:\n{res.stderr[-1000:]}")
+    return {pair.label: outcome for pair, outcome in zip(pairs, outcomes)}
 
 
 def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) -> dict[str, dict]:
     """Every pair at once, each in its room with the room's secret; side a registers first, then the late side."""
     punch_pairs = engine.topology.punch_pairs
+    secrets = mint_many(engine, [room(base_room, pp) for pp in punch_pairs])
 
     def one(pair: Pair, pair_room: str) -> dict:
         delay = config.punch_delay_s if pair.side == config.late_peer else 0.0
         argv = [*PEER, "punch", "--broker", broker, "--room", pair_room, "--id", pair.label,
-                "--secret", mint(engine, pair_room),
+                "--secret", secrets[pair_room],
                 "--messages", str(config.messages), "--punch-delay", str(delay), "--timeout", str(config.timeout_s)]
         res = engine.exec(pair.peer.name, argv)
         result = json_line(res.stdout)
@@ -168,7 +169,7 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
         progress("control: routers' forwarding off, peers try the broker")
         record["no_bypass"] = by_label(lambda p: control_no_bypass(engine, p, broker), pairs)
         progress("control: the outsider sends to the peers' private addresses")
-        record["unsolicited"] = by_label(lambda p: control_unsolicited(engine, p, config.unsolicited_port), pairs)
+        record["unsolicited"] = control_unsolicited(engine, pairs, config.unsolicited_port)
         count = len(topology.punch_pairs)
         progress(f"rendezvous + punch{f' of {count} pairs at once' if count > 1 else ''} "
                  f"({config.late_peer} starts probing {config.punch_delay_s}s late)")
@@ -179,7 +180,8 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
         captures.stop_and_collect(run_dir)
         record["finished"] = time.time()
         record["topology"] = live_topology(engine).to_json()
-        record["links"] = {n.name: engine.link_addresses(n.name) for n in topology.nodes}
+        record["links"] = dict(zip((n.name for n in topology.nodes),
+                                   each(lambda n: engine.link_addresses(n.name), list(topology.nodes))))
         (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         point_latest(captures_root, run_dir)
     return run_dir

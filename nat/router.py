@@ -45,11 +45,11 @@ def current_state(settings: nodeenv.NodeSettings) -> dict:
     return {"nat": settings.nat or "", "firewall": True}
 
 
-def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True) -> dict:
+def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True, ipr=None) -> dict:
     behaviour = parse_nat(nat)
     wan_ip = settings.addresses["wan"]
-    wan = nodeenv.interface_for(wan_ip)
-    lan = nodeenv.interface_for(settings.addresses["lan"])
+    names = nodeenv.interfaces_for([wan_ip, settings.addresses["lan"]], ipr)
+    wan, lan = names[wan_ip], names[settings.addresses["lan"]]
     run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
     subprocess.run(["conntrack", "-F"], capture_output=True)
     state = {
@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
             apply(settings, args.nat or state["nat"], firewall)
             return
         check_sysctls()
-        nodeenv.prepare(settings)
-        apply(settings, settings.nat or "")
+        with nodeenv.netlink() as ipr:  # one netlink socket for the node's start (a big lab starts hundreds)
+            nodeenv.prepare(settings, ipr)
+            apply(settings, settings.nat or "", ipr=ipr)
     except UnknownPreset as exc:
         raise SystemExit(f"router: {exc}") from None
     nodeenv.mark_ready()

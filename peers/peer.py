@@ -327,23 +327,30 @@ def punch(args: argparse.Namespace) -> PunchResult:
     return result
 
 
-def reach(args: argparse.Namespace) -> dict:
-    """Send tagged pings to an endpoint and report whether any pong came back."""
-    target = Endpoint.parse(args.to)
+def reach(targets: list[tuple[Endpoint, str]], attempts: int, wait: float) -> list[dict]:
+    """Send tagged pings to each endpoint (all in the same rounds) and report, per endpoint, whether
+    any pong came back. Several targets share one socket: a control of a hundred pairs is one process."""
     chan = Channel(("0.0.0.0", 0))
-    replies = 0
+    replies = {target: 0 for target, _ in targets}
+    errors: dict[Endpoint, str] = {}
     try:
-        for seq in range(args.attempts):
-            chan.send(Ping(args.tag, seq), target)
-            until = time.monotonic() + args.wait
+        for seq in range(attempts):
+            for target, tag in targets:
+                if target in errors:
+                    continue
+                try:
+                    chan.send(Ping(tag, seq), target)
+                except OSError as exc:  # e.g. no route: that is an answer too
+                    errors[target] = str(exc)
+            until = time.monotonic() + wait
             while (got := chan.receive(until)) is not None:
-                if isinstance(got[0], Pong) and got[0].tag == args.tag and got[1] == target:
-                    replies += 1
-    except OSError as exc:  # e.g. no route: that is an answer too
-        return {"to": str(target), "tag": args.tag, "sent": 0, "replies": 0, "reached": False, "error": str(exc)}
+                if isinstance(got[0], Pong) and (got[1], got[0].tag) in targets:
+                    replies[got[1]] += 1
     finally:
         chan.close()
-    return {"to": str(target), "tag": args.tag, "sent": args.attempts, "replies": replies, "reached": replies > 0}
+    return [{"to": str(target), "tag": tag, "sent": 0 if target in errors else attempts, "replies": replies[target],
+             "reached": replies[target] > 0, **({"error": errors[target]} if target in errors else {})}
+            for target, tag in targets]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,9 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", type=int, default=10, help="messages to send each way")
     p.add_argument("--punch-delay", type=float, default=0.0, help="seconds to wait after the introduction before probing")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds for the whole run")
-    r = sub.add_parser("reach", help="ping an endpoint; print whether it answered")
-    r.add_argument("--to", required=True, help="IP:PORT")
-    r.add_argument("--tag", required=True, help="names the experiment in the captures")
+    r = sub.add_parser("reach", help="ping endpoints; print, one JSON line each, whether they answered")
+    r.add_argument("--to", required=True, action="append", help="IP:PORT (repeat for several, each with its --tag)")
+    r.add_argument("--tag", required=True, action="append", help="names the experiment in the captures")
     r.add_argument("--attempts", type=int, default=3)
     r.add_argument("--wait", type=float, default=0.5, help="seconds to wait for each answer")
     args = parser.parse_args(argv)
@@ -371,8 +378,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
         print(json.dumps(asdict(result)), flush=True)
         return 0 if result.ok else 1
-    outcome = reach(args)
-    print(json.dumps(outcome), flush=True)
+    if len(args.to) != len(args.tag):
+        parser.error("give one --tag for each --to")
+    for outcome in reach([(Endpoint.parse(to), tag) for to, tag in zip(args.to, args.tag)], args.attempts, args.wait):
+        print(json.dumps(outcome), flush=True)
     return 0
 
 

@@ -71,3 +71,18 @@ def test_a_wrong_secret_is_refused_and_the_peer_says_why(limited):
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 1 and "unauthorized" in out
     assert limited.status()["stats"]["dropped"]["unauthenticated"] >= 1
+
+
+def test_reach_reports_each_of_several_targets_on_its_own(unlimited):
+    """One `reach` process pings several endpoints (the scenario's unsolicited control of every pair):
+    the broker answers its pings, a closed port answers nothing, each under its own tag."""
+    from lab.proto import Endpoint
+    from peers.peer import reach
+    from tests.loopback import HOST, free_udp_ports
+
+    closed = Endpoint(HOST, free_udp_ports(1)[0])
+    out = reach([(unlimited.endpoint, "tag-broker"), (closed, "tag-closed")], attempts=2, wait=0.2)
+    assert [(o["to"], o["tag"], o["sent"]) for o in out] == [
+        (str(unlimited.endpoint), "tag-broker", 2), (str(closed), "tag-closed", 2)]
+    assert out[0]["reached"] and out[0]["replies"] == 2
+    assert not out[1]["reached"] and out[1]["replies"] == 0
