@@ -39,6 +39,8 @@ $(STAMP): requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	@# byte-code for the project too: where PYTHONDONTWRITEBYTECODE is set, every command would compile it
+	@$(PY) -m compileall -q lab nat peers server >/dev/null
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP) ## create the host virtualenv with the project's Python deps

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -69,11 +70,20 @@ def env_int(name: str, default: int) -> int:
 
 def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
     started = time.monotonic()
+    was_up = engine.is_up()
     engine.up(progress)  # first: what the CLI imports below, it does not wait for
     from lab.nat_control import reconcile
     from lab.report import topology_table
 
-    reconcile(engine, progress)
+    try:
+        if was_up:  # a lab made now has every NAT as configured; one that was up may have had nat-set
+            reconcile(engine, progress)
+    except BaseException:  # Ctrl-C included: a lab-up that did not finish leaves nothing it made
+        if not was_up:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            progress("lab-up failed: removing what it created")
+            engine.down(lambda _msg: None)
+        raise
     progress(f"lab is up ({time.monotonic() - started:.1f}s)")
     print(topology_table(engine.topology))
     return 0

@@ -49,9 +49,10 @@ HEADER = struct.Struct("!I")
 MAX_REQUEST = 1 << 20
 FIRST_READ = 1 << 16
 PYTHONS = {"python", "python3", os.path.basename(sys.executable)}
-# What the node programs import: loaded once here, shared by every child (copy-on-write).
-PRELOAD = ("pyroute2", "lab.nodeenv", "nat.router", "server.broker", "server.credentials", "peers.peer",
-           "peers.classify", "lab.capture_agent")
+# What the programs import, loaded once here and shared by every child (copy-on-write): the nodes'
+# main programs before the server listens, the scenario's while it waits for requests.
+PRELOAD = ("pyroute2", "lab.nodeenv", "lab.netlink_batch", "nat.router", "server.broker")
+PRELOAD_LATER = ("server.credentials", "peers.peer", "lab.capture_agent", "peers.classify")
 REQUEST_WAIT_S = 5.0  # a client sends its request as soon as it connects
 
 
@@ -137,6 +138,11 @@ def _become(request: Request, fds: list[int]) -> int:
 
 
 # -- the server ---------------------------------------------------------------------------------
+def _leave(*_: object) -> None:
+    """SIGTERM or SIGINT: stop serving at once (the processes started go on; lab-down stops them)."""
+    raise SystemExit(0)
+
+
 class ForkServer:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -145,19 +151,24 @@ class ForkServer:
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, connection)
 
-    def serve(self) -> None:
+    def serve(self, later: Sequence[str] = ()) -> None:
+        """Answer requests until SIGTERM or until the socket is removed; import `later` when idle."""
+        pending = list(later)
         if os.path.exists(self.path):
             os.unlink(self.path)
         self.listener.bind(self.path)
         self.listener.listen(1024)
         self.selector.register(self.listener, selectors.EVENT_READ)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _leave)
         print(f"forkserver: pid {self.pid}, listening on {self.path}", flush=True)
         try:
-            while not stop.is_set() and os.path.exists(self.path):  # lab-down removes the socket with the lab
-                for key, _ in self.selector.select(timeout=0.5):
+            while os.path.exists(self.path):  # lab-down removes the socket with the lab
+                events = self.selector.select(timeout=0 if pending else 0.5)
+                if not events and pending:
+                    importlib.import_module(pending.pop(0))
+                    gc.freeze()
+                for key, _ in events:
                     if key.fileobj is self.listener:
                         self._accept()
                     else:
@@ -351,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lab.forkserver", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
-    parser.add_argument("--preload", nargs="*", default=list(PRELOAD), help="modules to import once")
+    parser.add_argument("--preload", nargs="*", default=list(PRELOAD), help="modules to import before listening")
+    parser.add_argument("--preload-later", nargs="*", default=list(PRELOAD_LATER),
+                        help="modules to import once listening, when no request waits")
     args = parser.parse_args(argv)
     began = time.monotonic()
     for module in args.preload:
@@ -359,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()  # the preloaded objects stay shared with every child instead of being copied by the GC
     print(f"forkserver: imported {len(args.preload)} modules in {time.monotonic() - began:.2f}s", flush=True)
-    ForkServer(args.socket).serve()
+    ForkServer(args.socket).serve(args.preload_later)
     return 0
 
 

@@ -40,7 +40,6 @@ from typing import TypeVar
 
 from lab import forkserver, host_setup
 from lab.forkserver import PIPE
-from lab.capture import agent_argv
 from lab.engine import CaptureAgent, ExecResult, LabError, Progress
 from lab.netlink_batch import Batch
 from lab.netns import create, entered, path_of, remove, write_sysctl
@@ -77,6 +76,9 @@ IFNAMSIZ = 15
 BRIDGE_INDEX_BASE = 1000
 NODE_INDEX_BASE = 10
 SIOCGIFHWADDR = 0x8927
+SIOCGIFFLAGS = 0x8913
+IFF_RUNNING = 0x40
+LINKS_WAIT_S = 30.0
 
 T = TypeVar("T")
 
@@ -133,10 +135,19 @@ def namespace_inode(name: str) -> int | None:
         return None
 
 
+def _ifreq(sock: socket.socket, request: int, ifname: str) -> bytes:
+    """An interface ioctl, in the namespace `sock` was made in (no netlink dump: a big lab has hundreds)."""
+    return fcntl.ioctl(sock, request, struct.pack("256s", ifname.encode()))
+
+
 def mac_address(sock: socket.socket, ifname: str) -> str:
-    """The hardware address of interface `ifname` in the namespace `sock` was made in."""
-    ifreq = fcntl.ioctl(sock, SIOCGIFHWADDR, struct.pack("256s", ifname.encode()))
-    return ifreq[18:24].hex(":")
+    return _ifreq(sock, SIOCGIFHWADDR, ifname)[18:24].hex(":")
+
+
+def is_running(sock: socket.socket, ifname: str) -> bool:
+    """Up with its carrier seen: the kernel (linkwatch, which waits for the RTNL lock, so seconds
+    when other labs' namespaces are being freed) has activated it. Before that it drops what it sends."""
+    return bool(struct.unpack_from("H", _ifreq(sock, SIOCGIFFLAGS, ifname), 16)[0] & IFF_RUNNING)
 
 
 def pids_by_namespace() -> dict[int, list[int]]:
@@ -294,6 +305,25 @@ class NetnsEngine:
         with entered(path_of(self.switch)):
             batch.send()
 
+    def _links_not_running(self) -> list[str]:
+        down = []
+        with entered(path_of(self.switch)), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            down += [f"{self.switch}:{self.port(n, i.side)}" for n in self.topology.nodes for i in n.interfaces
+                     if not is_running(sock, self.port(n, i.side))]
+        for node in self.topology.nodes:
+            with self._inside(node.name), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                down += [f"{self.namespace(node.name)}:{self.iface(node, i.side)}" for i in node.interfaces
+                         if not is_running(sock, self.iface(node, i.side))]
+        return down
+
+    def _wait_links_running(self) -> None:
+        """Ready means every link carries traffic: the first packets of a run must not be lost."""
+        deadline = time.monotonic() + LINKS_WAIT_S
+        while down := self._links_not_running():
+            if time.monotonic() > deadline:
+                raise LabError(f"links not running after {LINKS_WAIT_S:.0f}s: {', '.join(down[:10])}")
+            time.sleep(0.01)
+
     def _start_forkserver(self) -> None:
         """Start the fork server; it imports while the namespaces are made (see _await_forkserver)."""
         with (self.state_dir / "forkserver.log").open("ab") as log:
@@ -324,15 +354,26 @@ class NetnsEngine:
             except OSError:
                 return False
 
-    def _stop_forkserver(self) -> None:
-        """SIGTERM the fork server named by the pid file, if that pid is still the fork server."""
+    def _forkserver_pid(self) -> int | None:
+        """The pid in the pid file, if that process is still this lab's fork server."""
         try:
             pid = int(self.forkserver_pid.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty once it has exited
         except (OSError, ValueError):
-            return
-        if str(self.forkserver_socket).encode() in cmdline:
-            os.kill(pid, signal.SIGTERM)
+            return None
+        return pid if str(self.forkserver_socket).encode() in cmdline else None
+
+    def _stop_forkserver(self) -> None:
+        """Kill the fork server and wait until it is gone. It holds nothing (what it started runs on
+        by itself, its socket goes with the state dir): SIGKILL spares its interpreter's teardown."""
+        pid = self._forkserver_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + STOP_WAIT_S
+            while self._forkserver_pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.002)
+        if getattr(self, "_forkserver", None) is not None:
+            self._forkserver.poll()  # this process started it: reap it
 
     def _start(self, node: Node) -> forkserver.Child:
         run_dir = self.node_dir(node.name)
@@ -425,6 +466,7 @@ class NetnsEngine:
                 self._plug_ports()
                 progress(f"{len(nodes)} nodes wired, their programs started; waiting until each is ready")
                 self._wait_ready(started, progress)
+                self._wait_links_running()
         except BaseException:
             with handling(signal.SIGINT, signal.SIG_IGN):  # a second Ctrl-C must not cut the cleanup short
                 progress("lab-up failed: removing what it created")
@@ -518,5 +560,7 @@ class NetnsEngine:
             f"{node.name}-{iface.side}={path_of(self.namespace(node.name))}:{self.iface(node, iface.side)}"
             for node, iface in self.topology.captures
         ]
+        from lab.capture import agent_argv
+
         directory = str(self.state_dir / "capture")
         return [CaptureAgent(self.topology.broker.name, agent_argv(directory, vantages), directory)]

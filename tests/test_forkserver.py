@@ -55,7 +55,8 @@ def server(request, tmp_path_factory):
     """A fork server that has the probe preloaded (main() is called), and one that has not (runpy)."""
     path = tmp_path_factory.mktemp("fs") / "fs.sock"
     preload = ["tests.forkserver_probe"] if request.param == "preloaded" else []
-    proc = subprocess.Popen([sys.executable, "-m", "lab.forkserver", "--socket", str(path), "--preload", *preload],
+    proc = subprocess.Popen([sys.executable, "-m", "lab.forkserver", "--socket", str(path), "--preload", *preload,
+                             "--preload-later"],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 30
     while not path.exists():

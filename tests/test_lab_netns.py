@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,19 @@ def lab_processes(names: list[str]) -> list[int]:
     return [pid for ino, pids in pids_by_namespace().items() if ino in inodes for pid in pids]
 
 
+def fork_servers(project: str) -> list[int]:
+    """Processes of the project's fork server (it runs in the host's namespace, found by its socket)."""
+    sock = f"/run/natlab/{project}/forkserver.sock".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and sock in Path(entry.path, "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.fixture
 def cleanup():
     """Engines made by a test are taken down whatever happens to it."""
@@ -61,8 +75,10 @@ def test_the_host_namespace_gets_nothing(cleanup):
     switch = subprocess.run(["ip", "netns", "exec", "nltest-host-switch", "ip", "route", "get", OFF_LAB_PROBE],
                             capture_output=True, text=True)
     assert switch.returncode != 0, switch.stdout
+    assert fork_servers("nltest-host")
     eng.down(say)
     assert lab_namespaces("nltest-host") == [] and host_links() == before
+    assert fork_servers("nltest-host") == []
 
 
 def test_a_failed_lab_up_removes_what_it_made(monkeypatch):
@@ -78,26 +94,38 @@ def test_a_failed_lab_up_removes_what_it_made(monkeypatch):
     with pytest.raises(LabError, match="injected failure"):
         eng.up(say)
     assert lab_namespaces("nltest-fail") == [] and not eng.state_dir.exists()
+    assert fork_servers("nltest-fail") == []
 
 
-@pytest.mark.parametrize("after_s", [0.0, 0.15, 0.5, 1.0])
-def test_ctrl_c_in_the_middle_of_lab_up_leaves_nothing(after_s):
+INTERRUPT_PAIRS = 30  # a lab-up of ~2 s: long enough to be interrupted at each step
+
+
+@pytest.mark.parametrize(("marker", "after_s"), [
+    ("creating", 0.0),  # namespaces being made
+    ("creating", 0.3),  # nodes being wired, their programs starting
+    ("wired", 0.0),  # waiting for the nodes to be ready
+])
+def test_ctrl_c_in_the_middle_of_lab_up_leaves_nothing(marker, after_s):
     """Ctrl-C as a terminal sends it: to the whole process group, whatever lab-up is doing then."""
-    env = {**os.environ, "ENGINE": "netns", "NATLAB_PROJECT": "nltest-int", "PAIRS": "6"}
+    env = {**os.environ, "ENGINE": "netns", "NATLAB_PROJECT": "nltest-int", "PAIRS": str(INTERRUPT_PAIRS)}
     proc = subprocess.Popen([sys.executable, "-m", "lab", "up"], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while not lab_namespaces("nltest-int") and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(after_s)  # namespaces being made, nodes being wired, programs starting
+    said = []
+    for line in proc.stdout:  # the progress lines say what lab-up is doing
+        said.append(line)
+        if marker in line:
+            break
+    time.sleep(after_s)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
+    out = "".join(said) + out
     try:
+        assert "lab is up" not in out, f"lab-up finished before the Ctrl-C: {out}"
         assert proc.returncode == 130, out
         assert "removing what it created" in out
-        assert lab_namespaces("nltest-int") == []
+        assert lab_namespaces("nltest-int") == [] and fork_servers("nltest-int") == []
     finally:
-        lab("netns", project="nltest-int", pairs=6).down(say)
+        lab("netns", project="nltest-int", pairs=INTERRUPT_PAIRS).down(say)
 
 
 def test_two_labs_side_by_side_and_each_down_removes_only_its_own(cleanup, tmp_path):
