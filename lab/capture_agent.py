@@ -20,6 +20,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,9 @@ SOCKET_THREADS = 32
 # Pythons at once) outruns one sniffer thread for seconds, and what overflows is lost to the pcap.
 SOCKET_BUFFER = 8 << 20
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # past net.core.rmem_max: needs CAP_NET_ADMIN
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,11 @@ def open_socket(vantage: Vantage):
     from lab.netns import entered
 
     with entered(vantage.netns) if vantage.netns else nullcontext():
-        sock = L2ListenSocket(iface=vantage.iface)
+        # Promiscuous by the interface's index in its own namespace: scapy would take it from its
+        # table of interfaces, read once in whichever namespace scapy was first imported.
+        sock = L2ListenSocket(iface=vantage.iface, promisc=False)
+        membership = struct.pack("IHH8s", socket.if_nametoindex(vantage.iface), PACKET_MR_PROMISC, 0, b"")
+        sock.ins.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, membership)
     try:
         sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
     except OSError:
@@ -96,7 +104,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="NAME=NETNS_PATH:IFACE; repeatable (default: this node's interfaces)")
     args = parser.parse_args(argv)
 
+    import logging
+
     from scapy.utils import PcapWriter
+
+    # scapy names a frame's link type from its table of the interfaces of the namespace it was loaded
+    # in, and warns for every other namespace's; the frames are written raw, the type is not used.
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
     args.dir.mkdir(parents=True, exist_ok=True)
     for marker in (READY, DONE):

@@ -13,8 +13,9 @@ engine's to spawn). The programs are the same; only the interpreter start is ski
 
     python3 -m lab.forkserver --socket PATH [--preload MODULE ...]
 
-The engine runs it in the lab's switch namespace, so lab-down's sweep of the lab's namespaces stops
-it with everything else. A Python child ends as an interpreter would after flushing stdio and joining
+or, from a program that has imported the heaviest part already (pyroute2: the netns engine's
+lab-up), fork_server(): the fork of that program becomes the server, so the lab's critical path
+imports pyroute2 once. The engine stops it by its pid (written with its start time). A Python child ends as an interpreter would after flushing stdio and joining
 its non-daemon threads, but without atexit handlers (node programs register none), by os._exit:
 tearing down a big interpreter a thousand times costs seconds of CPU.
 
@@ -54,6 +55,16 @@ PYTHONS = {"python", "python3", os.path.basename(sys.executable)}
 PRELOAD = ("pyroute2", "lab.nodeenv", "lab.netlink_batch", "nat.router", "server.broker")
 PRELOAD_LATER = ("server.credentials", "peers.peer", "lab.capture_agent", "peers.classify")
 REQUEST_WAIT_S = 5.0  # a client sends its request as soon as it connects
+PR_SET_NAME = 15
+SERVER_NAME = "natlab-forksrv"
+
+
+def set_process_name(name: str) -> None:
+    """Name this process for ps -o comm, top and pgrep (15 characters): a fork keeps the command
+    line of the process it was forked from, so that names nothing."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,7 @@ def _become(request: Request, fds: list[int]) -> int:
     os.environ.update(request.env)
     module = python_module(request.argv)
     if module is not None:
+        set_process_name(module[0])
         return _run_python(*module)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # what Popen restores for an exec'd program
         signal.signal(sig, signal.SIG_DFL)
@@ -356,6 +368,37 @@ def start(server: str, request: Request, stdin: int, stdout: int, stderr: int) -
         for fd in pipe_ends:
             os.close(fd)
     return Child(conn, ours.get(1), ours.get(2))
+
+
+def fork_server(path: str, log: str) -> int:
+    """Fork this process into a fork server listening at `path`, writing to `log`; return its pid.
+    Only from a single-threaded process (a fork keeps only the calling thread and copies every lock)."""
+    if threading.active_count() != 1:
+        raise RuntimeError("fork_server() needs a single-threaded process")
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would write the parent's buffered output a second time
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        os.setsid()  # the terminal's Ctrl-C is for the CLI
+        set_process_name(SERVER_NAME)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        for sig in (signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        for target, fd in enumerate((null, out, out)):
+            os.dup2(fd, target)
+        os.close(out)
+        os.close(null)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # as python3 -u: what a child prints goes out
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        main(["--socket", path])
+    except BaseException:  # noqa: BLE001 - the server's end must never unwind into the program it was forked from
+        traceback.print_exc()
+    finally:
+        os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,6 +150,16 @@ def is_running(sock: socket.socket, ifname: str) -> bool:
     return bool(struct.unpack_from("H", _ifreq(sock, SIOCGIFFLAGS, ifname), 16)[0] & IFF_RUNNING)
 
 
+def process_start(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), None if it is gone or a zombie: with the
+    pid, it names one process for good."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
 def pids_by_namespace() -> dict[int, list[int]]:
     """Every process of the host, by the inode of its network namespace."""
     out: dict[int, list[int]] = {}
@@ -325,25 +335,20 @@ class NetnsEngine:
             time.sleep(0.01)
 
     def _start_forkserver(self) -> None:
-        """Start the fork server; it imports while the namespaces are made (see _await_forkserver)."""
-        with (self.state_dir / "forkserver.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", "lab.forkserver", "--socket", str(self.forkserver_socket)],
-                cwd=self.project_dir, env={**os.environ, "PYTHONPATH": str(self.project_dir)},
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self.forkserver_pid.write_text(f"{proc.pid}\n")
-        self._forkserver = proc
+        """Fork the fork server from this process, which has imported pyroute2 by now (the namespaces
+        are made with it): the server imports only the rest while the nodes are wired."""
+        pid = forkserver.fork_server(str(self.forkserver_socket), str(self.state_dir / "forkserver.log"))
+        self.forkserver_pid.write_text(f"{pid} {process_start(pid)}\n")
 
     def _await_forkserver(self) -> None:
         if self._forkserver_up.is_set():
             return
         deadline = time.monotonic() + FORKSERVER_WAIT_S
         while not self._forkserver_answers():
-            if self._forkserver.poll() is not None or time.monotonic() > deadline:
+            if self._forkserver_pid() is None or time.monotonic() > deadline:
                 log = (self.state_dir / "forkserver.log").read_text(errors="replace")[-3000:]
                 raise LabError(f"the fork server did not start:\n{log}")
-            time.sleep(0.01)
+            time.sleep(0.005)
         self._forkserver_up.set()
 
     def _forkserver_answers(self) -> bool:
@@ -355,25 +360,29 @@ class NetnsEngine:
                 return False
 
     def _forkserver_pid(self) -> int | None:
-        """The pid in the pid file, if that process is still this lab's fork server."""
+        """The pid in the pid file, if that process (same pid, same start time) still runs."""
         try:
-            pid = int(self.forkserver_pid.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty once it has exited
+            pid, started = map(int, self.forkserver_pid.read_text().split())
         except (OSError, ValueError):
             return None
-        return pid if str(self.forkserver_socket).encode() in cmdline else None
+        return pid if process_start(pid) == started else None
 
     def _stop_forkserver(self) -> None:
         """Kill the fork server and wait until it is gone. It holds nothing (what it started runs on
         by itself, its socket goes with the state dir): SIGKILL spares its interpreter's teardown."""
         pid = self._forkserver_pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + STOP_WAIT_S
-            while self._forkserver_pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.002)
-        if getattr(self, "_forkserver", None) is not None:
-            self._forkserver.poll()  # this process started it: reap it
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:  # this process forked it: reap it
+                    return
+            except ChildProcessError:  # another process's: gone once it is no longer running
+                if self._forkserver_pid() is None:
+                    return
+            time.sleep(0.002)
 
     def _start(self, node: Node) -> forkserver.Child:
         run_dir = self.node_dir(node.name)
@@ -443,9 +452,9 @@ class NetnsEngine:
         try:
             with handling(signal.SIGTERM, interrupt):
                 self.state_dir.mkdir(parents=True, exist_ok=True)
-                self._start_forkserver()
                 self._neighbour_room(progress)
                 self._create_namespace(self.switch)
+                self._start_forkserver()  # after the first namespace: pyroute2 is imported
                 for node in nodes:
                     self._create_namespace(self.namespace(node.name))
                 self._build_switch()

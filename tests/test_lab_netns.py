@@ -45,12 +45,16 @@ def lab_processes(names: list[str]) -> list[int]:
 
 
 def fork_servers(project: str) -> list[int]:
-    """Processes of the project's fork server (it runs in the host's namespace, found by its socket)."""
-    sock = f"/run/natlab/{project}/forkserver.sock".encode()
+    """Processes holding the project's fork server socket (its file may be gone: the socket is not)."""
+    path = f"/run/natlab/{project}/forkserver.sock"
+    with open("/proc/net/unix") as table:
+        inodes = {f"socket:[{line.split()[6]}]" for line in table if line.rstrip().endswith(path)}
     found = []
     for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
         try:
-            if entry.name.isdigit() and sock in Path(entry.path, "cmdline").read_bytes():
+            if any(os.readlink(fd.path) in inodes for fd in os.scandir(f"/proc/{entry.name}/fd")):
                 found.append(int(entry.name))
         except OSError:
             continue
