@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from scapy.utils import PcapNgReader
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import PcapNgReader, RawPcapNgReader
 
 from lab.flows import flows
 from lab.journeys import journeys
 from lab.ladder import build_ladder
 from lab.ladder_png import _spread, draw_ladder
+from lab.merged_capture import merge_captures
 from lab.nat_table import nat_table
 from lab.pcaps import Packet
 from lab.proto import Ack, Bye, Data, Endpoint, Probe, encode
@@ -242,6 +245,25 @@ def test_merged_capture_holds_every_packet_on_its_vantage_point(good, reported):
     assert {name: sum(p.sniffed_on == name for p in merged) for name in parts} == parts
     times = [p.time for p in merged]
     assert times == sorted(times)
+
+
+def test_merged_capture_orders_on_nanoseconds_and_keeps_them(tmp_path):
+    """Frames a few nanoseconds apart on different vantage points interleave as they were seen."""
+    from scapy.utils import EDecimal, PcapWriter
+
+    seen = {"router-a-lan": ["0.000000001", "0.000000004"], "router-a-wan": ["0.000000002", "0.000000003"]}
+    for vantage, times in seen.items():
+        with PcapWriter(str(tmp_path / f"{vantage}.pcap"), linktype=1, nano=True) as writer:
+            for t in times:
+                frame = Ether() / IP() / UDP() / vantage.encode()
+                frame.time = EDecimal(1_700_000_000) + EDecimal(t)
+                writer.write(frame)
+    with RawPcapNgReader(str(merge_captures(tmp_path))) as reader:
+        merged = [(meta.ifname.decode(), (meta.tshigh << 32 | meta.tslow) % 10**9, data) for data, meta in reader]
+    assert [(name, ns) for name, ns, _ in merged] == [
+        ("router-a-lan", 1), ("router-a-wan", 2), ("router-a-wan", 3), ("router-a-lan", 4)
+    ]
+    assert all(data.endswith(name.encode()) for name, _, data in merged)
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
