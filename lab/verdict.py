@@ -24,11 +24,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property, lru_cache
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from lab.nat_presets import parse_nat
 from lab.pcaps import Packet, load_run
-from lab.proto import Data, Endpoint, Intro, Ping, Probe, Register, Waiting, text_without_private
+from lab.proto import Data, Endpoint, Intro, Message, Ping, Probe, Register, Waiting, text_without_private
 from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
 
@@ -76,23 +78,33 @@ class RunView:
     def for_pair(self, punch_pair: PunchPair) -> RunView:
         """The run as one punch pair sees it: its routers' captures, and the packets at shared vantage
         points (the broker's) that carry one of its addresses, or no pair's address at all."""
-        own = {str(ip) for side in punch_pair.sides for ip in (side.public_ip, side.private_ip,
-                                                                  side.router.interface("lan").address)}
-        owners = {str(ip): pair.number for pair in self.pairs
-                  for ip in (pair.public_ip, pair.private_ip, pair.router.interface("lan").address)}
-        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
+        own = {str(ip) for side in punch_pair.sides for ip in _addresses(side)}
         mine = {n.name for side in punch_pair.sides for n in (side.peer, side.router)}
         caps = {}
         for node, iface in self.topology.captures:
             vantage = self.vantage(node.name, iface.side)
             if node.name in mine:
                 caps[vantage] = self.caps.get(vantage, [])
-            elif node.name not in paired_nodes:
-                caps[vantage] = [
-                    p for p in self.caps.get(vantage, [])
-                    if (addrs := {p.src, p.dst, *p.quoted}) & own or not any(a in owners for a in addrs)
-                ]
+            elif vantage in self._shared:
+                caps[vantage] = [p for p, addrs, unowned in self._shared[vantage] if unowned or addrs & own]
         return RunView(caps, self.topology, list(punch_pair.sides), self.t0)
+
+    @cached_property
+    def _shared(self) -> dict[str, list[tuple[Packet, set[str], bool]]]:
+        """The packets of the vantage points no pair of the view owns (the broker's), each with its
+        addresses and whether none is a pair's: made once for the hundred pairs of a big lab's verdict."""
+        owned = {str(ip) for pair in self.pairs for ip in _addresses(pair)}
+        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
+        shared: dict[str, list[tuple[Packet, set[str], bool]]] = {}
+        for node, iface in self.topology.captures:
+            if node.name in paired_nodes:
+                continue
+            vantage = self.vantage(node.name, iface.side)
+            seen = shared[vantage] = []
+            for p in self.caps.get(vantage, []):
+                addrs = {p.src, p.dst, *p.quoted}
+                seen.append((p, addrs, owned.isdisjoint(addrs)))
+        return shared
 
     def when(self, p: Packet) -> str:
         """A packet's time relative to the first packet of the run, as users read it in tshark."""
@@ -153,6 +165,11 @@ class RunView:
     def reported_endpoints(self) -> dict[str, Endpoint]:
         """Each peer's public endpoint as the broker told its partner (from the intros it sent)."""
         return {p.msg.partner: p.msg.partner_endpoint for p in self.introductions()}
+
+
+def _addresses(pair: Pair) -> tuple[IPv4Address, ...]:
+    """The addresses that make a packet at a shared vantage point one pair's business."""
+    return (pair.public_ip, pair.private_ip, pair.router.interface("lan").address)
 
 
 def _ping_count(packets: list[Packet], ping_tag: str) -> int:
@@ -251,6 +268,12 @@ def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
     }
 
 
+@lru_cache(maxsize=1 << 16)
+def _scanned_text(msg: Message) -> bytes:
+    """text_without_private, once per message: its sightings on every WAN are the same message."""
+    return text_without_private(msg)
+
+
 def check_nat_real(view: RunView) -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
@@ -258,12 +281,13 @@ def check_nat_real(view: RunView) -> Check:
     # A private address as a whole word: 10.0.1.10 must not match inside 10.0.1.100.
     private_texts = [re.compile(rb"(?<![0-9.])" + re.escape(str(p.private_ip).encode()) + rb"(?![0-9])")
                      for p in view.pairs]
+    broker_vantages = set(view.broker_vantages)
     for vantage in sorted(wan_vantages & set(view.caps)):
         for p in view.caps[vantage]:
             leaked = [a for a in (p.src, *p.quoted) if view.topology.is_private(a)]
-            if vantage in view.broker_vantages and view.topology.is_private(p.dst):
+            if vantage in broker_vantages and view.topology.is_private(p.dst):
                 leaked.append(p.dst)
-            scanned = p.payload if p.msg is None else text_without_private(p.msg)
+            scanned = p.payload if p.msg is None else _scanned_text(p.msg)
             if any(t.search(scanned) for t in private_texts):
                 leaked.append("address in payload")
             if leaked:

@@ -13,7 +13,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgReader, RawPcapNgReader
 
 from lab.flows import flows
-from lab.journeys import journeys
+from lab.journeys import Journey, by_vantage, journeys
 from lab.ladder import build_ladder
 from lab.ladder_png import _spread, draw_ladder
 from lab.merged_capture import merge_captures
@@ -86,6 +86,17 @@ def test_a_resent_datagram_is_a_journey_of_its_own():
     trips = journeys({"router-a-lan": [seen("router-a-lan", 0.0), seen("router-a-lan", 0.5)],
                       "router-a-wan": [seen("router-a-wan", 0.0001), seen("router-a-wan", 0.5001)]})
     assert [[p.time for p in j.sightings] for j in trips] == [[0.0, 0.0001], [0.5, 0.5001]]
+
+
+def test_journeys_know_their_vantage_points():
+    payload = encode(Probe("r", "a", 1, False))
+    lan, wan = (Packet(v, t, "", "", "10.0.1.10", "198.51.100.2", 17, 1, 2, payload)
+                for v, t in (("router-a-lan", 0.0), ("router-a-wan", 0.0001)))
+    other = Packet("router-b-wan", 0.5, "", "", "198.51.100.1", "198.51.100.2", 17, 1, 2, b"other")
+    trips = journeys({"router-a-lan": [lan], "router-a-wan": [wan], "router-b-wan": [other]})
+    assert [(j.at("router-a-lan"), j.at("router-a-wan")) for j in trips] == [(lan, wan), (None, None)]
+    assert by_vantage(trips) == {"router-a-lan": [trips[0]], "router-a-wan": [trips[0]], "router-b-wan": [trips[1]]}
+    assert Journey([lan, wan]).at("router-a-wan") is wan  # made whole, it knows them too
 
 
 # Flows
