@@ -29,7 +29,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from lab.nat_presets import parse_nat
-from lab.pcaps import Packet, load_run
+from lab.pcap_files import Capture, read_captures
+from lab.pcaps import Packet, records
 from lab.proto import Data, Endpoint, Intro, Message, Ping, Probe, Register, Waiting, text_without_private
 from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
@@ -417,16 +418,33 @@ def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, la
     return Verdict(run_id, [combine(list(results)) for results in by_check])
 
 
-def read_run(run_dir: Path) -> tuple[dict, RunView]:
-    """A run directory's record (run.json) and its captures, named by the run's own topology snapshot."""
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run directory read once: its record (run.json), its pcaps as captured (for the merged
+    capture) and as packet records named by the run's topology (for the checks and the report)."""
+
+    dir: Path
+    record: dict
+    captures: dict[str, Capture]
+    view: RunView
+
+
+def read_run(run_dir: Path) -> LoadedRun:
+    """A run directory's record and its captures, named by the run's own topology snapshot."""
     record = json.loads((run_dir / "run.json").read_text())
-    return record, RunView(load_run(run_dir), Topology.from_json(record["topology"]))
+    captures = read_captures(run_dir)
+    return LoadedRun(run_dir, record, captures, RunView(records(captures), Topology.from_json(record["topology"])))
+
+
+def judge(run: LoadedRun) -> Verdict:
+    """The verdict of a run already read, also written as verdict.json beside its pcaps."""
+    config = run.record["config"]
+    view = run.view
+    verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"])
+    (run.dir / "verdict.json").write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
+    return verdict
 
 
 def analyse_run(run_dir: Path) -> Verdict:
     """Analyse a run directory (pcaps + run.json) and write verdict.json beside them."""
-    record, view = read_run(run_dir)
-    config = record["config"]
-    verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], record["run_id"])
-    (run_dir / "verdict.json").write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
-    return verdict
+    return judge(read_run(run_dir))

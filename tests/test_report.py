@@ -15,6 +15,7 @@ from scapy.utils import PcapNgReader, RawPcapNgReader
 from lab.flows import flows
 from lab.journeys import Journey, by_vantage, journeys
 from lab.ladder import build_ladder
+from lab.ladder_drawer import LadderDrawer
 from lab.ladder_png import _spread, draw_ladder
 from lab.merged_capture import merge_captures
 from lab.nat_table import nat_table
@@ -22,7 +23,8 @@ from lab.pcaps import Packet
 from lab.proto import Ack, Bye, Data, Endpoint, Probe, encode
 from lab.report_md import mermaid
 from lab.roles import PacketRole, role_of
-from lab.verdict import RunView, read_run
+from lab.run_report import RunReport
+from lab.verdict import RunView, analyse_run, read_run
 from tests.conftest import frames_per_vantage, tshark_interface_names
 from tests.pcap_factory import MESSAGES, RUN_ID, BuiltRun, Faults, build_run, write_record
 from tests.signed import register
@@ -34,7 +36,7 @@ FRAME_OVERHEAD = 14 + 20 + 8  # Ethernet, IPv4, UDP headers in the built frames
 def built(run_dir: Path, faults: Faults = Faults()) -> tuple[BuiltRun, RunView]:
     run = build_run(run_dir, faults)
     write_record(run_dir, run.topology)
-    return run, read_run(run_dir)[1]
+    return run, read_run(run_dir).view
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +287,41 @@ def test_tshark_reads_the_merged_capture(good, reported):
     assert {name: names.count(name) for name in parts} == parts and len(names) == sum(parts.values())
 
 
+# The ladder's own process, and a report begun before its verdict
+
+
+def test_the_drawer_draws_what_this_process_draws(good, tmp_path):
+    _, _, view = good
+    ladder = build_ladder(view, journeys(view.caps))
+    with LadderDrawer() as drawer:
+        drawer.draw(ladder, "built", tmp_path / "there.png")
+        assert drawer.wait() == tmp_path / "there.png"
+    here = draw_ladder(ladder, "built", tmp_path / "here.png")
+    assert (tmp_path / "there.png").read_bytes() == here.read_bytes()
+
+
+def test_the_drawer_hands_back_its_failure(good, tmp_path):
+    _, _, view = good
+    with LadderDrawer() as drawer:
+        drawer.draw(build_ladder(view, journeys(view.caps)), "built", tmp_path / "missing" / "ladder.png")
+        with pytest.raises(FileNotFoundError):
+            drawer.wait()
+    with LadderDrawer():
+        pass  # never given a ladder: ended at once
+
+
+def test_a_report_that_cannot_begin_fails_when_written(good, monkeypatch):
+    import lab.run_report
+
+    def broken(view, trips):
+        raise RuntimeError("no ladder")
+
+    monkeypatch.setattr(lab.run_report, "build_ladder", broken)
+    report = RunReport(read_run(good[0]))  # the verdict is made after this: it must not raise
+    with pytest.raises(RuntimeError, match="no ladder"):
+        report.write(analyse_run(good[0]))
+
+
 def test_show_prints_the_flows_and_nat_tables(good):
     run_dir, run, _ = good
     proc = lab_cli("show", str(run_dir))
@@ -329,11 +366,11 @@ def test_a_failing_report_leaves_the_punch_test_verdict_alone(tmp_path, monkeypa
     import lab.cli
     import lab.run_report
 
-    def broken(run_dir, verdict):
+    def broken(report, verdict):
         raise RuntimeError("no ink")
 
     built_scenario(monkeypatch, tmp_path, Faults())
-    monkeypatch.setattr(lab.run_report, "write_report", broken)
+    monkeypatch.setattr(lab.run_report.RunReport, "write", broken)
     assert lab.cli.main(["punch-test", "--messages", str(MESSAGES)]) == 0
     captured = capsys.readouterr()
     assert "all checks passed" in captured.out
