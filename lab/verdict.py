@@ -229,13 +229,13 @@ def check_direct_path(view: RunView, messages: int) -> Check:
     want = set(range(1, messages + 1))
     for pair in view.pairs:
         other = view.partner(pair)
+        src, dst = str(pair.public_ip), str(other.public_ip)
         for vantage, packets in ((pair.router.name, view.wan(pair)), (other.router.name, view.wan(other))):
             # The sender's data, from its router's public address to the partner's: whatever ports
             # the NATs chose (a symmetric NAT's differ from the ones the broker saw).
             flow = [
                 p for p in packets
-                if isinstance(p.msg, Data) and p.msg.sender == pair.label
-                and p.src == str(pair.public_ip) and p.dst == str(other.public_ip)
+                if isinstance(p.msg, Data) and p.msg.sender == pair.label and p.src == src and p.dst == dst
             ]
             seqs = {p.msg.seq for p in flow}
             endpoints = sorted({f"{p.src_ep}->{p.dst_ep}" for p in flow})
@@ -259,14 +259,11 @@ def _session_of(p: Packet, label: str) -> bool:
 def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
     """(private, public, remote) endpoints of each session datagram the peer sent, LAN matched to WAN by payload."""
     leaving = {}
+    public, private = str(pair.public_ip), str(pair.private_ip)
     for p in view.wan(pair):
-        if p.src == str(pair.public_ip) and _session_of(p, pair.label):
+        if p.src == public and _session_of(p, pair.label):
             leaving.setdefault(p.payload, (str(p.src_ep), str(p.dst_ep)))
-    return {
-        (str(p.src_ep), *leaving[p.payload])
-        for p in view.lan(pair)
-        if p.src == str(pair.private_ip) and p.payload in leaving
-    }
+    return {(str(p.src_ep), *leaving[p.payload]) for p in view.lan(pair) if p.src == private and p.payload in leaving}
 
 
 @lru_cache(maxsize=1 << 16)
@@ -295,7 +292,8 @@ def check_nat_real(view: RunView) -> Check:
                 problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {view.when(p)}")
                 break
     for pair in view.pairs:
-        if not any(p.src == str(pair.private_ip) for p in view.lan(pair)):
+        private = str(pair.private_ip)
+        if not any(p.src == private for p in view.lan(pair)):
             problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
             continue
         maps = _translations(view, pair)
@@ -343,10 +341,10 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
             (p.time for p in view.wan(pair) if isinstance(p.msg, (Probe, Data)) and p.msg.sender == pair.label),
             default=None,
         )
-        partner = view.partner(pair)
+        partner, public = view.partner(pair), str(pair.public_ip)
         early = [
             p for p in view.wan(pair)
-            if isinstance(p.msg, (Probe, Data)) and p.msg.sender == partner.label and p.dst == str(pair.public_ip)
+            if isinstance(p.msg, (Probe, Data)) and p.msg.sender == partner.label and p.dst == public
             and (first_out is None or p.time < first_out)
         ]
         lan_payloads = {p.payload for p in view.lan(pair)}
