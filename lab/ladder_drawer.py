@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -52,9 +54,10 @@ class LadderDrawer:
             raise drawn
         return drawn
 
-    def close(self) -> None:
-        """End the process: at once if it was never given a ladder (the verdict failed, say)."""
-        if self._proc.poll() is None and not self._given:
+    def close(self, abandon: bool = False) -> None:
+        """End the process: at once if it has no ladder or is abandoned (the caller failed), else
+        once it has drawn."""
+        if self._proc.poll() is None and (abandon or not self._given):
             self._proc.kill()
         self._proc.wait()  # its outcome is a few bytes: the pipe holds them until closed here
         for pipe in (self._proc.stdin, self._proc.stdout):
@@ -65,19 +68,23 @@ class LadderDrawer:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self.close(abandon=kind is not None)
 
 
 def serve() -> None:
     """The drawing process: import matplotlib, then draw the one ladder that comes on stdin."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # on ^C the CLI that started it ends it
+    job: list[bytes] = []
+    reader = threading.Thread(target=lambda: job.append(sys.stdin.buffer.read()))
+    reader.start()  # takes the ladder as it comes, so the CLI never waits on a full pipe
     from lab.ladder_png import draw_ladder  # the slow part, done before the ladder arrives
 
     result, sys.stdout = sys.stdout.buffer, sys.stderr  # stdout carries the outcome only
-    try:
-        ladder, title, out = pickle.load(sys.stdin.buffer)
-    except EOFError:  # closed without a ladder: nothing to draw
+    reader.join()
+    if not job[0]:  # closed without a ladder: nothing to draw
         return
     try:
+        ladder, title, out = pickle.loads(job[0])
         outcome: object = draw_ladder(ladder, title, out)
     except Exception as exc:  # noqa: BLE001  handed back to the report, which decides
         outcome = exc

@@ -310,6 +310,16 @@ def test_the_drawer_hands_back_its_failure(good, tmp_path):
         pass  # never given a ladder: ended at once
 
 
+def test_a_drawer_abandoned_by_a_failure_is_ended(good, tmp_path):
+    import signal
+
+    _, _, view = good
+    with pytest.raises(RuntimeError, match="the caller failed"), LadderDrawer() as drawer:
+        drawer.draw(build_ladder(view, journeys(view.caps)), "built", tmp_path / "ladder.png")
+        raise RuntimeError("the caller failed")
+    assert drawer._proc.returncode == -signal.SIGKILL  # not left to draw for nobody
+
+
 def test_a_report_that_cannot_begin_fails_when_written(good, monkeypatch):
     import lab.run_report
 
