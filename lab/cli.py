@@ -35,6 +35,7 @@ from lab.nat_presets import UnknownPreset
 from lab.topology import Topology, TopologyError, build_topology
 
 if TYPE_CHECKING:
+    from lab.run_report import RunReport
     from lab.verdict import Verdict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -106,18 +107,18 @@ def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
     return 0 if up else 3
 
 
-def write_run_report(run_dir: Path, verdict: Verdict) -> None:
+def write_run_report(report: RunReport, verdict: Verdict) -> None:
     """Write the run's report beside its pcaps and say where."""
-    from lab.run_report import write_report
-
-    files = write_report(run_dir, verdict)
+    files = report.write(verdict)
     print(f"report: {files.report}\nladder: {files.ladder}\nall captures merged: {files.merged}")
 
 
 def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.ladder_drawer import LadderDrawer
     from lab.report import verdict_table
+    from lab.run_report import RunReport
     from lab.scenario import PunchTestConfig, run_punch_test
-    from lab.verdict import analyse_run
+    from lab.verdict import judge, read_run
 
     config = PunchTestConfig.for_pairs(args.pairs, messages=args.messages,
                                        punch_delay_s=args.punch_delay)
@@ -127,14 +128,17 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
         progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, "
                  f"punched in {result['time_to_punch_s']}s, sent {result['messages_sent']}, "
                  f"received {result['messages_received']}")
-    verdict = analyse_run(run_dir)
-    print(verdict_table(verdict, verbose=args.verbose))
-    print(f"\npcaps, run.json and verdict.json in {run_dir}")
-    try:
-        write_run_report(run_dir, verdict)
-    except Exception as exc:  # noqa: BLE001  the verdict stands and decides the exit code; the report is extra
-        print(f"natlab: error: the report could not be written ({exc!r}); "
-              f"retry with `make report RUN={run_dir.name}`", file=sys.stderr)
+    with LadderDrawer() as drawer:  # matplotlib loads in its process while the pcaps are read
+        run = read_run(run_dir)
+        report = RunReport(run, drawer)  # the ladder is drawn while the verdict is made
+        verdict = judge(run)
+        print(verdict_table(verdict, verbose=args.verbose))
+        print(f"\npcaps, run.json and verdict.json in {run_dir}")
+        try:
+            write_run_report(report, verdict)
+        except Exception as exc:  # noqa: BLE001  the verdict stands and decides the exit code; the report is extra
+            print(f"natlab: error: the report could not be written ({exc!r}); "
+                  f"retry with `make report RUN={run_dir.name}`", file=sys.stderr)
     return 0 if verdict.ok else 1
 
 
@@ -159,13 +163,18 @@ def cmd_verdict(args: argparse.Namespace, engine: Engine | None) -> int:
 
 
 def cmd_report(args: argparse.Namespace, engine: Engine | None) -> int:
+    from lab.ladder_drawer import LadderDrawer
     from lab.report import verdict_summary
-    from lab.verdict import analyse_run
+    from lab.run_report import RunReport
+    from lab.verdict import judge, read_run
 
     run_dir = run_dir_of(args.run)
-    verdict = analyse_run(run_dir)
-    print(f"run {verdict.run_id}: {verdict_summary(verdict)}")
-    write_run_report(run_dir, verdict)
+    with LadderDrawer() as drawer:
+        run = read_run(run_dir)
+        report = RunReport(run, drawer)
+        verdict = judge(run)
+        print(f"run {verdict.run_id}: {verdict_summary(verdict)}")
+        write_run_report(report, verdict)
     return 0
 
 

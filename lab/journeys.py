@@ -22,6 +22,10 @@ WINDOW_S = 0.25  # far longer than a datagram takes through the lab, shorter tha
 @dataclass
 class Journey:
     sightings: list[Packet] = field(default_factory=list)  # in time order, one per vantage point
+    _at: dict[str, Packet] = field(init=False, repr=False, compare=False)  # the same, by vantage point
+
+    def __post_init__(self) -> None:
+        self._at = {p.vantage: p for p in self.sightings}
 
     @property
     def first(self) -> Packet:
@@ -36,7 +40,12 @@ class Journey:
         return role_of(self.first)
 
     def at(self, vantage: str) -> Packet | None:
-        return next((p for p in self.sightings if p.vantage == vantage), None)
+        return self._at.get(vantage)
+
+    def add(self, p: Packet) -> None:
+        """One more sighting, later than the others and at a vantage point the journey has not reached."""
+        self.sightings.append(p)
+        self._at[p.vantage] = p
 
 
 def journeys(caps: dict[str, list[Packet]]) -> list[Journey]:
@@ -54,5 +63,15 @@ def journeys(caps: dict[str, list[Packet]]) -> list[Journey]:
             joined = Journey()
             candidates.append(joined)
             started.append(joined)
-        joined.sightings.append(p)
+        joined.add(p)
     return started
+
+
+def by_vantage(trips: list[Journey]) -> dict[str, list[Journey]]:
+    """The journeys that reached each vantage point, in the order they started: what a router's
+    tables need without walking every journey of the run for each router."""
+    out: dict[str, list[Journey]] = {}
+    for trip in trips:
+        for p in trip.sightings:
+            out.setdefault(p.vantage, []).append(trip)
+    return out

@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import ip_address
+from typing import TYPE_CHECKING
 
-from lab.journeys import Journey
 from lab.proto import Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
 from lab.roles import PacketRole
-from lab.verdict import RunView
+
+if TYPE_CHECKING:  # types only: the ladder's drawing process (lab.ladder_drawer) loads no analysis
+    from lab.journeys import Journey
+    from lab.verdict import RunView
 
 
 class Channel(str, Enum):

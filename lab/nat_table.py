@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lab.flows import endpoint_text
-from lab.journeys import Journey
+from lab.journeys import Journey, by_vantage
 from lab.pcaps import Packet
 from lab.verdict import RunView
 
@@ -40,11 +40,12 @@ def _ep(p: Packet, side: str) -> str:
 def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
     """The translations of every router, each router's rows in the order they first appeared."""
     reported = view.reported_endpoints()
+    passed = by_vantage(trips)
     out: list[Translation] = []
     for pair in view.pairs:
         lan_v, wan_v = view.vantage(pair.router.name, "lan"), view.vantage(pair.router.name, "wan")
         rows: dict[tuple[str, str, str], Translation] = {}
-        for trip in trips:
+        for trip in passed.get(lan_v, []):  # a translation is seen on both sides: the LAN's will do
             lan, wan = trip.at(lan_v), trip.at(wan_v)
             if lan is None or wan is None:
                 continue

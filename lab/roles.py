@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
-from lab import stun
 from lab.pcaps import Packet
 from lab.proto import Ack, Bye, Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
 
@@ -47,7 +46,12 @@ def lab_role(packet: Packet) -> PacketRole | None:
 
 def stun_role(packet: Packet) -> PacketRole | None:
     """STUN messages that parse as such (a first byte of 0-3 alone is not enough)."""
-    if not stun.is_stun(packet.payload):
+    payload = packet.payload
+    if len(payload) < 20 or payload[0] > 3:  # lab.stun.is_stun's test, before loading aioice for it
+        return None
+    from lab import stun  # aioice's codec: loaded only for the captures that hold STUN
+
+    if not stun.is_stun(payload):
         return None
     try:
         stun.decode(packet.payload)

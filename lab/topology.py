@@ -11,6 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 from lab.nat_presets import DEFAULT_PRESET, validate_preset
@@ -137,14 +138,39 @@ class Topology:
         default=(IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16"))
     )
 
+    # Indexes made once per topology (it is frozen): a big lab's analysis asks thousands of times.
+    @cached_property
+    def _nodes(self) -> dict[str, Node]:
+        return {n.name: n for n in reversed(self.nodes)}  # the first of a name wins, as in _find
+
+    @cached_property
+    def _networks(self) -> dict[str, Network]:
+        return {n.name: n for n in reversed(self.networks)}
+
+    @cached_property
+    def _roles(self) -> dict[Role, tuple[Node, ...]]:
+        return {role: tuple(n for n in self.nodes if n.role is role) for role in Role}
+
+    @cached_property
+    def _pairs(self) -> tuple[Pair, ...]:
+        out = []
+        for peer in self.by_role(Role.PEER):
+            label = peer.name.removeprefix("peer-")
+            out.append(Pair(label, peer, self.node(f"router-{label}")))
+        return tuple(out)
+
+    @cached_property
+    def _private(self) -> dict[str, bool]:
+        return {}  # address -> is_private, filled as asked
+
     def node(self, name: str) -> Node:
-        return _find(self.nodes, "name", name, "node")
+        return self._nodes.get(name) or _find(self.nodes, "name", name, "node")
 
     def network(self, name: str) -> Network:
-        return _find(self.networks, "name", name, "network")
+        return self._networks.get(name) or _find(self.networks, "name", name, "network")
 
     def by_role(self, role: Role) -> list[Node]:
-        return [n for n in self.nodes if n.role is role]
+        return list(self._roles[role])
 
     @property
     def broker(self) -> Node:
@@ -156,11 +182,7 @@ class Topology:
 
     @property
     def pairs(self) -> list[Pair]:
-        out = []
-        for peer in self.by_role(Role.PEER):
-            label = peer.name.removeprefix("peer-")
-            out.append(Pair(label, peer, self.node(f"router-{label}")))
-        return out
+        return list(self._pairs)
 
     def pair(self, label: str) -> Pair:
         return _find(self.pairs, "label", label, "pair")
@@ -185,8 +207,12 @@ class Topology:
         return f"{self.project}-{node}"
 
     def is_private(self, address: str | IPv4Address) -> bool:
-        ip = ipaddress.ip_address(address)
-        return any(ip in net for net in self.private_ranges)
+        key = str(address)
+        private = self._private.get(key)
+        if private is None:
+            ip = ipaddress.ip_address(address)
+            private = self._private[key] = any(ip in net for net in self.private_ranges)
+        return private
 
     @property
     def captures(self) -> list[tuple[Node, Interface]]:

@@ -24,11 +24,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property, lru_cache
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from lab.nat_presets import parse_nat
-from lab.pcaps import Packet, load_run
-from lab.proto import Data, Endpoint, Intro, Ping, Probe, Register, Waiting, text_without_private
+from lab.pcap_files import Capture, read_captures
+from lab.pcaps import Packet, records
+from lab.proto import Data, Endpoint, Intro, Message, Ping, Probe, Register, Waiting, text_without_private
 from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
 
@@ -76,23 +79,33 @@ class RunView:
     def for_pair(self, punch_pair: PunchPair) -> RunView:
         """The run as one punch pair sees it: its routers' captures, and the packets at shared vantage
         points (the broker's) that carry one of its addresses, or no pair's address at all."""
-        own = {str(ip) for side in punch_pair.sides for ip in (side.public_ip, side.private_ip,
-                                                                  side.router.interface("lan").address)}
-        owners = {str(ip): pair.number for pair in self.pairs
-                  for ip in (pair.public_ip, pair.private_ip, pair.router.interface("lan").address)}
-        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
+        own = {str(ip) for side in punch_pair.sides for ip in _addresses(side)}
         mine = {n.name for side in punch_pair.sides for n in (side.peer, side.router)}
         caps = {}
         for node, iface in self.topology.captures:
             vantage = self.vantage(node.name, iface.side)
             if node.name in mine:
                 caps[vantage] = self.caps.get(vantage, [])
-            elif node.name not in paired_nodes:
-                caps[vantage] = [
-                    p for p in self.caps.get(vantage, [])
-                    if (addrs := {p.src, p.dst, *p.quoted}) & own or not any(a in owners for a in addrs)
-                ]
+            elif vantage in self._shared:
+                caps[vantage] = [p for p, addrs, unowned in self._shared[vantage] if unowned or addrs & own]
         return RunView(caps, self.topology, list(punch_pair.sides), self.t0)
+
+    @cached_property
+    def _shared(self) -> dict[str, list[tuple[Packet, set[str], bool]]]:
+        """The packets of the vantage points no pair of the view owns (the broker's), each with its
+        addresses and whether none is a pair's: made once for the hundred pairs of a big lab's verdict."""
+        owned = {str(ip) for pair in self.pairs for ip in _addresses(pair)}
+        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
+        shared: dict[str, list[tuple[Packet, set[str], bool]]] = {}
+        for node, iface in self.topology.captures:
+            if node.name in paired_nodes:
+                continue
+            vantage = self.vantage(node.name, iface.side)
+            seen = shared[vantage] = []
+            for p in self.caps.get(vantage, []):
+                addrs = {p.src, p.dst, *p.quoted}
+                seen.append((p, addrs, owned.isdisjoint(addrs)))
+        return shared
 
     def when(self, p: Packet) -> str:
         """A packet's time relative to the first packet of the run, as users read it in tshark."""
@@ -155,6 +168,11 @@ class RunView:
         return {p.msg.partner: p.msg.partner_endpoint for p in self.introductions()}
 
 
+def _addresses(pair: Pair) -> tuple[IPv4Address, ...]:
+    """The addresses that make a packet at a shared vantage point one pair's business."""
+    return (pair.public_ip, pair.private_ip, pair.router.interface("lan").address)
+
+
 def _ping_count(packets: list[Packet], ping_tag: str) -> int:
     return sum(1 for p in packets if isinstance(p.msg, Ping) and p.msg.tag == ping_tag)
 
@@ -211,13 +229,13 @@ def check_direct_path(view: RunView, messages: int) -> Check:
     want = set(range(1, messages + 1))
     for pair in view.pairs:
         other = view.partner(pair)
+        src, dst = str(pair.public_ip), str(other.public_ip)
         for vantage, packets in ((pair.router.name, view.wan(pair)), (other.router.name, view.wan(other))):
             # The sender's data, from its router's public address to the partner's: whatever ports
             # the NATs chose (a symmetric NAT's differ from the ones the broker saw).
             flow = [
                 p for p in packets
-                if isinstance(p.msg, Data) and p.msg.sender == pair.label
-                and p.src == str(pair.public_ip) and p.dst == str(other.public_ip)
+                if isinstance(p.msg, Data) and p.msg.sender == pair.label and p.src == src and p.dst == dst
             ]
             seqs = {p.msg.seq for p in flow}
             endpoints = sorted({f"{p.src_ep}->{p.dst_ep}" for p in flow})
@@ -241,14 +259,17 @@ def _session_of(p: Packet, label: str) -> bool:
 def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
     """(private, public, remote) endpoints of each session datagram the peer sent, LAN matched to WAN by payload."""
     leaving = {}
+    public, private = str(pair.public_ip), str(pair.private_ip)
     for p in view.wan(pair):
-        if p.src == str(pair.public_ip) and _session_of(p, pair.label):
+        if p.src == public and _session_of(p, pair.label):
             leaving.setdefault(p.payload, (str(p.src_ep), str(p.dst_ep)))
-    return {
-        (str(p.src_ep), *leaving[p.payload])
-        for p in view.lan(pair)
-        if p.src == str(pair.private_ip) and p.payload in leaving
-    }
+    return {(str(p.src_ep), *leaving[p.payload]) for p in view.lan(pair) if p.src == private and p.payload in leaving}
+
+
+@lru_cache(maxsize=1 << 16)
+def _scanned_text(msg: Message) -> bytes:
+    """text_without_private, once per message: its sightings on every WAN are the same message."""
+    return text_without_private(msg)
 
 
 def check_nat_real(view: RunView) -> Check:
@@ -258,19 +279,21 @@ def check_nat_real(view: RunView) -> Check:
     # A private address as a whole word: 10.0.1.10 must not match inside 10.0.1.100.
     private_texts = [re.compile(rb"(?<![0-9.])" + re.escape(str(p.private_ip).encode()) + rb"(?![0-9])")
                      for p in view.pairs]
+    broker_vantages = set(view.broker_vantages)
     for vantage in sorted(wan_vantages & set(view.caps)):
         for p in view.caps[vantage]:
             leaked = [a for a in (p.src, *p.quoted) if view.topology.is_private(a)]
-            if vantage in view.broker_vantages and view.topology.is_private(p.dst):
+            if vantage in broker_vantages and view.topology.is_private(p.dst):
                 leaked.append(p.dst)
-            scanned = p.payload if p.msg is None else text_without_private(p.msg)
+            scanned = p.payload if p.msg is None else _scanned_text(p.msg)
             if any(t.search(scanned) for t in private_texts):
                 leaked.append("address in payload")
             if leaked:
                 problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {view.when(p)}")
                 break
     for pair in view.pairs:
-        if not any(p.src == str(pair.private_ip) for p in view.lan(pair)):
+        private = str(pair.private_ip)
+        if not any(p.src == private for p in view.lan(pair)):
             problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
             continue
         maps = _translations(view, pair)
@@ -318,10 +341,10 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
             (p.time for p in view.wan(pair) if isinstance(p.msg, (Probe, Data)) and p.msg.sender == pair.label),
             default=None,
         )
-        partner = view.partner(pair)
+        partner, public = view.partner(pair), str(pair.public_ip)
         early = [
             p for p in view.wan(pair)
-            if isinstance(p.msg, (Probe, Data)) and p.msg.sender == partner.label and p.dst == str(pair.public_ip)
+            if isinstance(p.msg, (Probe, Data)) and p.msg.sender == partner.label and p.dst == public
             and (first_out is None or p.time < first_out)
         ]
         lan_payloads = {p.payload for p in view.lan(pair)}
@@ -393,16 +416,33 @@ def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, la
     return Verdict(run_id, [combine(list(results)) for results in by_check])
 
 
-def read_run(run_dir: Path) -> tuple[dict, RunView]:
-    """A run directory's record (run.json) and its captures, named by the run's own topology snapshot."""
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run directory read once: its record (run.json), its pcaps as captured (for the merged
+    capture) and as packet records named by the run's topology (for the checks and the report)."""
+
+    dir: Path
+    record: dict
+    captures: dict[str, Capture]
+    view: RunView
+
+
+def read_run(run_dir: Path) -> LoadedRun:
+    """A run directory's record and its captures, named by the run's own topology snapshot."""
     record = json.loads((run_dir / "run.json").read_text())
-    return record, RunView(load_run(run_dir), Topology.from_json(record["topology"]))
+    captures = read_captures(run_dir)
+    return LoadedRun(run_dir, record, captures, RunView(records(captures), Topology.from_json(record["topology"])))
+
+
+def judge(run: LoadedRun) -> Verdict:
+    """The verdict of a run already read, also written as verdict.json beside its pcaps."""
+    config = run.record["config"]
+    view = run.view
+    verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"])
+    (run.dir / "verdict.json").write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
+    return verdict
 
 
 def analyse_run(run_dir: Path) -> Verdict:
     """Analyse a run directory (pcaps + run.json) and write verdict.json beside them."""
-    record, view = read_run(run_dir)
-    config = record["config"]
-    verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], record["run_id"])
-    (run_dir / "verdict.json").write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
-    return verdict
+    return judge(read_run(run_dir))

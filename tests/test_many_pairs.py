@@ -9,7 +9,7 @@ import pytest
 from lab.compose_file import bridge_name, compose_spec, render
 from lab.pcaps import load_run
 from lab.topology import MAX_PAIRS, TopologyError, build_topology
-from lab.verdict import analyse
+from lab.verdict import RunView, analyse
 from tests.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
 
 
@@ -94,6 +94,27 @@ def test_a_fault_in_one_pair_fails_that_pair_only(tmp_path, faults, check_id, wo
     assert failing[0].failed_pairs == [2]
     assert failing[0].detail.startswith("2/3 pairs pass; pair 2: ") and words in failing[0].detail
     assert all(e.startswith("pair 2: ") for e in failing[0].evidence)
+
+
+def test_a_pair_sees_its_own_packets_at_the_broker_and_the_unowned_ones(tmp_path):
+    """for_pair's index of the shared vantage points keeps what a plain filter of each packet keeps."""
+    topo = build_run(tmp_path, Faults(attacker=True), pairs=3).topology
+    view = RunView(load_run(tmp_path), topo)
+
+    def addresses(pairs) -> set[str]:
+        return {str(ip) for p in pairs for ip in (p.public_ip, p.private_ip, p.router.interface("lan").address)}
+
+    def carried(p) -> set[str]:
+        return {p.src, p.dst, *p.quoted}
+
+    for pp in topo.punch_pairs:
+        own, seen = addresses(pp.sides), view.for_pair(pp)
+        for vantage in view.broker_vantages:
+            kept = [p for p in view.caps[vantage] if carried(p) & own or not carried(p) & addresses(topo.pairs)]
+            assert seen.caps[vantage] == kept
+        routers = {v for v in seen.caps if v.startswith("router-")}
+        assert routers == {f"{side.router.name}-{i}" for side in pp.sides for i in ("lan", "wan")}
+    assert len(view.for_pair(topo.punch_pairs[0]).caps["broker-wan"]) < len(view.caps["broker-wan"])
 
 
 def test_the_broker_sees_the_second_segment(tmp_path):

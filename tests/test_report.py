@@ -8,18 +8,23 @@ import sys
 from pathlib import Path
 
 import pytest
-from scapy.utils import PcapNgReader
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import PcapNgReader, RawPcapNgReader
 
 from lab.flows import flows
-from lab.journeys import journeys
+from lab.journeys import Journey, by_vantage, journeys
 from lab.ladder import build_ladder
+from lab.ladder_drawer import LadderDrawer
 from lab.ladder_png import _spread, draw_ladder
+from lab.merged_capture import merge_captures
 from lab.nat_table import nat_table
 from lab.pcaps import Packet
 from lab.proto import Ack, Bye, Data, Endpoint, Probe, encode
 from lab.report_md import mermaid
 from lab.roles import PacketRole, role_of
-from lab.verdict import RunView, read_run
+from lab.run_report import RunReport
+from lab.verdict import RunView, analyse_run, read_run
 from tests.conftest import frames_per_vantage, tshark_interface_names
 from tests.pcap_factory import MESSAGES, RUN_ID, BuiltRun, Faults, build_run, write_record
 from tests.signed import register
@@ -31,7 +36,7 @@ FRAME_OVERHEAD = 14 + 20 + 8  # Ethernet, IPv4, UDP headers in the built frames
 def built(run_dir: Path, faults: Faults = Faults()) -> tuple[BuiltRun, RunView]:
     run = build_run(run_dir, faults)
     write_record(run_dir, run.topology)
-    return run, read_run(run_dir)[1]
+    return run, read_run(run_dir).view
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +88,17 @@ def test_a_resent_datagram_is_a_journey_of_its_own():
     trips = journeys({"router-a-lan": [seen("router-a-lan", 0.0), seen("router-a-lan", 0.5)],
                       "router-a-wan": [seen("router-a-wan", 0.0001), seen("router-a-wan", 0.5001)]})
     assert [[p.time for p in j.sightings] for j in trips] == [[0.0, 0.0001], [0.5, 0.5001]]
+
+
+def test_journeys_know_their_vantage_points():
+    payload = encode(Probe("r", "a", 1, False))
+    lan, wan = (Packet(v, t, "", "", "10.0.1.10", "198.51.100.2", 17, 1, 2, payload)
+                for v, t in (("router-a-lan", 0.0), ("router-a-wan", 0.0001)))
+    other = Packet("router-b-wan", 0.5, "", "", "198.51.100.1", "198.51.100.2", 17, 1, 2, b"other")
+    trips = journeys({"router-a-lan": [lan], "router-a-wan": [wan], "router-b-wan": [other]})
+    assert [(j.at("router-a-lan"), j.at("router-a-wan")) for j in trips] == [(lan, wan), (None, None)]
+    assert by_vantage(trips) == {"router-a-lan": [trips[0]], "router-a-wan": [trips[0]], "router-b-wan": [trips[1]]}
+    assert Journey([lan, wan]).at("router-a-wan") is wan  # made whole, it knows them too
 
 
 # Flows
@@ -244,12 +260,76 @@ def test_merged_capture_holds_every_packet_on_its_vantage_point(good, reported):
     assert times == sorted(times)
 
 
+def test_merged_capture_orders_on_nanoseconds_and_keeps_them(tmp_path):
+    """Frames a few nanoseconds apart on different vantage points interleave as they were seen."""
+    from scapy.utils import EDecimal, PcapWriter
+
+    seen = {"router-a-lan": ["0.000000001", "0.000000004"], "router-a-wan": ["0.000000002", "0.000000003"]}
+    for vantage, times in seen.items():
+        with PcapWriter(str(tmp_path / f"{vantage}.pcap"), linktype=1, nano=True) as writer:
+            for t in times:
+                frame = Ether() / IP() / UDP() / vantage.encode()
+                frame.time = EDecimal(1_700_000_000) + EDecimal(t)
+                writer.write(frame)
+    with RawPcapNgReader(str(merge_captures(tmp_path))) as reader:
+        merged = [(meta.ifname.decode(), (meta.tshigh << 32 | meta.tslow) % 10**9, data) for data, meta in reader]
+    assert [(name, ns) for name, ns, _ in merged] == [
+        ("router-a-lan", 1), ("router-a-wan", 2), ("router-a-wan", 3), ("router-a-lan", 4)
+    ]
+    assert all(data.endswith(name.encode()) for name, _, data in merged)
+
+
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_tshark_reads_the_merged_capture(good, reported):
     run_dir = good[0]
     parts = frames_per_vantage(run_dir)
     names = tshark_interface_names(run_dir / "merged.pcapng")
     assert {name: names.count(name) for name in parts} == parts and len(names) == sum(parts.values())
+
+
+# The ladder's own process, and a report begun before its verdict
+
+
+def test_the_drawer_draws_what_this_process_draws(good, tmp_path):
+    _, _, view = good
+    ladder = build_ladder(view, journeys(view.caps))
+    with LadderDrawer() as drawer:
+        drawer.draw(ladder, "built", tmp_path / "there.png")
+        assert drawer.wait() == tmp_path / "there.png"
+    here = draw_ladder(ladder, "built", tmp_path / "here.png")
+    assert (tmp_path / "there.png").read_bytes() == here.read_bytes()
+
+
+def test_the_drawer_hands_back_its_failure(good, tmp_path):
+    _, _, view = good
+    with LadderDrawer() as drawer:
+        drawer.draw(build_ladder(view, journeys(view.caps)), "built", tmp_path / "missing" / "ladder.png")
+        with pytest.raises(FileNotFoundError):
+            drawer.wait()
+    with LadderDrawer():
+        pass  # never given a ladder: ended at once
+
+
+def test_a_drawer_abandoned_by_a_failure_is_ended(good, tmp_path):
+    import signal
+
+    _, _, view = good
+    with pytest.raises(RuntimeError, match="the caller failed"), LadderDrawer() as drawer:
+        drawer.draw(build_ladder(view, journeys(view.caps)), "built", tmp_path / "ladder.png")
+        raise RuntimeError("the caller failed")
+    assert drawer._proc.returncode == -signal.SIGKILL  # not left to draw for nobody
+
+
+def test_a_report_that_cannot_begin_fails_when_written(good, monkeypatch):
+    import lab.run_report
+
+    def broken(view, trips):
+        raise RuntimeError("no ladder")
+
+    monkeypatch.setattr(lab.run_report, "build_ladder", broken)
+    report = RunReport(read_run(good[0]))  # the verdict is made after this: it must not raise
+    with pytest.raises(RuntimeError, match="no ladder"):
+        report.write(analyse_run(good[0]))
 
 
 def test_show_prints_the_flows_and_nat_tables(good):
@@ -296,11 +376,11 @@ def test_a_failing_report_leaves_the_punch_test_verdict_alone(tmp_path, monkeypa
     import lab.cli
     import lab.run_report
 
-    def broken(run_dir, verdict):
+    def broken(report, verdict):
         raise RuntimeError("no ink")
 
     built_scenario(monkeypatch, tmp_path, Faults())
-    monkeypatch.setattr(lab.run_report, "write_report", broken)
+    monkeypatch.setattr(lab.run_report.RunReport, "write", broken)
     assert lab.cli.main(["punch-test", "--messages", str(MESSAGES)]) == 0
     captured = capsys.readouterr()
     assert "all checks passed" in captured.out

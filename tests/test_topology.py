@@ -79,3 +79,15 @@ def test_debootstrap_mirror_comes_from_the_hosts_apt_sources(tmp_path):
     assert host_debian_mirror([deb822]) == "http://mirror.example/debian"
     assert host_debian_mirror([oneline]) == "http://other.example/debian"
     assert host_debian_mirror([tmp_path / "missing"]) == "http://deb.debian.org/debian"
+
+
+def test_lookups_are_indexed_but_answer_as_before():
+    t = build_topology(pairs=3)
+    assert t.node("router-b3") is next(n for n in t.nodes if n.name == "router-b3")
+    with pytest.raises(KeyError, match="no node 'router-z'; there are: broker"):
+        t.node("router-z")
+    with pytest.raises(KeyError, match="no network 'nowhere'"):
+        t.network("nowhere")
+    t.pairs.clear()  # a caller's list, not the topology's
+    assert [p.label for p in t.pairs] == ["a", "b", "a2", "b2", "a3", "b3"]
+    assert t.is_private("10.0.1.10") and t.is_private("10.0.1.10") and not t.is_private(t.broker.address)
