@@ -71,7 +71,7 @@ class LadderDrawer:
         self.close(abandon=kind is not None)
 
 
-def serve() -> None:
+def main() -> None:
     """The drawing process: import matplotlib, then draw the one ladder that comes on stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # on ^C the CLI that started it ends it
     job: list[bytes] = []
@@ -97,4 +97,4 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    main()
