@@ -272,7 +272,7 @@ class Child:
 
     def __init__(self, conn: socket.socket, stdout: int | None, stderr: int | None) -> None:
         self._conn = conn
-        self._lines = conn.makefile("rb", buffering=0)  # unbuffered: poll() may ask the socket itself
+        self._received = b""  # what came after the last whole line
         self._pipes = {fd: bytearray() for fd in (stdout, stderr) if fd is not None}
         self._stdout, self._stderr = stdout, stderr
         self.returncode: int | None = None
@@ -283,16 +283,15 @@ class Child:
         self.pid: int = answer["pid"]
 
     def _message(self) -> dict:
-        line = b""
-        while not line.endswith(b"\n"):
-            byte = self._lines.read(1)
-            if not byte:
+        while b"\n" not in self._received:
+            chunk = self._conn.recv(4096)
+            if not chunk:
                 return {"error": "the fork server closed the connection"}
-            line += byte
+            self._received += chunk
+        line, _, self._received = self._received.partition(b"\n")
         return json.loads(line)
 
     def _close(self) -> None:
-        self._lines.close()
         self._conn.close()
         for fd in self._pipes:
             try:
@@ -303,11 +302,11 @@ class Child:
 
     def detach(self) -> None:
         """Stop listening for the end (the server reaps the process all the same)."""
-        self._lines.close()
-        self._conn.close()
         self._close()
 
     def poll(self) -> int | None:
+        if self.returncode is None and b"\n" in self._received:
+            self.wait()
         if self.returncode is None:
             with selectors.DefaultSelector() as sel:
                 sel.register(self._conn, selectors.EVENT_READ)
@@ -319,7 +318,6 @@ class Child:
         if self.returncode is None:
             # No answer at all: the server was killed (lab-down), and the child with it.
             self.returncode = self._message().get("exit", -signal.SIGKILL)
-            self._lines.close()
             self._conn.close()
         return self.returncode
 

@@ -45,13 +45,14 @@ def current_state(settings: nodeenv.NodeSettings) -> dict:
     return {"nat": settings.nat or "", "firewall": True}
 
 
-def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True, ipr=None) -> dict:
+def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True, ipr=None, flush: bool = True) -> dict:
     behaviour = parse_nat(nat)
     wan_ip = settings.addresses["wan"]
     names = nodeenv.interfaces_for([wan_ip, settings.addresses["lan"]], ipr)
     wan, lan = names[wan_ip], names[settings.addresses["lan"]]
     run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
-    subprocess.run(["conntrack", "-F"], capture_output=True)
+    if flush:  # entries made under the old rules keep their NAT decisions
+        subprocess.run(["conntrack", "-F"], capture_output=True)
     state = {
         "nat": nat,
         "preset": preset_name(behaviour),
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         check_sysctls()
         with nodeenv.netlink() as ipr:  # one netlink socket for the node's start (a big lab starts hundreds)
             nodeenv.prepare(settings, ipr)
-            apply(settings, settings.nat or "", ipr=ipr)
+            apply(settings, settings.nat or "", ipr=ipr, flush=False)  # a new node tracks nothing yet
     except UnknownPreset as exc:
         raise SystemExit(f"router: {exc}") from None
     nodeenv.mark_ready()
