@@ -336,8 +336,18 @@ class NetnsEngine:
 
     def _start_forkserver(self) -> None:
         """Fork the fork server from this process, which has imported pyroute2 by now (the namespaces
-        are made with it): the server imports only the rest while the nodes are wired."""
-        pid = forkserver.fork_server(str(self.forkserver_socket), str(self.state_dir / "forkserver.log"))
+        are made with it): the server imports only the rest while the nodes are wired. A process
+        with other threads cannot fork safely: there the server is a new interpreter."""
+        log = self.state_dir / "forkserver.log"
+        if threading.active_count() == 1:
+            pid = forkserver.fork_server(str(self.forkserver_socket), str(log))
+        else:
+            with log.open("ab") as out:
+                pid = subprocess.Popen(
+                    [sys.executable, "-u", "-m", "lab.forkserver", "--socket", str(self.forkserver_socket)],
+                    cwd=self.project_dir, env={**os.environ, "PYTHONPATH": str(self.project_dir)},
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                ).pid
         self.forkserver_pid.write_text(f"{pid} {process_start(pid)}\n")
 
     def _await_forkserver(self) -> None:

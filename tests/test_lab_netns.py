@@ -169,3 +169,24 @@ def test_lab_down_of_another_size_removes_the_whole_lab(cleanup):
     assert len(names) == len(big.topology.nodes) + 1
     lab("netns", project="nltest-size").down(say)  # PAIRS=1 now: the manifest knows the rest
     assert lab_namespaces("nltest-size") == [] and not lab_processes(names)
+
+
+def test_lab_up_from_a_process_with_threads_starts_a_new_fork_server(cleanup):
+    """A fork of a process with other threads is not safe: then the fork server is a new interpreter."""
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        eng = lab("netns", project="nltest-thr")
+        cleanup(eng)
+        eng.up(say)
+        assert eng.is_up() and eng.exec("peer-a", ["python3", "-m", "peers.peer", "--help"]).ok
+        (server,) = fork_servers("nltest-thr")
+        assert b"lab.forkserver" in Path(f"/proc/{server}/cmdline").read_bytes()
+        eng.down(say)
+        assert fork_servers("nltest-thr") == []
+    finally:
+        stop.set()
+        other.join()
