@@ -13,11 +13,15 @@ engine's to spawn). The programs are the same; only the interpreter start is ski
 
     python3 -m lab.forkserver --socket PATH [--preload MODULE ...]
 
-or, from a program that has imported the heaviest part already (pyroute2: the netns engine's
-lab-up), fork_server(): the fork of that program becomes the server, so the lab's critical path
-imports pyroute2 once. The engine stops it by its pid (written with its start time). A Python child ends as an interpreter would after flushing stdio and joining
-its non-daemon threads, but without atexit handlers (node programs register none), by os._exit:
-tearing down a big interpreter a thousand times costs seconds of CPU.
+or, from a single-threaded program that has imported the heaviest part already (pyroute2: the
+netns engine's lab-up), fork_server(): the fork of that program becomes the server, so the lab's
+critical path imports pyroute2 once. Its command line is then that program's; ps -o comm shows
+natlab-forksrv, and each child the module it runs. The engine stops it by its pid (written with its
+start time).
+
+A Python child ends as an interpreter would after flushing stdio and joining its non-daemon
+threads, but without atexit handlers (node programs register none), by os._exit: tearing down a
+big interpreter a thousand times costs seconds of CPU.
 
 Protocol (Unix stream socket, one request per connection): the client sends a 4-byte big-endian
 length and a JSON request {argv, env, cwd, netns} in one message, with three file descriptors

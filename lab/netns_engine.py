@@ -3,20 +3,25 @@
 Every node is a named network namespace, <project>-<node>. Every network is a bridge inside one
 more namespace, <project>-switch, so the host's own namespace gets nothing: no bridge, no veth, no
 route (the lab cannot collide with Docker's bridges, and nothing leaks). Each node interface is a
-veth pair made inside the switch, its far end created directly in the node as eth0, eth1, ...
+veth pair made inside the node as eth0, eth1, ... (with an index the engine gives, so its address
+needs no lookup), its far end sent to the switch and put on its bridge; links and addresses go by
+batches of netlink requests (lab/netlink_batch.py). lab-up returns once every node's program has
+said it is ready and every link runs.
+
 Node programs run inside their namespace with the host's Python (the one running natlab; PATH
 starts with its directory, so `python3` is that one), PYTHONPATH the project, and the command,
 environment and sysctls of lab/node_spec.py; each node has a run dir of its own under
 /run/natlab/<project>/nodes/<node> (ready file, log), since all nodes share the host's files.
-Every process of a node, its main program and every exec, is forked by the lab's fork server
-(lab/forkserver.py), a Python that has imported the node programs once: a hundred pairs start a
-thousand programs, and a new interpreter each would spend most of the run importing.
+Every `python3 -m` program of a node, its main program and every such exec, is forked by the lab's
+fork server (lab/forkserver.py), a Python that has imported the node programs once: a hundred
+pairs start a thousand programs, and a new interpreter each would spend most of the run
+importing. Other commands are spawned from here, inside the namespace.
 
 Every namespace is written down before it is made (/run/natlab/<project>/namespaces), so lab-down
 removes exactly what this project made, whatever PAIRS says now, and a failed or interrupted
 lab-up removes what it got to. Processes are found by the namespace they run in; the fork server
-(in the host's namespace, where it starts before any namespace exists) by its pid file, and it
-leaves by itself once its socket is gone.
+(in the host's namespace) by its pid and start time (/run/natlab/<project>/forkserver.pid), and
+it leaves by itself once its socket is gone.
 """
 
 from __future__ import annotations
