@@ -38,7 +38,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -177,7 +176,6 @@ class NetnsEngine:
         self._index = {node.name: i for i, node in enumerate(topology.nodes)}
         self._bridge_index = {net.name: BRIDGE_INDEX_BASE + i for i, net in enumerate(topology.networks)}
         self._children: list[subprocess.Popen] = []
-        self._forkserver_up = threading.Event()
         self.forkserver_socket = self.state_dir / "forkserver.sock"
         self.forkserver_pid = self.state_dir / "forkserver.pid"
 
@@ -263,15 +261,11 @@ class NetnsEngine:
             with self.manifest.open("a") as f:  # written down first, then made whole
                 f.write(name + "\n")
             create(name)
-        with entered(path_of(name)):
-            from pyroute2 import IPRoute
-
-            with IPRoute() as ipr:
-                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
     def _build_switch(self) -> None:
         """The bridges, each given its index (the ports are put on them by index, without lookups)."""
         batch = Batch()
+        batch.link("set", ifname="lo", state="up")
         for net in self.topology.networks:
             batch.link("add", index=self._bridge_index[net.name], ifname=self.bridge(net.name), kind="bridge",
                        br_stp_state=0, state="up")
@@ -282,9 +276,10 @@ class NetnsEngine:
             batch.send()
 
     def _wire(self, node: Node, switch_fd: int) -> None:
-        """Sysctls first (new interfaces take the defaults), then each interface: a veth made in the
-        node with its index (so its address needs no lookup), its other end sent to the switch."""
+        """Sysctls first (new interfaces take the defaults), then loopback up and each interface: a
+        veth made in the node with its index (so its address needs no lookup), its other end sent to the switch."""
         batch = Batch()
+        batch.link("set", ifname="lo", state="up")
         for i, iface in enumerate(node.interfaces):
             index = NODE_INDEX_BASE + i
             batch.link("add", index=index, ifname=self.iface(node, iface.side), kind="veth", state="up",
@@ -356,15 +351,12 @@ class NetnsEngine:
         self.forkserver_pid.write_text(f"{pid} {process_start(pid)}\n")
 
     def _await_forkserver(self) -> None:
-        if self._forkserver_up.is_set():
-            return
         deadline = time.monotonic() + FORKSERVER_WAIT_S
         while not self._forkserver_answers():
             if self._forkserver_pid() is None or time.monotonic() > deadline:
                 log = (self.state_dir / "forkserver.log").read_text(errors="replace")[-3000:]
                 raise LabError(f"the fork server did not start:\n{log}")
             time.sleep(0.005)
-        self._forkserver_up.set()
 
     def _forkserver_answers(self) -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
