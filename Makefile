@@ -106,10 +106,10 @@ bench-broker: $(STAMP) ## broker vs coturn STUN throughput (one core each), junk
 	$(PY) -m bench.broker_bench
 
 chat-a: $(STAMP) ## chat from peer-a, typed lines go straight to peer-b (run chat-b in another terminal; ROOM=chat)
-	@$(PY) -m lab.chat_attach a --room $(ROOM)
+	@$(PY) -m lab.experiment.chat_attach a --room $(ROOM)
 
 chat-b: $(STAMP) ## chat from peer-b (see chat-a)
-	@$(PY) -m lab.chat_attach b --room $(ROOM)
+	@$(PY) -m lab.experiment.chat_attach b --room $(ROOM)
 
 clean: ## remove captures and the virtualenv (run lab-down first)
 	rm -rf captures $(VENV) .pytest_cache

@@ -22,11 +22,12 @@ import statistics
 import sys
 import time
 
-from lab.cli import PROJECT_DIR
-from lab.docker_engine import DockerEngine
-from lab.engine import Engine, LabError
-from lab.report import table
-from lab.scenario import json_line
+from lab.engines import node_commands
+from lab.engines.base import Engine
+from lab.engines.docker.engine import DockerEngine
+from lab.errors import LabError
+from lab.paths import PROJECT_DIR
+from lab.report.terminal import table
 from lab.topology import build_topology
 
 BROKER_PORT, COTURN_PORT = 3578, 3678
@@ -38,18 +39,20 @@ SERVER_CORE, LOAD_CORE = "0", "1"
 def wait_answering(engine: Engine, node: str, target: str, what: str) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        res = engine.exec(node, ["python3", "-m", "peers.stun_load", "--to", target, "--seconds", "0.2"])
-        if res.ok and json_line(res.stdout)["answered"] > 0:
-            return
+        try:
+            if node_commands.stun_load(target, 0.2).run(engine, node)["answered"] > 0:
+                return
+        except LabError:  # not listening yet
+            pass
         time.sleep(0.5)
     raise LabError(f"{what} on {target} does not answer STUN")
 
 
 def start_servers(engine: Engine, node: str, ip: str) -> None:
-    engine.exec(node, ["rm", "-rf", STATE, COTURN_PID])
-    engine.spawn(node, ["taskset", "-c", SERVER_CORE, "python3", "-m", "server.broker", "--host", ip,
-                        "--port", str(BROKER_PORT), "--alt-port", str(BROKER_PORT + 1), "--state-dir", STATE,
-                        "--stun-rate", "0", "--rate", "0"])
+    for path in (STATE, COTURN_PID):
+        node_commands.remove_tree(path).run(engine, node)
+    engine.spawn(node, ["taskset", "-c", SERVER_CORE,
+                        *node_commands.standalone_broker(ip, BROKER_PORT, STATE, "--stun-rate", "0", "--rate", "0")])
     engine.spawn(node, ["taskset", "-c", SERVER_CORE, "turnserver", "-n", "--stun-only", "--listening-ip", ip,
                         "--listening-port", str(COTURN_PORT), "--no-tls", "--no-dtls", "--no-tcp", "--no-cli",
                         "--no-software-attribute", "--pidfile", COTURN_PID, "--log-file", "stdout", "--simple-log"])
@@ -60,7 +63,7 @@ def start_servers(engine: Engine, node: str, ip: str) -> None:
 def stop_servers(engine: Engine, node: str) -> None:
     """Each by the pid it wrote, nothing else."""
     for pid_file in (f"{STATE}/broker.pid", COTURN_PID):
-        engine.exec(node, ["sh", "-c", f'test -f {pid_file} && kill "$(cat {pid_file})"'])
+        node_commands.stop_by_pid_file(pid_file).run(engine, node)
 
 
 def throughput(engine: Engine, rounds: int, seconds: float) -> dict:
@@ -71,9 +74,8 @@ def throughput(engine: Engine, rounds: int, seconds: float) -> dict:
         runs: dict[str, list[int]] = {"broker": [], "coturn": []}
         for _ in range(rounds):
             for name, port in (("broker", BROKER_PORT), ("coturn", COTURN_PORT)):
-                res = engine.exec(node, ["taskset", "-c", LOAD_CORE, "python3", "-m", "peers.stun_load",
-                                         "--to", f"{ip}:{port}", "--seconds", str(seconds), "--window", "128"])
-                runs[name].append(json_line(res.stdout)["rps"])
+                load = node_commands.stun_load(f"{ip}:{port}", seconds, window=128, core=LOAD_CORE)
+                runs[name].append(load.run(engine, node)["rps"])
     finally:
         stop_servers(engine, node)
     broker, coturn = (statistics.median(runs[n]) for n in ("broker", "coturn"))
@@ -86,14 +88,11 @@ def flood(engine: Engine, count: int, rate: int) -> dict:
     broker_node = topo.broker.name
 
     def status() -> dict:
-        return json_line(engine.exec(broker_node, ["python3", "-m", "server.status"]).stdout)
+        return node_commands.broker_status().run(engine, broker_node)
 
     before = status()
-    res = engine.exec(topo.outsider.name, ["python3", "-m", "peers.flood", "--to",
-                                           f"{topo.broker.address}:{topo.broker_port}", "--also-port",
-                                           str(topo.broker_alt_port), "--count", str(count), "--rate", str(rate),
-                                           "--max-seconds", "300"])
-    sent = json_line(res.stdout)
+    target = f"{topo.broker.address}:{topo.broker_port}"
+    sent = node_commands.flood(target, topo.broker_alt_port, count, rate, 300).run(engine, topo.outsider.name)
     after = status()
     old = before["stats"]["dropped"]
     dropped = {k: v - old.get(k, 0) for k, v in after["stats"]["dropped"].items() if v > old.get(k, 0)}

@@ -24,12 +24,13 @@ import subprocess
 import sys
 import time
 
-from lab.cli import ENGINES, PROJECT_DIR, make_engine
-from lab.compose_file import NODE_IMAGE
-from lab.engine import Engine
-from lab.nat_control import flush_nat_state
-from lab.report import table
-from lab.scenario import PunchTestConfig, punch
+from lab.engines.base import Engine
+from lab.engines.docker.compose_file import NODE_IMAGE
+from lab.engines.registry import ENGINES, make_engine
+from lab.experiment.nat_control import flush_nat_state
+from lab.experiment.punch_test import PunchTestConfig, punch
+from lab.paths import PROJECT_DIR
+from lab.report.terminal import table
 from lab.topology import build_topology
 
 SIZES = {"netns": [1, 10, 50, 100, 150, 200, 250], "docker": [1, 5, 10, 20, 50]}

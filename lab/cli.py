@@ -30,36 +30,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.engine import Engine, LabError
-from lab.nat_presets import UnknownPreset
-from lab.topology import Topology, TopologyError, build_topology
+from lab.engines.base import Engine
+from lab.engines.registry import ENGINES, make_engine
+from lab.errors import LabError
+from lab.paths import PROJECT_DIR, captures_root
+from lab.run_format import LATEST, RUN_RECORD, VERDICT_FILE
+from lab.topology import TopologyError, build_topology
+from nat.behaviour import UnknownPreset
 
 if TYPE_CHECKING:
-    from lab.run_report import RunReport
-    from lab.verdict import Verdict
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-ENGINES = ("docker", "netns")
-
+    from lab.analysis.verdict import Verdict
+    from lab.report.run_report import RunReport
 
 def progress(message: str) -> None:
     print(f"[natlab {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def captures_root() -> Path:
-    return Path(os.environ.get("NATLAB_CAPTURES", PROJECT_DIR / "captures"))
-
-
-def make_engine(name: str, topology: Topology) -> Engine:
-    if name not in ENGINES:
-        raise LabError(f"unknown engine {name!r}; valid engines: {', '.join(ENGINES)}")
-    if name == "netns":
-        from lab.netns_engine import NetnsEngine
-
-        return NetnsEngine(topology, PROJECT_DIR)
-    from lab.docker_engine import DockerEngine
-
-    return DockerEngine(topology, PROJECT_DIR)
 
 
 def env_int(name: str, default: int) -> int:
@@ -73,8 +57,8 @@ def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
     started = time.monotonic()
     was_up = engine.is_up()
     engine.up(progress)  # first: what the CLI imports below, it does not wait for
-    from lab.nat_control import reconcile
-    from lab.report import topology_table
+    from lab.experiment.nat_control import reconcile
+    from lab.report.terminal import topology_table
 
     try:
         if was_up:  # a lab made now has every NAT as configured; one that was up may have had nat-set
@@ -97,14 +81,21 @@ def cmd_down(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.report import topology_table
-
-    from lab.nat_control import live_topology
+    from lab.experiment.nat_control import live_topology
+    from lab.report.terminal import topology_table
 
     up = engine.is_up()
     print(topology_table(live_topology(engine) if up else engine.topology))
     print(f"\nlab is {'up' if up else 'down'}")
     return 0 if up else 3
+
+
+def save_verdict(run_dir: Path, verdict: Verdict) -> None:
+    """verdict.json beside the run's pcaps, whole or not at all (written aside, then renamed)."""
+    out = run_dir / VERDICT_FILE
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
+    partial.replace(out)
 
 
 def write_run_report(report: RunReport, verdict: Verdict) -> None:
@@ -114,16 +105,17 @@ def write_run_report(report: RunReport, verdict: Verdict) -> None:
 
 
 def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.ladder_drawer import LadderDrawer
-    from lab.report import verdict_table
-    from lab.run_report import RunReport
-    from lab.scenario import PunchTestConfig, run_punch_test
-    from lab.verdict import judge, read_run
+    from lab.analysis.run import read_run
+    from lab.analysis.verdict import judge
+    from lab.experiment.punch_test import PunchTestConfig, run_punch_test
+    from lab.report.ladder_drawer import LadderDrawer
+    from lab.report.run_report import RunReport
+    from lab.report.terminal import verdict_table
 
     config = PunchTestConfig.for_pairs(args.pairs, messages=args.messages,
                                        punch_delay_s=args.punch_delay)
     run_dir = run_punch_test(engine, config, captures_root(), progress)
-    record = json.loads((run_dir / "run.json").read_text())
+    record = json.loads((run_dir / RUN_RECORD).read_text())
     for label, result in record.get("peers", {}).items():
         progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, "
                  f"punched in {result['time_to_punch_s']}s, sent {result['messages_sent']}, "
@@ -132,6 +124,7 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
         run = read_run(run_dir)
         report = RunReport(run, drawer)  # the ladder is drawn while the verdict is made
         verdict = judge(run)
+        save_verdict(run_dir, verdict)
         print(verdict_table(verdict, verbose=args.verbose))
         print(f"\npcaps, run.json and verdict.json in {run_dir}")
         try:
@@ -144,29 +137,32 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
 
 def run_dir_of(run: str | None) -> Path:
     """A run named on the command line (a directory or a run id), default captures/latest."""
-    run_dir = Path(run) if run else captures_root() / "latest"
-    if not (run_dir / "run.json").exists():
+    run_dir = Path(run) if run else captures_root() / LATEST
+    if not (run_dir / RUN_RECORD).exists():
         candidate = captures_root() / run if run else run_dir
-        if not (candidate / "run.json").exists():
+        if not (candidate / RUN_RECORD).exists():
             raise LabError(f"no run at {run_dir} (expected run.json and pcaps there)")
         run_dir = candidate
     return run_dir
 
 
 def cmd_verdict(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.report import verdict_table
-    from lab.verdict import analyse_run
+    from lab.analysis.verdict import analyse_run
+    from lab.report.terminal import verdict_table
 
-    verdict = analyse_run(run_dir_of(args.run))
+    run_dir = run_dir_of(args.run)
+    verdict = analyse_run(run_dir)
+    save_verdict(run_dir, verdict)
     print(verdict_table(verdict, verbose=args.verbose))
     return 0 if verdict.ok else 1
 
 
 def cmd_report(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.ladder_drawer import LadderDrawer
-    from lab.report import verdict_summary
-    from lab.run_report import RunReport
-    from lab.verdict import judge, read_run
+    from lab.analysis.run import read_run
+    from lab.analysis.verdict import judge
+    from lab.report.ladder_drawer import LadderDrawer
+    from lab.report.run_report import RunReport
+    from lab.report.terminal import verdict_summary
 
     run_dir = run_dir_of(args.run)
     with LadderDrawer() as drawer:
@@ -179,7 +175,7 @@ def cmd_report(args: argparse.Namespace, engine: Engine | None) -> int:
 
 
 def cmd_show(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.run_report import summary
+    from lab.report.run_report import summary
 
     print(summary(run_dir_of(args.run)))
     return 0
@@ -195,7 +191,7 @@ def _router_pair(engine: Engine, node: str):
 
 
 def cmd_nat_set(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.nat_control import set_nat
+    from lab.experiment.nat_control import set_nat
 
     pair = _router_pair(engine, args.node)
     state = set_nat(engine, pair.router.name, args.nat)
@@ -205,10 +201,10 @@ def cmd_nat_set(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_classify(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.classification import Classification, independent_classifiers, own_classifier
-    from lab.nat_control import live_nat
-    from lab.nat_presets import parse_nat
-    from lab.report import classification_table
+    from lab.experiment.classification import Classification, independent_classifiers, own_classifier
+    from lab.experiment.nat_control import live_nat
+    from lab.report.terminal import classification_table
+    from nat.behaviour import parse_nat
 
     pair = _router_pair(engine, args.node)
     setting = live_nat(engine, pair.router.name)["nat"]
@@ -229,9 +225,9 @@ def cmd_classify(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_classify_all(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.classification import classify_all
-    from lab.nat_presets import PRESETS
-    from lab.report import classification_table
+    from lab.experiment.classification import classify_all
+    from lab.report.terminal import classification_table
+    from nat.behaviour import PRESETS
 
     pair = _router_pair(engine, args.node)
     settings = args.settings or list(PRESETS)
@@ -246,7 +242,7 @@ def cmd_classify_all(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_compose(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.compose_file import render
+    from lab.engines.docker.compose_file import render
 
     path = PROJECT_DIR / "compose.yaml"
     text = render(build_topology())

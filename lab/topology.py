@@ -1,6 +1,6 @@
 """The lab's topology as data: the one place that names nodes, networks and addresses.
 
-Everything else is derived from it: compose.yaml (lab/compose_file.py), the environment each
+Everything else is derived from it: compose.yaml (lab/engines/docker/compose_file.py), the environment each
 node program reads, the captures to take, and the addresses the verdict checks against.
 An engine realises a Topology; nothing downstream hard-codes an address.
 """
@@ -14,10 +14,10 @@ from enum import Enum
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
-from lab.nat_presets import DEFAULT_PRESET, validate_preset
+from nat.behaviour import DEFAULT_PRESET, validate_preset
 
 
-class Role(str, Enum):
+class NodeRole(str, Enum):
     BROKER = "broker"
     ROUTER = "router"
     PEER = "peer"
@@ -52,7 +52,7 @@ class Route:
 @dataclass(frozen=True)
 class Node:
     name: str
-    role: Role
+    role: NodeRole
     interfaces: tuple[Interface, ...]
     routes: tuple[Route, ...] = ()
     nat: str | None = None  # routers only: the NAT preset name
@@ -115,6 +115,11 @@ class PunchPair:
         return f"pair {self.number}"
 
 
+def vantage_name(node: str, side: str) -> str:
+    """A capture point's name, and its pcap's: <node>-<side> (router-a-wan). Built here only."""
+    return f"{node}-{side}"
+
+
 def pair_label(side: str, number: int) -> str:
     """Pair 1 keeps today's labels ("a", "b"); pair k > 1 is "a<k>", "b<k>" (Pair.side/.number read them back)."""
     return side if number == 1 else f"{side}{number}"
@@ -148,13 +153,13 @@ class Topology:
         return {n.name: n for n in reversed(self.networks)}
 
     @cached_property
-    def _roles(self) -> dict[Role, tuple[Node, ...]]:
-        return {role: tuple(n for n in self.nodes if n.role is role) for role in Role}
+    def _roles(self) -> dict[NodeRole, tuple[Node, ...]]:
+        return {role: tuple(n for n in self.nodes if n.role is role) for role in NodeRole}
 
     @cached_property
     def _pairs(self) -> tuple[Pair, ...]:
         out = []
-        for peer in self.by_role(Role.PEER):
+        for peer in self.by_role(NodeRole.PEER):
             label = peer.name.removeprefix("peer-")
             out.append(Pair(label, peer, self.node(f"router-{label}")))
         return tuple(out)
@@ -169,16 +174,16 @@ class Topology:
     def network(self, name: str) -> Network:
         return self._networks.get(name) or _find(self.networks, "name", name, "network")
 
-    def by_role(self, role: Role) -> list[Node]:
+    def by_role(self, role: NodeRole) -> list[Node]:
         return list(self._roles[role])
 
     @property
     def broker(self) -> Node:
-        return self.by_role(Role.BROKER)[0]
+        return self.by_role(NodeRole.BROKER)[0]
 
     @property
     def outsider(self) -> Node:
-        return self.by_role(Role.OUTSIDER)[0]
+        return self.by_role(NodeRole.OUTSIDER)[0]
 
     @property
     def pairs(self) -> list[Pair]:
@@ -219,6 +224,11 @@ class Topology:
         """Every vantage point the lab records: (node, interface), in a stable order."""
         return [(n, i) for n in self.nodes if n.captured for i in n.interfaces]
 
+    @property
+    def vantages(self) -> dict[str, tuple[Node, Interface]]:
+        """Every vantage point by its name (vantage_name), in the order of `captures`."""
+        return {vantage_name(n.name, i.side): (n, i) for n, i in self.captures}
+
     def to_json(self) -> dict:
         """A plain snapshot written beside each run's captures, so a run can be analysed alone."""
         return {
@@ -252,7 +262,7 @@ class Topology:
             nodes=tuple(
                 Node(
                     name=n["name"],
-                    role=Role(n["role"]),
+                    role=NodeRole(n["role"]),
                     nat=n["nat"],
                     captured=n["captured"],
                     aliases=tuple(IPv4Address(a) for a in n.get("aliases", ())),
@@ -357,7 +367,7 @@ def build_topology(
         routers.append(
             Node(
                 name=f"router-{side.label}",
-                role=Role.ROUTER,
+                role=NodeRole.ROUTER,
                 interfaces=(
                     Interface(side.segment.name, side.wan_ip, "wan"), Interface(lan.name, router_lan_ip, "lan")
                 ),
@@ -370,7 +380,7 @@ def build_topology(
         peers.append(
             Node(
                 name=f"peer-{side.label}",
-                role=Role.PEER,
+                role=NodeRole.PEER,
                 interfaces=(Interface(lan.name, side.lan.network_address + 10, "lan"),),
                 routes=public_routes,
             )
@@ -379,10 +389,10 @@ def build_topology(
     def on_every_segment(host: int) -> tuple[Interface, ...]:
         return tuple(Interface(s.name, _host(s, host), s.name) for s in segments)
 
-    broker = Node("broker", Role.BROKER, on_every_segment(BROKER_HOST), captured=True, aliases=(BROKER_ALT_IP,))
+    broker = Node("broker", NodeRole.BROKER, on_every_segment(BROKER_HOST), captured=True, aliases=(BROKER_ALT_IP,))
     outsider = Node(
         "outsider",
-        Role.OUTSIDER,
+        NodeRole.OUTSIDER,
         on_every_segment(OUTSIDER_HOST),
         routes=tuple(Route(side.lan, side.wan_ip) for side in plan),
     )

@@ -1,8 +1,8 @@
 """The NAT router node: forwarding, NAT rules and firewall from the router's NAT setting.
 
     python3 -m nat.router                      the container's main process
-    python3 -m nat.router apply [--nat SETTING] [--firewall on|off]
-    python3 -m nat.router show
+    python3 -m nat.router apply [--nat SETTING] [--firewall on|off]    prints the state now in force (JSON)
+    python3 -m nat.router show                                         prints the state in force (JSON)
 
 The main process prepares the node, applies the rules, reports ready (the healthcheck peers wait
 for) and idles. `apply` replaces the rules on a running router and flushes conntrack, so a new
@@ -18,9 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab import nodeenv
-from lab.nat_presets import UnknownPreset, parse_nat, preset_name
 from nat import rules
+from nat.behaviour import UnknownPreset, parse_nat, preset_name
+from node import lifecycle, network
+from node.settings import NodeSettings, node_file, settings_from_env
 
 REQUIRED_SYSCTLS = {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0"}
 
@@ -39,16 +40,16 @@ def run(argv: list[str], stdin: str | None = None) -> None:
         raise SystemExit(f"router: {' '.join(argv)} failed: {proc.stderr.strip()[:2000]}")
 
 
-def current_state(settings: nodeenv.NodeSettings) -> dict:
-    if nodeenv.node_file("nat.json").exists():
-        return json.loads(nodeenv.node_file("nat.json").read_text())
+def current_state(settings: NodeSettings) -> dict:
+    if node_file("nat.json").exists():
+        return json.loads(node_file("nat.json").read_text())
     return {"nat": settings.nat or "", "firewall": True}
 
 
-def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True, ipr=None, flush: bool = True) -> dict:
+def apply(settings: NodeSettings, nat: str, firewall: bool = True, ipr=None, flush: bool = True) -> dict:
     behaviour = parse_nat(nat)
     wan_ip = settings.addresses["wan"]
-    names = nodeenv.interfaces_for([wan_ip, settings.addresses["lan"]], ipr)
+    names = network.interfaces_for([wan_ip, settings.addresses["lan"]], ipr)
     wan, lan = names[wan_ip], names[settings.addresses["lan"]]
     run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
     if flush:  # entries made under the old rules keep their NAT decisions
@@ -61,9 +62,9 @@ def apply(settings: nodeenv.NodeSettings, nat: str, firewall: bool = True, ipr=N
         "wan": wan,
         "lan": lan,
     }
-    nodeenv.node_file("nat.json").write_text(json.dumps(state) + "\n")
+    node_file("nat.json").write_text(json.dumps(state) + "\n")
     print(f"{settings.name}: {nat} NAT ({behaviour.describe()}) wan={wan} lan={lan} "
-          f"firewall={'on' if firewall else 'off'}", flush=True)
+          f"firewall={'on' if firewall else 'off'}", file=sys.stderr, flush=True)
     return state
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     re_apply.add_argument("--firewall", choices=("on", "off"), help="default: as in force")
     sub.add_parser("show", help="print the behaviour in force as JSON")
     args = parser.parse_args(argv)
-    settings = nodeenv.settings_from_env()
+    settings = settings_from_env()
     try:
         if args.command == "show":
             print(json.dumps(current_state(settings)))
@@ -84,16 +85,16 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "apply":
             state = current_state(settings)
             firewall = state["firewall"] if args.firewall is None else args.firewall == "on"
-            apply(settings, args.nat or state["nat"], firewall)
+            print(json.dumps(apply(settings, args.nat or state["nat"], firewall)))
             return
         check_sysctls()
-        with nodeenv.netlink() as ipr:  # one netlink socket for the node's start (a big lab starts hundreds)
-            nodeenv.prepare(settings, ipr)
+        with network.netlink() as ipr:  # one netlink socket for the node's start (a big lab starts hundreds)
+            network.prepare(settings, ipr)
             apply(settings, settings.nat or "", ipr=ipr, flush=False)  # a new node tracks nothing yet
     except UnknownPreset as exc:
         raise SystemExit(f"router: {exc}") from None
-    nodeenv.mark_ready()
-    nodeenv.wait_for_stop()
+    lifecycle.mark_ready()
+    lifecycle.wait_for_stop()
 
 
 if __name__ == "__main__":

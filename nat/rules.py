@@ -23,7 +23,7 @@ How each RFC 4787 axis is built:
 
 from __future__ import annotations
 
-from lab.nat_presets import NatBehaviour
+from nat.behaviour import NatBehaviour
 
 TABLE = "natlab"
 SEQUENTIAL_BASE = 20000  # the sequential allocation counts from here

@@ -24,8 +24,8 @@ import sys
 import time
 from collections import Counter
 
-from lab.credentials import RoomKeys, new_nonce, sign
-from lab.proto import Data, Endpoint, Error, Probe, Register, encode, try_decode
+from wire.auth import RoomKeys, new_nonce, sign
+from wire.protocol import Data, Endpoint, Error, Probe, Register, encode, try_decode
 
 WAIT_S = 0.5
 

@@ -21,9 +21,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from lab.credentials import CredentialError
-from lab.proto import MAX_TEXT, Ack, Bye, Data, Endpoint, Message
 from peers.peer import Channel, HolePunch, local_ip_towards, rendezvous, room_keys
+from wire.auth import CredentialError
+from wire.protocol import MAX_TEXT, Ack, Bye, Data, Endpoint, Message
 
 RETRY_S = 0.5  # an unacknowledged line or bye goes again after this long
 MAX_TRIES = 10

@@ -25,9 +25,9 @@ import sys
 import time
 from collections import OrderedDict
 
-from lab import stun
-from lab.proto import Endpoint
 from peers.peer import local_ip_towards
+from wire import stun
+from wire.protocol import Endpoint
 
 WAIT = 0.4  # seconds to wait for one answer
 TRIES = 3

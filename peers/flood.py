@@ -24,9 +24,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from lab import stun
-from lab.credentials import RoomKeys, sign
-from lab.proto import MAX_DATAGRAM, MESSAGE_TYPES, VERSION, Endpoint, Register, encode
+from wire import stun
+from wire.auth import RoomKeys, sign
+from wire.protocol import MAX_DATAGRAM, MESSAGE_TYPES, VERSION, Endpoint, Register, encode
 
 KINDS = ("random", "json-ish", "lab-fields", "bad-register", "stun-header", "stun-mutated")
 

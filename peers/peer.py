@@ -4,7 +4,7 @@
     python3 -m peers.peer reach --to 198.51.100.10:3478 --tag control-no-bypass
 
 `punch` prints one JSON object on stdout (the result); progress goes to stderr. The room secret
-(--secret or NATLAB_ROOM_SECRET, minted by server.credentials) signs the registration and
+(--secret or NATLAB_ROOM_SECRET, minted by server.broker_key) signs the registration and
 checks the broker's introduction; the session it introduces signs everything after. After the
 introduction the peer never sends to the broker again: everything else goes to the partner,
 on the same socket, so the NAT mapping the broker saw is the one the partner punches to.
@@ -21,8 +21,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from lab.credentials import SECRET_ENV, CredentialError, RoomKeys, new_nonce, parse_secret, sign, verify
-from lab.proto import (
+from wire.auth import SECRET_ENV, CredentialError, RoomKeys, new_nonce, parse_secret, sign, verify
+from wire.protocol import (
     Ack,
     Bye,
     Data,
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", type=int, default=10, help="messages to send each way")
     p.add_argument("--punch-delay", type=float, default=0.0, help="seconds to wait after the introduction before probing")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds for the whole run")
-    r = sub.add_parser("reach", help="ping endpoints; print, one JSON line each, whether they answered")
+    r = sub.add_parser("reach", help="ping endpoints; print one JSON line saying, per target, whether it answered")
     r.add_argument("--to", required=True, action="append", help="IP:PORT (repeat for several, each with its --tag)")
     r.add_argument("--tag", required=True, action="append", help="names the experiment in the captures")
     r.add_argument("--attempts", type=int, default=3)
@@ -380,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if result.ok else 1
     if len(args.to) != len(args.tag):
         parser.error("give one --tag for each --to")
-    for outcome in reach([(Endpoint.parse(to), tag) for to, tag in zip(args.to, args.tag)], args.attempts, args.wait):
-        print(json.dumps(outcome), flush=True)
+    outcomes = reach([(Endpoint.parse(to), tag) for to, tag in zip(args.to, args.tag)], args.attempts, args.wait)
+    print(json.dumps({"targets": outcomes}), flush=True)
     return 0
 
 

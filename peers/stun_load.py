@@ -19,8 +19,8 @@ import struct
 import sys
 import time
 
-from lab import stun
-from lab.proto import Endpoint
+from wire import stun
+from wire.protocol import Endpoint
 
 LOST_AFTER_S = 0.2
 WARMUP_S = 0.5

@@ -28,13 +28,15 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from lab import nodeenv, stun
-from lab.proto import MAX_DATAGRAM, Endpoint
-from server import node_files
-from server.credentials import load_or_create_key
+from node import lifecycle, network
+from node.settings import settings_from_env
+from server import state_files
+from server.broker_key import load_or_create_key
 from server.limits import Limits, SourceLimiter
 from server.rendezvous import Rendezvous
 from server.stun_service import Addresses, StunStats, answer
+from wire import stun
+from wire.protocol import MAX_DATAGRAM, Endpoint
 
 log = logging.getLogger("broker")
 STATS_EVERY_S = 10.0
@@ -138,8 +140,8 @@ async def serve(
                                             local_addr=local.to_tuple())
     log.info("rendezvous on udp %s; STUN on %s (member ttl %.0fs); limits %s",
              broker.primary, ", ".join(map(str, addresses.sockets())), limits.member_ttl_s, asdict(limits))
-    reporter = StatsReporter(broker, node_files.stats_file(directory))
-    node_files.pid_file(directory).write_text(f"{os.getpid()}\n")
+    reporter = StatsReporter(broker, state_files.stats_file(directory))
+    state_files.pid_file(directory).write_text(f"{os.getpid()}\n")
     reporter.report(force=True)
     mark_ready()
     stop = asyncio.Event()
@@ -184,22 +186,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stun-burst", type=float, default=defaults.stun_burst)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s.%(msecs)03d %(name)s %(message)s", datefmt="%H:%M:%S")
-    directory = node_files.state_dir(args.state_dir)
+    directory = state_files.state_dir(args.state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     if args.host:
         primary, alternate = args.host, args.alt_host or args.host
 
         def mark_ready() -> None:
-            node_files.ready_file(directory).write_text("ready\n")
+            state_files.ready_file(directory).write_text("ready\n")
     else:
-        settings = nodeenv.settings_from_env()
-        nodeenv.prepare(settings)
+        settings = settings_from_env()
+        network.prepare(settings)
         primary = str(settings.addresses["wan"])
         alternate = str(settings.aliases[0].ip) if settings.aliases else primary
-        mark_ready = nodeenv.mark_ready
+        mark_ready = lifecycle.mark_ready
     if alternate == primary:
         log.warning("no second address: CHANGE-REQUEST for another IP is answered from the same IP")
-    key = load_or_create_key(node_files.key_file(directory))
+    key = load_or_create_key(state_files.key_file(directory))
     asyncio.run(serve(Addresses((primary, alternate), (args.port, args.alt_port)), key, limits_from(args), directory,
                       mark_ready))
 

@@ -1,7 +1,7 @@
 """The broker's rendezvous logic (protocol v2), free of sockets so that it can be tested exhaustively.
 
 A room holds up to two members. A register is accepted only with a MAC under the room's key
-(derived from the broker key, lab.credentials), a timestamp within the clock-skew window and a
+(derived from the broker key, wire.auth), a timestamp within the clock-skew window and a
 MAC never seen before (replay). Each accepted register is answered from the room's state alone,
 so a retransmission gets the same answer. When the second member arrives, both are introduced:
 each learns the other's public endpoint as observed here (the NAT's address and port), the
@@ -22,8 +22,9 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab.credentials import SESSION_HEX, RoomKeys, fresh, new_nonce, room_secret, sign, verify
-from lab.proto import (
+from server.limits import Limits
+from wire.auth import SESSION_HEX, RoomKeys, fresh, new_nonce, room_secret, sign, verify
+from wire.protocol import (
     MAX_DATAGRAM,
     Ack,
     Bye,
@@ -41,7 +42,6 @@ from lab.proto import (
     decode,
     encode,
 )
-from server.limits import Limits
 
 log = logging.getLogger("broker")
 

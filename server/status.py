@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from server.node_files import pid_file, state_dir, stats_file
+from server.state_files import pid_file, state_dir, stats_file
 
 WAIT_S = 3.0
 

@@ -17,8 +17,8 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from lab import stun
-from lab.proto import Endpoint
+from wire import stun
+from wire.protocol import Endpoint
 
 log = logging.getLogger("broker.stun")
 

@@ -31,7 +31,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 def lab(engine_name: str, **topology):
     """An engine for a lab built from the topology's knobs (pairs, project, presets), not yet up."""
-    from lab.cli import make_engine
+    from lab.engines.registry import make_engine
     from lab.topology import build_topology
 
     return make_engine(engine_name, build_topology(**topology))

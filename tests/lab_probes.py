@@ -11,20 +11,15 @@ import re
 
 import pytest
 
-from lab.engine import Engine, LabError
-from lab.proto import Endpoint
-from lab.scenario import json_line
+from lab.engines import node_commands
+from lab.engines.base import Engine
 from tests.conftest import lab, say
-
-STATUS = ["python3", "-m", "server.status"]
+from wire.protocol import Endpoint
 
 
 def broker_status(engine: Engine) -> dict:
     """pid, VmRSS and VmHWM (kB) of the broker, and its statistics, fresh."""
-    res = engine.exec(engine.topology.broker.name, STATUS)
-    if not res.ok:
-        raise LabError(f"server.status failed on the broker: {res.stderr}")
-    return json_line(res.stdout)
+    return node_commands.broker_status().run(engine, engine.topology.broker.name)
 
 
 def broker_log(engine: Engine) -> str | None:
@@ -50,9 +45,8 @@ def public_endpoint(engine: Engine, label: str) -> Endpoint | None:
     """The public endpoint router `label` maps its peer's broker session to, from its conntrack table."""
     topo = engine.topology
     pair = topo.pair(label)
-    res = engine.exec(pair.router.name, ["conntrack", "-L", "-p", "udp", "--orig-src", str(pair.private_ip),
-                                         "--orig-dst", str(topo.broker.address),
-                                         "--orig-port-dst", str(topo.broker_port)])
+    res = node_commands.conntrack_udp(str(pair.private_ip), str(topo.broker.address), topo.broker_port).run(
+        engine, pair.router.name)
     for line in res.stdout.splitlines():
         tuples = CONNTRACK_REPLY_PORT.findall(line)
         if len(tuples) == 2:  # original, then reply direction: the reply goes to the public endpoint

@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from lab.credentials import room_secret
-from lab.proto import Endpoint
-from server import node_files
-from server.credentials import load_or_create_key
+from server import state_files
+from server.broker_key import load_or_create_key
+from wire.auth import room_secret
+from wire.protocol import Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -47,7 +47,7 @@ class LoopbackBroker:
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                                      stderr=self.log_path.open("wb"))
         deadline = time.monotonic() + 15
-        while not node_files.ready_file(state).exists():
+        while not state_files.ready_file(state).exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"loopback broker did not start:\n{self.log}")
@@ -62,7 +62,7 @@ class LoopbackBroker:
         return Endpoint(HOST, self.alt_port)
 
     def secret(self, room: str) -> str:
-        return room_secret(load_or_create_key(node_files.key_file(self.state)), room)
+        return room_secret(load_or_create_key(state_files.key_file(self.state)), room)
 
     def status(self) -> dict:
         out = subprocess.run([sys.executable, "-m", "server.status", "--state-dir", str(self.state)], cwd=ROOT, env=ENV,

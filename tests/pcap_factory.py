@@ -19,11 +19,12 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from lab.proto import Endpoint, Error, Message, Ping, encode
-from lab.scenario import TAG_NO_BYPASS, TAG_UNSOLICITED, PunchTestConfig, tag
+from lab.analysis.run import RunView
+from lab.experiment.punch_test import PunchTestConfig
+from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, Topology, build_topology
-from lab.verdict import RunView
 from tests.signed import data, intro, keys, probe, register, waiting
+from wire.protocol import Endpoint, Error, Message, Ping, encode
 
 MESSAGES = 5
 LATE_PEER = "b"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from lab.credentials import RoomKeys, new_nonce, room_secret, sign
-from lab.proto import Data, Endpoint, Intro, Message, Probe, Register, Waiting
+from wire.auth import RoomKeys, new_nonce, room_secret, sign
+from wire.protocol import Data, Endpoint, Intro, Message, Probe, Register, Waiting
 
 BROKER_KEY = bytes(range(32))
 SESSION = "5e55" * 8

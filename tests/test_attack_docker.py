@@ -2,7 +2,7 @@
 
 1. A first captured run; its broker capture yields a genuine register, which the outsider
    replays at once: refused (a replay: no answer), nobody moved.
-2. A second captured run (lab.scenario.run_punch_test, unchanged) while a test-local thread
+2. A second captured run (lab.experiment.punch_test.run_punch_test, unchanged) while a test-local thread
    attacks from the outsider through engine.exec: registers in the run's room without the
    secret (as a, b and a third c), then, once the routers' conntrack tables show the peers'
    public endpoints, probes and data spoofed as each peer's partner (raw socket, the partner's
@@ -21,22 +21,21 @@ from pathlib import Path
 
 import pytest
 
-from lab.pcaps import load
-from lab.proto import Register, Waiting
-from lab.scenario import PunchTestConfig, run_punch_test
-from lab.verdict import analyse_run
+from lab.analysis.packets import load
+from lab.analysis.verdict import analyse_run
+from lab.engines import node_commands
+from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 from tests.conftest import needs_root, say
 from tests.lab_probes import (
     broker_status,
     docker_lab,  # noqa: F401 - the Docker lab, as `engine`
     dropped_delta,
-    json_line,
     public_endpoint,
 )
+from wire.protocol import Register, Waiting
 
 pytestmark = [pytest.mark.docker, needs_root]
 
-ATTACKER = ["python3", "-m", "peers.attacker"]
 MESSAGES = 100
 
 
@@ -55,9 +54,8 @@ def test_a_replayed_register_is_refused(engine, tmp_path):
     run_dir = run_punch_test(engine, PunchTestConfig(messages=3), tmp_path, say)
     payload = accepted_register(run_dir)  # a waited first: its register was answered with waiting
     before = broker_status(engine)
-    res = engine.exec(engine.topology.outsider.name,
-                      [*ATTACKER, "replay", "--broker", broker_endpoint(engine), "--payload", payload.hex()])
-    outcome = json_line(res.stdout)
+    outcome = node_commands.attack("replay", "--broker", broker_endpoint(engine), "--payload", payload.hex()).run(
+        engine, engine.topology.outsider.name)
     drops = dropped_delta(before, broker_status(engine))
     assert outcome["admitted"] == 0 and outcome["answers"] == {}, outcome
     # Within the clock window it is a replay; later it would be stale: refused either way.
@@ -87,19 +85,19 @@ class Attack(threading.Thread):
             time.sleep(0.1)
         room = runs[0].name  # the scenario names the room after the run
         outsider, broker = self.engine.topology.outsider.name, broker_endpoint(self.engine)
-        self.joins.append(json_line(self.engine.exec(
-            outsider, [*ATTACKER, "join", "--broker", broker, "--room", room, "--count", "3"]).stdout))
+        self.joins.append(node_commands.attack("join", "--broker", broker, "--room", room, "--count", "3").run(
+            self.engine, outsider))
         endpoints: dict = {}
         while len(endpoints) < 2 and time.monotonic() < deadline:
             endpoints = {label: ep for label in ("a", "b") if (ep := public_endpoint(self.engine, label))}
             time.sleep(0.1)
         assert len(endpoints) == 2, f"the peers' public endpoints never showed: {endpoints}"
-        self.joins.append(json_line(self.engine.exec(
-            outsider, [*ATTACKER, "join", "--broker", broker, "--room", room, "--count", "2"]).stdout))
-        spoof = [*ATTACKER, "spoof", "--room", room, "--seconds", "10", "--rate", "200",
-                 "--to", str(endpoints["a"]), "--as", str(endpoints["b"]), "--sender", "b",
-                 "--to", str(endpoints["b"]), "--as", str(endpoints["a"]), "--sender", "a"]
-        self.spoof = json_line(self.engine.exec(outsider, spoof).stdout)
+        self.joins.append(node_commands.attack("join", "--broker", broker, "--room", room, "--count", "2").run(
+            self.engine, outsider))
+        spoof = node_commands.attack("spoof", "--room", room, "--seconds", "10", "--rate", "200",
+                                     "--to", str(endpoints["a"]), "--as", str(endpoints["b"]), "--sender", "b",
+                                     "--to", str(endpoints["b"]), "--as", str(endpoints["a"]), "--sender", "a")
+        self.spoof = spoof.run(self.engine, outsider)
 
 
 def test_joins_and_spoofs_fail_and_the_verdict_stays_clean(engine, tmp_path):

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from lab.credentials import RoomKeys
-from lab.proto import Endpoint, Probe, encode, try_decode
 from peers.attacker import join, replay, spoof, udp_packet
 from tests.loopback import LoopbackBroker
 from tests.signed import register
+from wire.auth import RoomKeys
+from wire.protocol import Endpoint, Probe, encode, try_decode
 
 
 @pytest.fixture

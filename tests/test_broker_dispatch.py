@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from lab import stun
-from lab.proto import MAX_DATAGRAM, Endpoint, Ping, Pong, decode, encode
 from server.broker import Broker
 from server.limits import Limits
 from server.stun_service import Addresses
 from tests.signed import BROKER_KEY, register
+from wire import stun
+from wire.protocol import MAX_DATAGRAM, Endpoint, Ping, Pong, decode, encode
 
 ADDRS = Addresses(("198.51.100.10", "198.51.100.11"), (3478, 3479))
 PRIMARY, ALT = Endpoint("198.51.100.10", 3478), Endpoint("198.51.100.11", 3479)

@@ -76,9 +76,9 @@ def test_a_wrong_secret_is_refused_and_the_peer_says_why(limited):
 def test_reach_reports_each_of_several_targets_on_its_own(unlimited):
     """One `reach` process pings several endpoints (the scenario's unsolicited control of every pair):
     the broker answers its pings, a closed port answers nothing, each under its own tag."""
-    from lab.proto import Endpoint
     from peers.peer import reach
     from tests.loopback import HOST, free_udp_ports
+    from wire.protocol import Endpoint
 
     closed = Endpoint(HOST, free_udp_ports(1)[0])
     out = reach([(unlimited.endpoint, "tag-broker"), (closed, "tag-closed")], attempts=2, wait=0.2)

@@ -11,10 +11,10 @@ import sys
 import pexpect
 import pytest
 
-from lab.proto import MAX_TEXT, Ack, Bye, Data
 from peers.chat import MAX_TRIES, RETRY_S, ChatSession, Terminal, chunks
 from tests.chat_sides import close_all, end_together
 from tests.loopback import ENV, ROOT, LoopbackBroker
+from wire.protocol import MAX_TEXT, Ack, Bye, Data
 
 
 def session() -> ChatSession:
@@ -127,7 +127,7 @@ def test_ctrl_c_ends_both_sides_too(broker):
 
 
 def test_make_chat_attaches_to_the_peer_with_the_minted_secret():
-    from lab.chat_attach import chat_argv
+    from lab.experiment.chat_attach import chat_argv
     from lab.topology import build_topology
 
     argv = chat_argv(build_topology(), "b", "chat", "ab" * 32)

@@ -1,6 +1,6 @@
 """System test: `make chat-a` / `make chat-b` as two people would use them, under pseudo-terminals.
 
-Each side is `docker exec -it natlab-peer-X python3 -m peers.chat ...` (lab.chat_attach builds
+Each side is `docker exec -it natlab-peer-X python3 -m peers.chat ...` (lab.experiment.chat_attach builds
 the command, as the make targets do) run under a pty on the host with pexpect, while the lab
 captures. Lines typed on either side appear on the other; Ctrl-D on one side ends both; the
 broker's capture holds none of the lines (they went peer to peer). Marker: docker (root).
@@ -14,14 +14,14 @@ import uuid
 import pexpect
 import pytest
 
-from lab.capture import Captures
-from lab.chat_attach import chat_argv
-from lab.pcaps import load
-from lab.proto import Data
-from lab.room_secret import mint
+from lab.analysis.packets import load
+from lab.experiment.captures import Captures
+from lab.experiment.chat_attach import chat_argv
+from lab.experiment.room_secrets import mint
 from tests.chat_sides import close_all, end_together
 from tests.conftest import needs_root
 from tests.lab_probes import docker_lab  # noqa: F401 - the Docker lab, as `engine`
+from wire.protocol import Data
 
 pytestmark = [pytest.mark.docker, needs_root]
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.classification import (
+from lab.experiment.classification import (
     Classification,
     natdiscovery_complete,
     parse_natdiscovery,
     parse_stun_client,
     stun_client_complete,
 )
-from lab.nat_presets import parse_nat
+from nat.behaviour import parse_nat
 
 DATA = Path(__file__).parent / "data"
 

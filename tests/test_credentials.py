@@ -1,13 +1,17 @@
-"""Room secrets, MACs and freshness (lab.credentials), and the broker key on disk."""
+"""Room secrets, MACs and freshness (wire.auth), and the broker key on disk."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import stat
 
 import pytest
 
-from lab.credentials import (
+from server.broker_key import load_or_create_key
+from server.broker_key import main as credentials_main
+from tests.signed import BROKER_KEY, keys
+from wire.auth import (
     CredentialError,
     RoomKeys,
     canonical,
@@ -17,10 +21,7 @@ from lab.credentials import (
     sign,
     verify,
 )
-from lab.proto import Data, Endpoint, Probe, Register, decode, encode
-from server.credentials import load_or_create_key
-from server.credentials import main as credentials_main
-from tests.signed import BROKER_KEY, keys
+from wire.protocol import Data, Endpoint, Probe, Register, decode, encode
 
 LAN = Endpoint("10.0.1.10", 40000)
 
@@ -77,7 +78,7 @@ def test_the_broker_key_is_made_once_private_and_kept(tmp_path, capsys):
     assert len(key) == 32 and load_or_create_key(path) == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert credentials_main(["room-secret", "--room", "demo", "--state-dir", str(path.parent)]) == 0
-    assert capsys.readouterr().out.strip() == room_secret(key, "demo")
+    assert json.loads(capsys.readouterr().out) == {"secrets": {"demo": room_secret(key, "demo")}}
 
 
 def test_minting_without_a_broker_key_fails_clearly(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 At least 100,000 junk and mutated datagrams from the outsider (198.51.100.66, a WAN host) to the
 broker's primary and alternate ports, bounded in count and time (peers.flood). Meanwhile the
-peers of the lab rendezvous and punch (lab.scenario.punch, as the punch test does): they must
+peers of the lab rendezvous and punch (lab.experiment.punch_test.punch, as the punch test does): they must
 succeed; the broker's memory stays bounded (VmRSS/VmHWM from /proc on its node, reported); its
 counters and its log say what it dropped and why. Marker: docker (root).
 """
@@ -16,14 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lab.scenario import PunchTestConfig, punch
+from lab.engines import node_commands
+from lab.experiment.punch_test import PunchTestConfig, punch
 from tests.conftest import needs_root
 from tests.lab_probes import (
     broker_log,
     broker_status,
     docker_lab,  # noqa: F401 - the Docker lab, as `engine`
     dropped_delta,
-    json_line,
 )
 
 pytestmark = [pytest.mark.docker, needs_root]
@@ -37,15 +37,14 @@ def test_a_junk_flood_does_not_stop_a_rendezvous(engine, record_property):
     topo = engine.topology
     broker = f"{topo.broker.address}:{topo.broker_port}"
     before = broker_status(engine)
-    flood = ["python3", "-m", "peers.flood", "--to", broker, "--also-port", str(topo.broker_alt_port),
-             "--count", str(JUNK), "--rate", str(RATE), "--max-seconds", "120"]
+    flood = node_commands.flood(broker, topo.broker_alt_port, JUNK, RATE, 120)
     with ThreadPoolExecutor(1) as pool:
-        flooding = pool.submit(engine.exec, topo.outsider.name, flood)
+        flooding = pool.submit(flood.run, engine, topo.outsider.name)
         time.sleep(2)  # the flood is in full swing before the peers start
         results = punch(engine, PunchTestConfig(messages=10, punch_delay_s=0.5, timeout_s=30),
                         f"flood-{time.time_ns()}", broker)
         still_flooding = not flooding.done()
-        outcome = json_line(flooding.result().stdout)
+        outcome = flooding.result()
     after = broker_status(engine)
 
     assert outcome["sent"] >= JUNK, outcome

@@ -1,4 +1,4 @@
-"""The fork server (lab/forkserver.py) runs a program as `python3 -m` would: argv, environment,
+"""The fork server (lab/engines/netns/forkserver.py) runs a program as `python3 -m` would: argv, environment,
 working directory, stdio, exit codes, session and network namespace, whether the module was
 preloaded (main() called) or not (runpy); and every program the lab runs fits the main() contract."""
 
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import forkserver
-from lab.forkserver import PIPE, Request, python_module
+from lab.engines.netns import forkserver
+from lab.engines.netns.forkserver import PIPE, Request, python_module
 from tests.conftest import ROOT, needs_root
 
-PROGRAM_DIRS = ("lab", "nat", "peers", "server")
+PROGRAM_DIRS = ("lab", "nat", "node", "peers", "server", "wire")
 
 
 def main_block(path: Path) -> list[ast.stmt] | None:
@@ -31,7 +31,7 @@ def main_block(path: Path) -> list[ast.stmt] | None:
     return None
 
 
-@pytest.mark.parametrize("path", sorted(p for d in PROGRAM_DIRS for p in (ROOT / d).glob("*.py")), ids=str)
+@pytest.mark.parametrize("path", sorted(p for d in PROGRAM_DIRS for p in (ROOT / d).rglob("*.py")), ids=str)
 def test_every_program_only_calls_main_when_run(path):
     """The fork server calls main() of a preloaded module instead of re-running it: sound only if
     the __main__ block does nothing else."""
@@ -55,7 +55,7 @@ def server(request, tmp_path_factory):
     """A fork server that has the probe preloaded (main() is called), and one that has not (runpy)."""
     path = tmp_path_factory.mktemp("fs") / "fs.sock"
     preload = ["tests.forkserver_probe"] if request.param == "preloaded" else []
-    proc = subprocess.Popen([sys.executable, "-m", "lab.forkserver", "--socket", str(path), "--preload", *preload,
+    proc = subprocess.Popen([sys.executable, "-m", "lab.engines.netns.forkserver", "--socket", str(path), "--preload", *preload,
                              "--preload-later"],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 30
@@ -136,7 +136,7 @@ def test_a_malformed_request_is_refused_and_the_server_goes_on(server):
 
 @needs_root
 def test_the_program_runs_in_the_requested_network_namespace(server):
-    from lab.netns import create, path_of, remove
+    from node.netns import create, path_of, remove
 
     name = f"nltest-fs-{os.getpid()}"
     create(name)

@@ -1,7 +1,7 @@
 """Property-based tests of every parser the broker exposes, on arbitrary, truncated and mutated input.
 
 No exception escapes any of them, answers stay within their bounds, and the broker's state stays
-consistent and bounded whatever arrives: lab.proto.decode, lab.stun.decode, the rendezvous logic,
+consistent and bounded whatever arrives: wire.protocol.decode, wire.stun.decode, the rendezvous logic,
 the STUN service and the broker's datagram dispatch.
 """
 
@@ -13,9 +13,14 @@ from collections import OrderedDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lab import stun
-from lab.credentials import RoomKeys, sign
-from lab.proto import (
+from server.broker import Broker
+from server.limits import Limits
+from server.rendezvous import Rendezvous
+from server.stun_service import Addresses, StunStats, answer
+from tests.signed import BROKER_KEY, keys
+from wire import stun
+from wire.auth import RoomKeys, sign
+from wire.protocol import (
     MAX_DATAGRAM,
     MESSAGE_TYPES,
     Ack,
@@ -34,11 +39,6 @@ from lab.proto import (
     decode,
     encode,
 )
-from server.broker import Broker
-from server.limits import Limits
-from server.rendezvous import Rendezvous
-from server.stun_service import Addresses, StunStats, answer
-from tests.signed import BROKER_KEY, keys
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WALL = 1_700_000_000.0

@@ -11,12 +11,12 @@ import json
 import shutil
 import subprocess
 
-import pytest
-
-from lab.nodeenv import OFF_LAB_PROBE
-from lab.pcaps import load
-from lab.scenario import TAG_UNSOLICITED, PunchTestConfig, run_punch_test, tag
-from lab.verdict import analyse_run
+from lab.analysis.packets import load
+from lab.analysis.verdict import analyse_run
+from lab.engines import node_commands
+from lab.experiment.punch_test import PunchTestConfig, run_punch_test
+from lab.run_format import TAG_UNSOLICITED, tag
+from node.network import OFF_LAB_PROBE
 from tests.conftest import needs_root, punch_test_cli, say
 
 pytestmark = [needs_root]
@@ -69,12 +69,11 @@ def test_make_punch_test_passes_and_its_pcaps_prove_it(engine, tmp_path):
 def test_without_the_firewall_the_control_fails(engine, tmp_path):
     """The control is a real measurement: remove router-b's firewall and it must catch it."""
     router = "router-b"
-    off = engine.exec(router, ["python3", "-m", "nat.router", "apply", "--firewall", "off"])
-    assert off.ok, off.stderr
+    assert not node_commands.router_apply(firewall=False).run(engine, router)["firewall"]
     try:
         run_dir = run_punch_test(engine, PunchTestConfig(messages=3, timeout_s=6), tmp_path, say)
     finally:
-        assert engine.exec(router, ["python3", "-m", "nat.router", "apply", "--firewall", "on"]).ok
+        assert node_commands.router_apply(firewall=True).run(engine, router)["firewall"]
     verdict = analyse_run(run_dir)
     control = next(c for c in verdict.checks if c.id == "5a")
     assert not control.ok

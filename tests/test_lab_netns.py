@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.engine import LabError
-from lab.netns import NETNS_DIR
-from lab.netns_engine import namespace_inode, pids_by_namespace
-from lab.nodeenv import OFF_LAB_PROBE
-from lab.scenario import PunchTestConfig, run_punch_test
-from lab.verdict import analyse_run
+from lab.analysis.verdict import analyse_run
+from lab.engines.netns.engine import namespace_inode, pids_by_namespace
+from lab.errors import LabError
+from lab.experiment.punch_test import PunchTestConfig, run_punch_test
+from node.netns import NETNS_DIR
+from node.network import OFF_LAB_PROBE
 from tests.conftest import ROOT, lab, needs_root, say
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -184,7 +184,7 @@ def test_lab_up_from_a_process_with_threads_starts_a_new_fork_server(cleanup):
         eng.up(say)
         assert eng.is_up() and eng.exec("peer-a", ["python3", "-m", "peers.peer", "--help"]).ok
         (server,) = fork_servers("nltest-thr")
-        assert b"lab.forkserver" in Path(f"/proc/{server}/cmdline").read_bytes()
+        assert b"lab.engines.netns.forkserver" in Path(f"/proc/{server}/cmdline").read_bytes()
         eng.down(say)
         assert fork_servers("nltest-thr") == []
     finally:

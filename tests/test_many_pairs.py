@@ -6,10 +6,11 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from lab.compose_file import bridge_name, compose_spec, render
-from lab.pcaps import load_run
+from lab.analysis.packets import load_run
+from lab.analysis.run import RunView
+from lab.analysis.verdict import analyse
+from lab.engines.docker.compose_file import bridge_name, compose_spec, render
 from lab.topology import MAX_PAIRS, TopologyError, build_topology
-from lab.verdict import RunView, analyse
 from tests.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
 
 
@@ -125,8 +126,8 @@ def test_the_broker_sees_the_second_segment(tmp_path):
 
 
 def test_the_report_of_many_pairs_draws_pair_one_and_says_so(tmp_path):
-    from lab.run_report import write_report
-    from lab.verdict import analyse_run
+    from lab.analysis.verdict import analyse_run
+    from lab.report.run_report import write_report
     from tests.pcap_factory import write_record
 
     built = build_run(tmp_path, pairs=3)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.scenario import PunchTestConfig, run_punch_test
-from lab.verdict import analyse_run
+from lab.analysis.verdict import analyse_run
+from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 from tests.conftest import lab, needs_root, say
 
 pytestmark = [pytest.mark.docker, needs_root]

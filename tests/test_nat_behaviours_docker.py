@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
-from lab.classification import classify_all, own_classifier
-from lab.nat_control import live_nat, set_nat
-from lab.nat_presets import PRESETS, UnknownPreset
-from lab.report import classification_table
-from lab.scenario import PunchTestConfig, run_punch_test
-from lab.verdict import analyse_run
+from lab.analysis.verdict import analyse_run
+from lab.experiment.classification import classify_all, own_classifier
+from lab.experiment.nat_control import live_nat, set_nat
+from lab.experiment.punch_test import PunchTestConfig, run_punch_test
+from lab.report.terminal import classification_table
+from nat.behaviour import PRESETS, UnknownPreset
 from tests.conftest import lab, say
 
 pytestmark = [pytest.mark.docker, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]

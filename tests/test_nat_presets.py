@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.nat_presets import PRESETS, NatBehaviour, UnknownPreset, parse_nat
+from nat.behaviour import PRESETS, NatBehaviour, UnknownPreset, parse_nat
 
 
 def test_presets():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.capture_agent import Vantage
-from lab.netns_engine import NetnsEngine
-from lab.node_spec import node_environment
-from lab.nodeenv import READY_FILE, ready_file
+from lab.engines.launch import node_environment
+from lab.engines.netns.engine import NetnsEngine
 from lab.topology import MAX_PAIRS, build_topology
+from node.capture_agent import Vantage
+from node.settings import READY_FILE, ready_file
 
 
 def engine(**topology) -> NetnsEngine:

@@ -12,9 +12,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.utils import EDecimal, PcapWriter, RawPcapNgReader, RawPcapReader
 
-from lab.pcap_files import Frame, PcapError, read_pcap, write_pcapng
-from lab.pcaps import load_run
-from lab.proto import Probe, encode
+from lab.analysis.packets import load_run
+from lab.analysis.pcap_io import Frame, PcapError, read_pcap, write_pcapng
+from wire.protocol import Probe, encode
 
 T0 = 1_700_000_000
 

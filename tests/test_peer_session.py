@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from lab.credentials import sign
-from lab.proto import Data, Endpoint, Probe
 from peers.peer import Channel, HolePunch, path_name
 from tests.signed import SESSION, data, intro, keys, probe
+from wire.auth import sign
+from wire.protocol import Data, Endpoint, Probe
 
 ROOM = "r"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lab.proto import (
+from wire.protocol import (
     MAX_DATAGRAM,
     Ack,
     Bye,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from lab.credentials import verify
-from lab.proto import (
+from server.limits import Limits
+from server.rendezvous import Rendezvous, bounded_error
+from tests.signed import BROKER_KEY, SESSION, keys, register
+from wire.auth import verify
+from wire.protocol import (
     Data,
     Endpoint,
     Error,
@@ -18,9 +21,6 @@ from lab.proto import (
     decode,
     encode,
 )
-from server.limits import Limits
-from server.rendezvous import Rendezvous, bounded_error
-from tests.signed import BROKER_KEY, SESSION, keys, register
 
 A = Endpoint("198.51.100.101", 4000)
 B = Endpoint("198.51.100.102", 5000)

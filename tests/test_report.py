@@ -12,22 +12,23 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgReader, RawPcapNgReader
 
-from lab.flows import flows
-from lab.journeys import Journey, by_vantage, journeys
-from lab.ladder import build_ladder
-from lab.ladder_drawer import LadderDrawer
-from lab.ladder_png import _spread, draw_ladder
-from lab.merged_capture import merge_captures
-from lab.nat_table import nat_table
-from lab.pcaps import Packet
-from lab.proto import Ack, Bye, Data, Endpoint, Probe, encode
-from lab.report_md import mermaid
-from lab.roles import PacketRole, role_of
-from lab.run_report import RunReport
-from lab.verdict import RunView, analyse_run, read_run
+from lab.analysis.flows import flows
+from lab.analysis.journeys import Journey, by_vantage, journeys
+from lab.analysis.ladder import build_ladder
+from lab.analysis.nat_table import nat_table
+from lab.analysis.packet_roles import PacketRole, role_of
+from lab.analysis.packets import Packet
+from lab.analysis.run import RunView, read_run
+from lab.analysis.verdict import analyse_run
+from lab.report.ladder_drawer import LadderDrawer
+from lab.report.ladder_png import _spread, draw_ladder
+from lab.report.markdown import mermaid
+from lab.report.merged_pcapng import merge_captures
+from lab.report.run_report import RunReport
 from tests.conftest import frames_per_vantage, tshark_interface_names
 from tests.pcap_factory import MESSAGES, RUN_ID, BuiltRun, Faults, build_run, write_record
 from tests.signed import register
+from wire.protocol import Ack, Bye, Data, Endpoint, Probe, encode
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_OVERHEAD = 14 + 20 + 8  # Ethernet, IPv4, UDP headers in the built frames
@@ -60,7 +61,7 @@ def lab_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_roles_come_from_the_lab_protocol():
     def packet(payload: bytes, proto: int = 17) -> Packet:
-        from lab.proto import try_decode
+        from wire.protocol import try_decode
 
         return Packet("v", 0.0, "", "", "198.51.100.1", "198.51.100.2", proto, 1, 2, payload, try_decode(payload))
 
@@ -72,7 +73,7 @@ def test_roles_come_from_the_lab_protocol():
     assert role_of(packet(b"x" * len(encode(Probe("r", "a", 1, False))))) is PacketRole.OTHER
     assert role_of(packet(b"", proto=1)) is PacketRole.OTHER
     # STUN is decoded as STUN; a datagram that merely starts like STUN is not.
-    from lab import stun
+    from wire import stun
 
     binding = stun.encode(stun.Message(stun.Method.BINDING, stun.Class.REQUEST))
     assert role_of(packet(binding)) is PacketRole.STUN
@@ -321,12 +322,12 @@ def test_a_drawer_abandoned_by_a_failure_is_ended(good, tmp_path):
 
 
 def test_a_report_that_cannot_begin_fails_when_written(good, monkeypatch):
-    import lab.run_report
+    import lab.report.run_report
 
     def broken(view, trips):
         raise RuntimeError("no ladder")
 
-    monkeypatch.setattr(lab.run_report, "build_ladder", broken)
+    monkeypatch.setattr(lab.report.run_report, "build_ladder", broken)
     report = RunReport(read_run(good[0]))  # the verdict is made after this: it must not raise
     with pytest.raises(RuntimeError, match="no ladder"):
         report.write(analyse_run(good[0]))
@@ -348,7 +349,7 @@ def test_report_on_a_missing_run_says_so(tmp_path):
 def built_scenario(monkeypatch, captures: Path, faults: Faults) -> None:
     """The CLI's punch-test gets a built run in place of the lab's scenario."""
     import lab.cli
-    import lab.scenario
+    import lab.experiment.punch_test
 
     def scenario(engine, config, captures_root, progress):
         run_dir = captures_root / RUN_ID
@@ -357,7 +358,7 @@ def built_scenario(monkeypatch, captures: Path, faults: Faults) -> None:
 
     monkeypatch.setenv("NATLAB_CAPTURES", str(captures))
     monkeypatch.setattr(lab.cli, "make_engine", lambda name, topology: None)
-    monkeypatch.setattr(lab.scenario, "run_punch_test", scenario)
+    monkeypatch.setattr(lab.experiment.punch_test, "run_punch_test", scenario)
 
 
 @pytest.mark.parametrize("faults, code", [(Faults(), 0), (Faults(firewall_off=True), 1)], ids=["passes", "fails"])
@@ -374,13 +375,13 @@ def test_punch_test_writes_the_report_and_keeps_its_exit_code(tmp_path, monkeypa
 
 def test_a_failing_report_leaves_the_punch_test_verdict_alone(tmp_path, monkeypatch, capsys):
     import lab.cli
-    import lab.run_report
+    import lab.report.run_report
 
     def broken(report, verdict):
         raise RuntimeError("no ink")
 
     built_scenario(monkeypatch, tmp_path, Faults())
-    monkeypatch.setattr(lab.run_report.RunReport, "write", broken)
+    monkeypatch.setattr(lab.report.run_report.RunReport, "write", broken)
     assert lab.cli.main(["punch-test", "--messages", str(MESSAGES)]) == 0
     captured = capsys.readouterr()
     assert "all checks passed" in captured.out

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from lab.nat_presets import PRESETS, parse_nat
+from nat.behaviour import PRESETS, parse_nat
 from nat.rules import render
 
 WAN, LAN, WAN_IP = "eth1", "eth0", "198.51.100.101"

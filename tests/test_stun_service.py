@@ -7,9 +7,9 @@ from collections import OrderedDict
 
 import pytest
 
-from lab import stun
-from lab.proto import Endpoint
 from server.stun_service import Addresses, StunStats, answer
+from wire import stun
+from wire.protocol import Endpoint
 
 ADDRS = Addresses(("198.51.100.10", "198.51.100.11"), (3478, 3479))
 PRIMARY = Endpoint("198.51.100.10", 3478)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.compose_file import compose_spec, render
-from lab.images import host_debian_mirror
-from lab.nat_presets import UnknownPreset
-from lab.nodeenv import settings_from_env
-from lab.topology import Role, Topology, build_topology
+from lab.engines.docker.compose_file import compose_spec, render
+from lab.engines.docker.images import host_debian_mirror
+from lab.topology import NodeRole, Topology, build_topology
+from nat.behaviour import UnknownPreset
+from node.settings import settings_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def test_peers_route_only_public_prefixes_through_their_router():
     for pair in t.pairs:
         assert [str(r.via) for r in pair.peer.routes] == [str(pair.router.interface("lan").address)]
         assert not any(r.destination.prefixlen == 0 for r in pair.peer.routes)
-    assert all(not n.routes for n in t.by_role(Role.ROUTER) + t.by_role(Role.BROKER))
+    assert all(not n.routes for n in t.by_role(NodeRole.ROUTER) + t.by_role(NodeRole.BROKER))
 
 
 def test_snapshot_round_trip():

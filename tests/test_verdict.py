@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from lab.pcaps import load_run
+from lab.analysis.packets import load_run
+from lab.analysis.verdict import analyse
 from lab.topology import build_topology
-from lab.verdict import analyse
 from tests.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
 
 
@@ -103,7 +103,7 @@ def test_refused_registrations_and_spoofed_session_traffic_leave_a_clean_verdict
 
 @pytest.mark.parametrize("text, leaks", [(b"to 10.0.1.100 please", False), (b"at 10.0.1.10:4000", True)])
 def test_a_private_address_in_a_payload_is_matched_as_a_whole_address(tmp_path, text, leaks):
-    from lab.pcaps import Packet
+    from lab.analysis.packets import Packet
 
     topo = build_run(tmp_path).topology
     caps = load_run(tmp_path)

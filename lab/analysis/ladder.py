@@ -1,0 +1,194 @@
+"""The ladder (sequence) diagram of a run, as data: lanes, one arrow per datagram that matters.
+
+Every lab protocol datagram (any role but "other") is one arrow, from the host that sent it to
+the host that received it, or to the router where it stopped: a datagram that reached a router's
+WAN on its way in and never its LAN, or its LAN on its way out and never its WAN, was dropped
+there. The renderers (Mermaid in lab.report.markdown, the picture in lab.report.ladder_png) draw these arrows
+and nothing else, so a test can count what they show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from ipaddress import ip_address
+from typing import TYPE_CHECKING
+
+from lab.analysis.packet_roles import PacketRole
+from wire.protocol import Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
+
+if TYPE_CHECKING:  # types only: the ladder's drawing process (lab.report.ladder_drawer) loads no analysis
+    from lab.analysis.journeys import Journey
+    from lab.analysis.run import RunView
+
+
+class Channel(str, Enum):
+    """Which way a datagram's role makes it travel: the renderers colour arrows by this."""
+
+    BROKER = "via the broker"
+    DIRECT = "direct path"
+    CONTROL = "control experiment"
+    OTHER = "other"
+
+
+CHANNELS = {
+    PacketRole.REGISTRATION: Channel.BROKER,
+    PacketRole.INTRODUCTION: Channel.BROKER,
+    PacketRole.PROBE: Channel.DIRECT,
+    PacketRole.DATA: Channel.DIRECT,
+    PacketRole.CONTROL: Channel.CONTROL,
+    PacketRole.OTHER: Channel.OTHER,
+}
+
+
+@dataclass(frozen=True)
+class Lane:
+    node: str
+    addresses: tuple[str, ...]  # the node's addresses, the broker's with its port
+
+
+@dataclass(frozen=True)
+class Arrow:
+    sent: float  # seconds since the run's first packet, first sighting
+    arrived: float  # last sighting
+    src: str  # lane (node name)
+    dst: str  # lane where it ends: its receiver, or the router that dropped it
+    role: PacketRole
+    what: str  # the message in a few words, without its sequence number
+    seq: int | None = None
+    dropped: bool = False
+
+    @property
+    def channel(self) -> Channel:
+        return CHANNELS[self.role]
+
+
+@dataclass(frozen=True)
+class Step:
+    """Consecutive arrows of one kind between the same two lanes: one line of the story."""
+
+    arrows: tuple[Arrow, ...]
+
+    @property
+    def first(self) -> Arrow:
+        return self.arrows[0]
+
+    @property
+    def label(self) -> str:
+        whats = list(dict.fromkeys(a.what for a in self.arrows))
+        text = " / ".join(whats)
+        if len(self.arrows) > 1:
+            text += f" ×{len(self.arrows)}"
+        seqs = [a.seq for a in self.arrows if a.seq is not None]
+        if seqs:
+            text += f", seq {seqs[0]}" if len(seqs) == 1 else f", seq {min(seqs)}–{max(seqs)}"
+        return text + (", dropped" if self.first.dropped else "")
+
+
+@dataclass(frozen=True)
+class Ladder:
+    lanes: tuple[Lane, ...]
+    arrows: tuple[Arrow, ...]
+    introduction: float | None  # when the broker sent its last introduction
+
+    def steps(self) -> list[Step]:
+        """The arrows as the story's lines: consecutive arrows of one role (dropped or not) form a
+        phase; within a phase, one step per (sender, receiver), in the order they first appear."""
+        out: list[Step] = []
+        phase: list[Arrow] = []
+        for arrow in [*self.arrows, None]:
+            if phase and (arrow is None or (arrow.role, arrow.dropped) != (phase[0].role, phase[0].dropped)):
+                lanes = dict.fromkeys((a.src, a.dst) for a in phase)
+                out += [Step(tuple(a for a in phase if (a.src, a.dst) == key)) for key in lanes]
+                phase = []
+            if arrow is not None:
+                phase.append(arrow)
+        return out
+
+
+def describe(msg: Message | None) -> str:
+    """A message in a few words, for an arrow's label."""
+    match msg:
+        case Register():
+            return f"register {msg.peer}"
+        case Waiting():
+            return "waiting"
+        case Intro():
+            return f"intro: {msg.partner} at {msg.partner_endpoint}"
+        case Error():
+            return f"error {msg.code}"
+        case Ping() | Pong():
+            return f"{msg.TYPE} {msg.tag}"
+        case Probe():
+            return "probe ack" if msg.ack else "probe"
+        case Data():
+            return "data"
+    return "?"
+
+
+def lanes(view: RunView) -> tuple[Lane, ...]:
+    """The hosts left to right: the first pair, the WAN hosts, then the other pairs mirrored."""
+    topo = view.topology
+    paired = {n.name for p in topo.pairs for n in (p.peer, p.router)}  # every pair's, not only the view's
+    first, *others = view.pairs
+    order = [first.peer, first.router, *(n for n in topo.nodes if n.name not in paired)]
+    for pair in others:
+        order += [pair.router, pair.peer]
+
+    def addresses(node) -> tuple[str, ...]:
+        port = f":{topo.broker_port}" if node.name == topo.broker.name else ""
+        return tuple(f"{i.address}{port}" for i in node.interfaces)
+
+    return tuple(Lane(n.name, addresses(n)) for n in order)
+
+
+class _Hosts:
+    """Which host an address belongs to, and which router a datagram stopped at."""
+
+    def __init__(self, view: RunView) -> None:
+        self.view = view
+        self.owner = {str(i.address): n.name for n in view.topology.nodes for i in n.interfaces}
+
+    def of(self, address: str) -> str:
+        return self.owner.get(address, address)
+
+    def dropped_at(self, trip: Journey) -> str | None:
+        """The router a datagram reached on one side and never left on the other, if any."""
+        for pair in self.view.pairs:
+            router = pair.router
+            lan_net = self.view.topology.network(router.interface("lan").network).subnet
+            wan, lan = (trip.at(self.view.vantage(router.name, side)) for side in ("wan", "lan"))
+            inward = wan is not None and (wan.dst == str(pair.public_ip) or ip_address(wan.dst) in lan_net)
+            outward = lan is not None and ip_address(lan.src) in lan_net and ip_address(lan.dst) not in lan_net
+            if (inward and lan is None) or (outward and wan is None):
+                return router.name
+        return None
+
+
+def build_ladder(view: RunView, trips: list[Journey]) -> Ladder:
+    hosts = _Hosts(view)
+    known = lanes(view)
+    arrows = []
+    for trip in trips:
+        if trip.role is PacketRole.OTHER:
+            continue
+        stop = hosts.dropped_at(trip)
+        msg = trip.first.msg
+        arrows.append(Arrow(
+            sent=trip.first.time - view.t0,
+            arrived=trip.last.time - view.t0,
+            src=hosts.of(trip.first.src),
+            dst=stop or hosts.of(trip.last.dst),
+            role=trip.role,
+            what=describe(msg),
+            seq=getattr(msg, "seq", None),
+            dropped=stop is not None,
+        ))
+    named = {lane.node for lane in known}
+    strangers = dict.fromkeys(x for a in arrows for x in (a.src, a.dst) if x not in named)
+    intros = view.introductions()
+    return Ladder(
+        lanes=known + tuple(Lane(s, (s,)) for s in strangers),
+        arrows=tuple(arrows),
+        introduction=max(p.time for p in intros) - view.t0 if intros else None,
+    )

@@ -1,0 +1,121 @@
+"""Read the lab's pcaps into flat packet records that the checks can reason about.
+
+Each record keeps what the analysis needs: where it was seen (vantage point), when (kernel
+timestamp), its size on the wire, link and IP addresses, UDP ports, the payload, and the payload
+decoded as a lab message when it is one. ICMP errors keep the addresses of the packet they quote, since a leak
+can hide there too.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from lab.analysis.pcap_io import Capture, Frame, read_captures, read_pcap
+from wire.protocol import Endpoint, Message, try_decode
+
+
+@dataclass(frozen=True)
+class Packet:
+    vantage: str
+    time: float
+    src_mac: str
+    dst_mac: str
+    src: str
+    dst: str
+    proto: int
+    sport: int | None = None
+    dport: int | None = None
+    payload: bytes = b""
+    msg: Message | None = None
+    quoted: tuple[str, ...] = ()  # addresses inside an ICMP error's quoted header
+    length: int = 0  # bytes of the captured frame
+
+    @property
+    def src_ep(self) -> Endpoint | None:
+        return _endpoint(self.src, self.sport) if self.sport else None
+
+    @property
+    def dst_ep(self) -> Endpoint | None:
+        return _endpoint(self.dst, self.dport) if self.dport else None
+
+
+@lru_cache(maxsize=1 << 16)
+def _endpoint(address: str, port: int) -> Endpoint:
+    """Endpoints are immutable and checked when made: the checks ask for the same ones thousands of times."""
+    return Endpoint(address, port)
+
+
+ETH_IPV4 = b"\x08\x00"  # EtherType
+ICMP, UDP = 1, 17
+ICMP_ERRORS = {3, 4, 5, 11, 12}  # the ICMP types that quote the header of the packet they answer
+
+
+def _mac(raw: bytes) -> str:
+    return raw.hex(":")
+
+
+def _ip(raw: bytes) -> str:
+    return socket.inet_ntoa(raw)
+
+
+class Messages(dict):
+    """Payload -> its lab message (None if not one), each payload decoded once: a datagram is
+    captured at up to four vantage points, and a message is immutable, so its sightings share it."""
+
+    def __missing__(self, payload: bytes) -> Message | None:
+        msg = self[payload] = try_decode(payload)
+        return msg
+
+
+def parse_frame(vantage: str, time: float, frame: bytes, messages: Messages | None = None) -> Packet | None:
+    """One Ethernet frame as a record, None unless it carries IPv4. Decoded by hand from the headers
+    the lab uses (Ethernet, IPv4, UDP, ICMP): scapy's dissection costs a hundred times more, and a big
+    lab's run holds a hundred thousand frames. `messages` shares payload decodings across frames."""
+    if len(frame) < 34 or frame[12:14] != ETH_IPV4:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    total = struct.unpack_from("!H", frame, 16)[0]
+    proto = frame[23]
+    head = (vantage, time, _mac(frame[6:12]), _mac(frame[0:6]), _ip(frame[26:30]), _ip(frame[30:34]), proto)
+    l4, end = 14 + ihl, min(len(frame), 14 + total)
+    if proto == ICMP and end - l4 >= 8 + 20 and frame[l4] in ICMP_ERRORS:
+        quoted = l4 + 8
+        return Packet(*head, quoted=(_ip(frame[quoted + 12:quoted + 16]), _ip(frame[quoted + 16:quoted + 20])),
+                      length=len(frame))
+    if proto == UDP and end - l4 >= 8:
+        sport, dport = struct.unpack_from("!HH", frame, l4)
+        payload = frame[l4 + 8:end]
+        msg = try_decode(payload) if messages is None else messages[payload]
+        return Packet(*head, sport, dport, payload, msg, length=len(frame))
+    return Packet(*head, length=len(frame))
+
+
+def packets(vantage: str, frames: list[Frame], messages: Messages | None = None) -> list[Packet]:
+    """The IPv4 frames of one capture point as records; `messages` shares decodings across captures."""
+    messages = Messages() if messages is None else messages
+    out = []
+    for frame in frames:
+        record = parse_frame(vantage, frame.time, frame.data, messages)
+        if record is not None:
+            out.append(record)
+    return out
+
+
+def load(path: Path, vantage: str | None = None) -> list[Packet]:
+    """The packet records of one pcap, named after the file unless `vantage` says otherwise."""
+    return packets(vantage or path.stem, read_pcap(path).frames)
+
+
+def records(captures: dict[str, Capture]) -> dict[str, list[Packet]]:
+    """The packet records of every capture of a run, keyed by vantage point."""
+    messages = Messages()
+    return {vantage: packets(vantage, capture.frames, messages) for vantage, capture in captures.items()}
+
+
+def load_run(run_dir: Path) -> dict[str, list[Packet]]:
+    """Every pcap of a run as packet records, keyed by vantage point (the file name without .pcap)."""
+    return records(read_captures(run_dir))

@@ -1,0 +1,149 @@
+"""The run model: one run's captures named by its own topology, as every analysis reads them.
+
+A run directory holds the pcaps of every vantage point and run.json (the topology snapshot, the
+settings and the peers' own reports); read_run reads it once for the verdict and the report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from lab.analysis.packets import Packet, records
+from lab.analysis.pcap_io import Capture, read_captures
+from lab.run_format import RUN_RECORD
+from lab.topology import Pair, PunchPair, Topology, vantage_name
+from wire.protocol import Endpoint, Intro, Register, Waiting
+
+
+class RunView:
+    """The captures of one run, with the topology's names for them."""
+
+    def __init__(
+        self, caps: dict[str, list[Packet]], topology: Topology, pairs: list[Pair] | None = None,
+        t0: float | None = None,
+    ) -> None:
+        self.caps = caps
+        self.topology = topology
+        self.broker_ip = str(topology.broker.address)
+        self.pairs = topology.pairs if pairs is None else pairs
+        self.labels = {p.label for p in self.pairs}
+        self.t0 = min((p.time for packets in caps.values() for p in packets), default=0.0) if t0 is None else t0
+
+    def for_pair(self, punch_pair: PunchPair) -> RunView:
+        """The run as one punch pair sees it: its routers' captures, and the packets at shared vantage
+        points (the broker's) that carry one of its addresses, or no pair's address at all."""
+        own = {str(ip) for side in punch_pair.sides for ip in addresses_of(side)}
+        mine = {n.name for side in punch_pair.sides for n in (side.peer, side.router)}
+        caps = {}
+        for node, iface in self.topology.captures:
+            vantage = self.vantage(node.name, iface.side)
+            if node.name in mine:
+                caps[vantage] = self.caps.get(vantage, [])
+            elif vantage in self._shared:
+                caps[vantage] = [p for p, addrs, unowned in self._shared[vantage] if unowned or addrs & own]
+        return RunView(caps, self.topology, list(punch_pair.sides), self.t0)
+
+    @cached_property
+    def _shared(self) -> dict[str, list[tuple[Packet, set[str], bool]]]:
+        """The packets of the vantage points no pair of the view owns (the broker's), each with its
+        addresses and whether none is a pair's: made once for the hundred pairs of a big lab's verdict."""
+        owned = {str(ip) for pair in self.pairs for ip in addresses_of(pair)}
+        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
+        shared: dict[str, list[tuple[Packet, set[str], bool]]] = {}
+        for node, iface in self.topology.captures:
+            if node.name in paired_nodes:
+                continue
+            vantage = self.vantage(node.name, iface.side)
+            seen = shared[vantage] = []
+            for p in self.caps.get(vantage, []):
+                addrs = {p.src, p.dst, *p.quoted}
+                seen.append((p, addrs, owned.isdisjoint(addrs)))
+        return shared
+
+    def when(self, p: Packet) -> str:
+        """A packet's time relative to the first packet of the run, as users read it in tshark."""
+        return f"+{p.time - self.t0:.6f}s"
+
+    @staticmethod
+    def vantage(node: str, side: str) -> str:
+        """A capture point's name, as its pcap is named."""
+        return vantage_name(node, side)
+
+    @property
+    def vantages(self) -> list[str]:
+        """Every capture point the topology names, in its stable order."""
+        return [self.vantage(n.name, i.side) for n, i in self.topology.captures]
+
+    def at(self, node: str, side: str) -> list[Packet]:
+        return self.caps.get(self.vantage(node, side), [])
+
+    @property
+    def broker_vantages(self) -> list[str]:
+        broker = self.topology.broker
+        return [self.vantage(broker.name, i.side) for i in broker.interfaces]
+
+    @property
+    def broker(self) -> list[Packet]:
+        """What the broker saw, on all its public segments, in time order."""
+        vantages = self.broker_vantages
+        if len(vantages) == 1:
+            return self.caps.get(vantages[0], [])
+        return sorted((p for v in vantages for p in self.caps.get(v, [])), key=lambda p: p.time)
+
+    def wan(self, pair: Pair) -> list[Packet]:
+        return self.at(pair.router.name, "wan")
+
+    def lan(self, pair: Pair) -> list[Packet]:
+        return self.at(pair.router.name, "lan")
+
+    def partner(self, pair: Pair) -> Pair:
+        """The other side of the pair's punch pair."""
+        return next(p for p in self.pairs if p.number == pair.number and p.label != pair.label)
+
+    def introductions(self) -> list[Packet]:
+        """The introductions the broker sent to the view's peers, as its own capture saw them leave."""
+        return [
+            p for p in self.broker
+            if isinstance(p.msg, Intro) and p.src == self.broker_ip and p.msg.partner in self.labels
+        ]
+
+    def registrations(self) -> tuple[list[Packet], list[Packet]]:
+        """The registers the broker got, split into accepted (answered with waiting or an
+        introduction for their transaction) and refused (no secret, a replay, a full room)."""
+        answered = {(str(p.dst_ep), p.msg.txn) for p in self.broker
+                    if isinstance(p.msg, (Waiting, Intro)) and p.src == self.broker_ip}
+        received = [p for p in self.broker if isinstance(p.msg, Register) and p.dst == self.broker_ip]
+        accepted = [p for p in received if (str(p.src_ep), p.msg.txn) in answered]
+        return accepted, [p for p in received if (str(p.src_ep), p.msg.txn) not in answered]
+
+    def reported_endpoints(self) -> dict[str, Endpoint]:
+        """Each peer's public endpoint as the broker told its partner (from the intros it sent)."""
+        return {p.msg.partner: p.msg.partner_endpoint for p in self.introductions()}
+
+
+def addresses_of(pair: Pair) -> tuple[IPv4Address, ...]:
+    """The addresses that make a packet at a shared vantage point one pair's business."""
+    return (pair.public_ip, pair.private_ip, pair.router.interface("lan").address)
+
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run directory read once: its record (run.json), its pcaps as captured (for the merged
+    capture) and as packet records named by the run's topology (for the checks and the report)."""
+
+    dir: Path
+    record: dict
+    captures: dict[str, Capture]
+    view: RunView
+
+
+def read_run(run_dir: Path) -> LoadedRun:
+    """A run directory's record and its captures, named by the run's own topology snapshot."""
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    captures = read_captures(run_dir)
+    return LoadedRun(run_dir, record, captures, RunView(records(captures), Topology.from_json(record["topology"])))

@@ -1,0 +1,315 @@
+"""The verdict of a run, decided from its pcaps alone.
+
+Peer logs can lie or be wrong; packets seen by the capture points cannot. Each check below
+reads only the packet records (lab.analysis.packets) and the topology snapshot of the run, and says what it
+saw. The checks:
+1. rendezvous   the broker accepted both registrations, from the routers' public addresses only
+2. skip-server  after the broker's last introduction, none of the peers' packets reach it
+3. direct-path  each router's WAN saw all N messages each way, between the two public endpoints
+4. nat-real     private addresses on the LANs, never from a WAN (but in the fields that declare
+                a private endpoint by design); LAN↔WAN translation matches what the broker reported
+5a unsolicited  unsolicited packets reach a router's WAN and never its LAN
+5b no-bypass    with its router's forwarding off, a peer reaches nothing beyond its LAN
+With several punch pairs every check is made for each pair on that pair's view of the run (its
+routers' captures, and the broker's packets that concern it), and the verdict's line for a check
+counts the pairs that passed and names those that failed.
+A registration counts when the broker answered it (waiting or introduction): refused ones (no
+room secret, a replay) are evidence of an attempt, not part of the rendezvous. The pcaps cannot
+tell a datagram with a spoofed source from a genuine one; the session proof can, and the peers'
+results count what they rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from lab.analysis.packets import Packet
+from lab.analysis.run import LoadedRun, RunView, read_run
+from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.topology import Pair, PunchPair, Topology
+from nat.behaviour import parse_nat
+from wire.protocol import Data, Intro, Message, Ping, Probe, Register, text_without_private
+
+FAILURES_SHOWN = 5  # failing pairs named in a check's line; the evidence lists them all
+
+
+@dataclass
+class Check:
+    id: str
+    title: str
+    ok: bool
+    detail: str
+    evidence: list[str] = field(default_factory=list)
+    pairs: int = 1  # punch pairs checked
+    failed_pairs: list[int] = field(default_factory=list)  # their numbers
+
+
+@dataclass
+class Verdict:
+    run_id: str
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict:
+        return {"run_id": self.run_id, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+
+def _ping_count(packets: list[Packet], ping_tag: str) -> int:
+    return sum(1 for p in packets if isinstance(p.msg, Ping) and p.msg.tag == ping_tag)
+
+
+def check_rendezvous(view: RunView) -> Check:
+    registers, refused = view.registrations()
+    sources = sorted({str(p.src_ep) for p in registers})
+    problems = []
+    for pair in view.pairs:
+        mine = {p.src for p in registers if p.msg.peer == pair.label}
+        if not mine:
+            problems.append(f"no registration from peer {pair.label}")
+        elif mine != {str(pair.public_ip)}:
+            problems.append(f"peer {pair.label} registered from {sorted(mine)}, not only {pair.public_ip}")
+    private = [s for s in sources if view.topology.is_private(s.rpartition(":")[0])]
+    if private:
+        problems.append(f"registrations from private addresses: {private}")
+    intro_to = {str(p.dst_ep) for p in view.broker if isinstance(p.msg, Intro)}
+    unintroduced = [s for s in sources if s not in intro_to]
+    if unintroduced:
+        problems.append(f"never introduced: {unintroduced}")
+    detail = "; ".join(problems) or f"registrations from {', '.join(sources)}, each introduced; no private source"
+    evidence = [f"{len(registers)} register datagrams accepted"]
+    if refused:
+        evidence.append(f"{len(refused)} refused, from {', '.join(sorted({str(p.src_ep) for p in refused}))}")
+    return Check("1", "rendezvous via the broker", not problems, detail, evidence)
+
+
+def check_skip_server(view: RunView) -> Check:
+    intros = view.introductions()
+    if not intros:
+        return Check("2", "traffic after rendezvous skips the server", False, "the broker sent no introduction")
+    last = max(p.time for p in intros)
+    peers = {p.src_ep for p in view.registrations()[0]}
+    late = [p for p in view.broker if p.time > last and (p.src_ep in peers or p.dst_ep in peers)]
+    session = [p for p in view.broker if isinstance(p.msg, (Probe, Data))]
+    direct = len({p.payload for pair in view.pairs for p in view.wan(pair) if isinstance(p.msg, Data) and p.time > last})
+    problems = []
+    if late:
+        problems.append(f"{len(late)} packets of the peers at the broker after its last introduction")
+    if session:
+        problems.append(f"{len(session)} probe/data packets reached the broker")
+    if not direct:
+        problems.append("no data crossed the routers after the introduction (nothing to skip the server)")
+    detail = "; ".join(problems) or (
+        f"broker's last introduction, then 0 packets of the peers there while {direct} data messages crossed the routers"
+    )
+    return Check("2", "traffic after rendezvous skips the server", not problems, detail)
+
+
+def check_direct_path(view: RunView, messages: int) -> Check:
+    reported = view.reported_endpoints()
+    problems, evidence = [], []
+    want = set(range(1, messages + 1))
+    for pair in view.pairs:
+        other = view.partner(pair)
+        src, dst = str(pair.public_ip), str(other.public_ip)
+        for vantage, packets in ((pair.router.name, view.wan(pair)), (other.router.name, view.wan(other))):
+            # The sender's data, from its router's public address to the partner's: whatever ports
+            # the NATs chose (a symmetric NAT's differ from the ones the broker saw).
+            flow = [
+                p for p in packets
+                if isinstance(p.msg, Data) and p.msg.sender == pair.label and p.src == src and p.dst == dst
+            ]
+            seqs = {p.msg.seq for p in flow}
+            endpoints = sorted({f"{p.src_ep}->{p.dst_ep}" for p in flow})
+            as_reported = {f"{reported.get(pair.label)}->{reported.get(other.label)}"}
+            note = "" if not endpoints or set(endpoints) == as_reported else " (not the endpoints the broker saw)"
+            evidence.append(f"{pair.label}->{other.label} {', '.join(endpoints) or '-'} at {vantage}-wan: "
+                            f"{len(seqs)}/{messages}{note}")
+            if not want <= seqs:
+                problems.append(f"{pair.label}->{other.label} at {vantage}-wan: "
+                                f"{len(seqs & want)} of {messages} messages")
+    detail = "; ".join(problems) or f"all {messages} messages each way, public address to public address, on both WANs"
+    return Check("3", "direct path between public endpoints", not problems, detail, evidence)
+
+
+def _session_of(p: Packet, label: str) -> bool:
+    """Whether a datagram belongs to peer `label`'s session (its registration, probes and data)."""
+    m = p.msg
+    return (isinstance(m, Register) and m.peer == label) or (isinstance(m, (Probe, Data)) and m.sender == label)
+
+
+def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
+    """(private, public, remote) endpoints of each session datagram the peer sent, LAN matched to WAN by payload."""
+    leaving = {}
+    public, private = str(pair.public_ip), str(pair.private_ip)
+    for p in view.wan(pair):
+        if p.src == public and _session_of(p, pair.label):
+            leaving.setdefault(p.payload, (str(p.src_ep), str(p.dst_ep)))
+    return {(str(p.src_ep), *leaving[p.payload]) for p in view.lan(pair) if p.src == private and p.payload in leaving}
+
+
+@lru_cache(maxsize=1 << 16)
+def _scanned_text(msg: Message) -> bytes:
+    """text_without_private, once per message: its sightings on every WAN are the same message."""
+    return text_without_private(msg)
+
+
+def check_nat_real(view: RunView) -> Check:
+    problems, evidence = [], []
+    reported = view.reported_endpoints()
+    wan_vantages = {view.vantage(n.name, i.side) for n, i in view.topology.captures if view.topology.is_public(i)}
+    # A private address as a whole word: 10.0.1.10 must not match inside 10.0.1.100.
+    private_texts = [re.compile(rb"(?<![0-9.])" + re.escape(str(p.private_ip).encode()) + rb"(?![0-9])")
+                     for p in view.pairs]
+    broker_vantages = set(view.broker_vantages)
+    for vantage in sorted(wan_vantages & set(view.caps)):
+        for p in view.caps[vantage]:
+            leaked = [a for a in (p.src, *p.quoted) if view.topology.is_private(a)]
+            if vantage in broker_vantages and view.topology.is_private(p.dst):
+                leaked.append(p.dst)
+            scanned = p.payload if p.msg is None else _scanned_text(p.msg)
+            if any(t.search(scanned) for t in private_texts):
+                leaked.append("address in payload")
+            if leaked:
+                problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {view.when(p)}")
+                break
+    for pair in view.pairs:
+        private = str(pair.private_ip)
+        if not any(p.src == private for p in view.lan(pair)):
+            problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
+            continue
+        maps = _translations(view, pair)
+        evidence += [f"{pair.router.name}: {priv} -> {pub} towards {remote}" for priv, pub, remote in sorted(maps)]
+        broker_side = {pub for _, pub, remote in maps if remote.startswith(f"{view.broker_ip}:")}
+        # An endpoint-independent mapping must use one public endpoint for every remote.
+        eim = not pair.router.nat or parse_nat(pair.router.nat).mapping == "eim"
+        checked = {pub for _, pub, _ in maps} if eim else broker_side
+        if not maps:
+            problems.append(f"{pair.router.name}: no session datagram seen on both LAN and WAN")
+        elif not broker_side or checked != {str(reported.get(pair.label))}:
+            problems.append(
+                f"{pair.router.name}: translated to {sorted(checked)}, broker reported {reported.get(pair.label)}"
+            )
+    detail = "; ".join(problems) or "private addresses only on the LANs; each translation matches the broker's report"
+    return Check("4", "NAT is real (no leak, translation matches)", not problems, detail, evidence)
+
+
+def _filters(pair: Pair) -> bool:
+    """Whether the pair's router drops what its peer did not ask for (all but EIF, full cone)."""
+    return not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif"
+
+
+def check_unsolicited(view: RunView, late_peer: str) -> Check:
+    problems, evidence = [], []
+    reported = view.reported_endpoints()
+    exercised = 0
+    for pair in view.pairs:
+        ping_tag = tag(TAG_UNSOLICITED, pair)
+        on_wan, on_lan = _ping_count(view.wan(pair), ping_tag), _ping_count(view.lan(pair), ping_tag)
+        evidence.append(f"outsider -> {pair.private_ip}: {on_wan} on {pair.router.name}-wan, {on_lan} on lan")
+        if not on_wan:
+            problems.append(f"the outsider's packets to {pair.private_ip} never reached {pair.router.name}-wan")
+        if on_lan:
+            problems.append(f"{on_lan} outsider packets reached {pair.router.name}-lan")
+        # The partner's probes that arrived before this peer first sent anything to the partner.
+        mine, theirs = reported.get(pair.label), reported.get(view.partner(pair).label)
+        if mine is None or theirs is None:
+            continue
+        if not _filters(pair):
+            evidence.append(f"{pair.router.name} filters nothing (EIF) by design: its partner packets are no control")
+            continue
+        # This peer "punched" when its first probe or data left its router, whatever port the NAT chose.
+        first_out = min(
+            (p.time for p in view.wan(pair) if isinstance(p.msg, (Probe, Data)) and p.msg.sender == pair.label),
+            default=None,
+        )
+        partner, public = view.partner(pair), str(pair.public_ip)
+        early = [
+            p for p in view.wan(pair)
+            if isinstance(p.msg, (Probe, Data)) and p.msg.sender == partner.label and p.dst == public
+            and (first_out is None or p.time < first_out)
+        ]
+        lan_payloads = {p.payload for p in view.lan(pair)}
+        through = [p for p in early if p.payload in lan_payloads]
+        exercised += len(early) if pair.side == late_peer else 0
+        evidence.append(f"{len(early)} partner packets at {pair.router.name}-wan before {pair.label} punched, "
+                        f"{len(through)} on lan")
+        if through:
+            problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
+    if not exercised and any(p.side == late_peer and _filters(p) for p in view.pairs):
+        problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
+    detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"
+    return Check("5a", "control: unsolicited packets are dropped", not problems, detail, evidence)
+
+
+def check_no_bypass(view: RunView) -> Check:
+    problems, evidence = [], []
+    for pair in view.pairs:
+        ping_tag = tag(TAG_NO_BYPASS, pair)
+        lan = _ping_count(view.lan(pair), ping_tag)
+        wan = _ping_count(view.wan(pair), ping_tag)
+        broker = _ping_count(view.broker, ping_tag)
+        evidence.append(f"{pair.peer.name} with {pair.router.name} forwarding off: lan {lan}, wan {wan}, broker {broker}")
+        if not lan:
+            problems.append(f"{pair.peer.name}'s pings never reached {pair.router.name}-lan (control not exercised)")
+        if wan or broker:
+            problems.append(f"{pair.peer.name} got past {pair.router.name} with forwarding off")
+    detail = "; ".join(problems) or "with forwarding off, no peer packet left its LAN"
+    return Check("5b", "control: no path around the router", not problems, detail, evidence)
+
+
+def run_checks(view: RunView, messages: int, late_peer: str) -> list[Check]:
+    return [
+        check_rendezvous(view),
+        check_skip_server(view),
+        check_direct_path(view, messages),
+        check_nat_real(view),
+        check_unsolicited(view, late_peer),
+        check_no_bypass(view),
+    ]
+
+
+def combine(results: list[tuple[PunchPair, Check]]) -> Check:
+    """One check over every pair: the count that passed, the failures named, their evidence kept."""
+    first = results[0][1]
+    failed = [(pp, c) for pp, c in results if not c.ok]
+    total = len(results)
+    if not failed:
+        detail = f"{total}/{total} pairs pass (pair 1: {first.detail})"
+        evidence = [f"{pp.name}: {e}" for pp, c in results for e in c.evidence]
+    else:
+        named = "; ".join(f"{pp.name}: {c.detail}" for pp, c in failed[:FAILURES_SHOWN])
+        more = f"; {len(failed) - FAILURES_SHOWN} more in the evidence" if len(failed) > FAILURES_SHOWN else ""
+        detail = f"{total - len(failed)}/{total} pairs pass; {named}{more}"
+        evidence = [f"{pp.name}: {e}" for pp, c in failed for e in [c.detail, *c.evidence]]
+    return Check(first.id, first.title, not failed, detail, evidence, total, [pp.number for pp, _ in failed])
+
+
+def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "") -> Verdict:
+    view = RunView(caps, topology)
+    punch_pairs = topology.punch_pairs
+    if len(punch_pairs) == 1:
+        checks = run_checks(view, messages, late_peer)
+        for check in checks:
+            check.failed_pairs = [] if check.ok else [1]
+        return Verdict(run_id, checks)
+    per_pair = [(pp, run_checks(view.for_pair(pp), messages, late_peer)) for pp in punch_pairs]
+    by_check = zip(*[[(pp, check) for check in checks] for pp, checks in per_pair])
+    return Verdict(run_id, [combine(list(results)) for results in by_check])
+
+
+def judge(run: LoadedRun) -> Verdict:
+    """The verdict of a run already read (computed only: the CLI writes verdict.json)."""
+    config = run.record["config"]
+    view = run.view
+    return analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"])
+
+
+def analyse_run(run_dir: Path) -> Verdict:
+    """The verdict of a run directory (pcaps + run.json)."""
+    return judge(read_run(run_dir))

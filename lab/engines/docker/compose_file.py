@@ -1,0 +1,108 @@
+"""Render a Topology as a Compose file. compose.yaml in the repository is this function's output.
+
+Works with Compose v2 and v1.29 (Compose Specification format, no top-level `name`: the project
+name is passed on the command line). Design points:
+- Networks are plain bridges, not `internal` (the host's bridge netfilter drops what a router
+  forwards on internal ones), but the host takes no address on them (inhibit_ipv4), does not
+  masquerade them, and every node drops Docker's default route at start: a node's only way out
+  is its lab route.
+- The lab's code is mounted read-only; the image holds only Debian packages.
+- Peers start when their router is healthy, i.e. when its NAT rules are in place.
+- What a node runs (command, environment, sysctls) comes from lab/engines/launch.py, as in every engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import yaml
+
+from lab.engines.launch import node_environment, node_sysctls
+from lab.engines.node_commands import node_program
+from lab.topology import Node, NodeRole, Topology
+from node.settings import READY_FILE
+
+NODE_IMAGE = "natlab-node:latest"
+CODE_DIRS = ("nat", "node", "peers", "server", "wire")  # what the nodes run: nothing of the host's lab/
+HEADER = "# Generated from lab/topology.py by `make compose`; edit the topology, not this file.\n"
+
+
+def nat_variable(node: Node) -> str:
+    """The environment variable that overrides a router's preset, e.g. NATLAB_NAT_A."""
+    return "NATLAB_NAT_" + node.name.removeprefix("router-").upper().replace("-", "_")
+
+
+def compose_environment(topology: Topology, node: Node) -> dict[str, str]:
+    """The node's environment, a router's preset overridable when compose runs."""
+    env = node_environment(topology, node)
+    if node.role is NodeRole.ROUTER:
+        env["NATLAB_NAT"] = f"${{{nat_variable(node)}:-{node.nat}}}"
+    return env
+
+
+def bridge_name(topology: Topology, network: str) -> str:
+    """The host bridge of a network: <project>-<network> where that fits Linux's 15 characters, else a
+    digest of it (truncating could give two networks one bridge)."""
+    name = f"{topology.project}-{network}"
+    return name if len(name) <= 15 else "nl" + hashlib.sha1(name.encode()).hexdigest()[:13]
+
+
+def service(topology: Topology, node: Node) -> dict:
+    svc: dict = {
+        "image": NODE_IMAGE,
+        "container_name": topology.container_name(node.name),
+        "hostname": node.name,
+        "command": node_program(topology, node),
+        "environment": compose_environment(topology, node),
+        "volumes": [f"./{d}:/opt/natlab/{d}:ro" for d in CODE_DIRS],
+        "cap_add": ["NET_ADMIN", "NET_RAW"],
+        "sysctls": node_sysctls(node),
+        "networks": {i.network: {"ipv4_address": str(i.address)} for i in node.interfaces},
+        "healthcheck": {
+            "test": ["CMD", "test", "-f", str(READY_FILE)],
+            "interval": "1s",
+            "timeout": "2s",
+            "retries": 30,
+        },
+        "stop_grace_period": "2s",
+        "labels": {"org.natlab.role": node.role.value},
+    }
+    if node.role is NodeRole.PEER:
+        router = next(p.router for p in topology.pairs if p.peer == node)
+        svc["depends_on"] = {router.name: {"condition": "service_healthy"}}
+    return svc
+
+
+def compose_spec(topology: Topology) -> dict:
+    return {
+        "services": {node.name: service(topology, node) for node in topology.nodes},
+        "networks": {
+            net.name: {
+                "driver": "bridge",
+                "driver_opts": {
+                    "com.docker.network.bridge.name": bridge_name(topology, net.name),
+                    "com.docker.network.bridge.inhibit_ipv4": "true",
+                    "com.docker.network.bridge.enable_ip_masquerade": "false",
+                },
+                "ipam": {"config": [{"subnet": str(net.subnet), "gateway": str(net.reserved_gateway)}]},
+            }
+            for net in topology.networks
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: object) -> bool:  # no &anchors: the file is for people to read
+        return True
+
+    def represent_list(self, data: list) -> yaml.Node:
+        flow = all(isinstance(item, (str, int)) for item in data) and len(str(data)) < 80
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _Dumper.represent_list)
+
+
+def render(topology: Topology) -> str:
+    body = yaml.dump(compose_spec(topology), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    return HEADER + body

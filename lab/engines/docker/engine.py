@@ -1,0 +1,203 @@
+"""The Docker engine: Compose stands the lab up and down, the docker SDK drives the containers."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+from lab.engines.base import CaptureAgent, ExecResult
+from lab.engines.docker import compose_file, daemon, images
+from lab.engines.docker.compose_file import nat_variable
+from lab.engines.host_packages import require_root
+from lab.engines.node_commands import capture_agent
+from lab.errors import LabError, Progress
+from lab.topology import NodeRole, Topology, build_topology
+
+HEALTH_WAIT_S = 90
+CAPTURE_DIR = "/tmp/natlab-capture"  # a capture agent's directory in its container
+RUNTIME_DIR = ".run"  # generated compose files of labs other than the committed one (git-ignored)
+
+
+class DockerEngine:
+    name = "docker"
+
+    def __init__(self, topology: Topology, project_dir: Path) -> None:
+        self.topology = topology
+        self.project_dir = project_dir
+        self.compose_path = project_dir / "compose.yaml"
+        # Presets reach compose through the environment (see _compose): the file depends on name and size only.
+        self.compose_text = compose_file.render(
+            build_topology(project=topology.project, pairs=len(topology.punch_pairs))
+        )
+        self.is_committed_lab = self.compose_text == compose_file.render(build_topology())
+        if not self.is_committed_lab:  # any other name or size: generated at lab-up, not committed
+            self.compose_path = project_dir / RUNTIME_DIR / f"compose-{topology.project}.yaml"
+        self._client = None
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env(timeout=120)
+                self._client.ping()
+            except Exception as exc:  # noqa: BLE001
+                raise LabError(f"the Docker daemon is not reachable ({exc}); `make lab-up` installs and starts it") from None
+        return self._client
+
+    def _container(self, node: str):
+        import docker
+
+        try:
+            return self.client.containers.get(self.topology.container_name(node))
+        except docker.errors.NotFound:
+            raise LabError(f"{self.topology.container_name(node)} is not running: run `make lab-up` first") from None
+
+    def _compose(self, *args: str, progress: Progress | None = None) -> None:
+        # --project-directory: a compose file under .run/ still mounts the code from the project dir.
+        argv = [*daemon.compose_command(progress), "-p", self.topology.project, "--project-directory",
+                str(self.project_dir), "-f", str(self.compose_path), *args]
+        env = dict(os.environ)
+        for router in self.topology.by_role(NodeRole.ROUTER):
+            env[nat_variable(router)] = router.nat or ""
+        proc = subprocess.run(argv, cwd=self.project_dir, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LabError(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+
+    def _lab_containers(self) -> list:
+        label = f"com.docker.compose.project={self.topology.project}"
+        return self.client.containers.list(all=True, filters={"label": label})
+
+    # -- checks before anything is created ------------------------------------------------
+    def check_compose_file(self) -> None:
+        """The committed compose.yaml must be current; any other lab's compose file is written here."""
+        if not self.is_committed_lab:
+            self.compose_path.parent.mkdir(exist_ok=True)
+            self.compose_path.write_text(self.compose_text)
+        elif not self.compose_path.exists() or self.compose_path.read_text() != self.compose_text:
+            raise LabError(f"{self.compose_path.name} is not what lab/topology.py describes: run `make compose`")
+
+    def check_address_pools(self) -> None:
+        """Refuse to start if another Docker network already uses one of the lab's subnets."""
+        ours = {str(n.subnet): n.name for n in self.topology.networks}
+        for net in self.client.networks.list():
+            if net.attrs.get("Labels", {}).get("com.docker.compose.project") == self.topology.project:
+                continue
+            for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                subnet = cfg.get("Subnet")
+                if not subnet or ":" in subnet:
+                    continue
+                theirs = ipaddress.ip_network(subnet, strict=False)
+                for mine, name in ours.items():
+                    if theirs.overlaps(ipaddress.ip_network(mine)):
+                        raise LabError(
+                            f"Docker network {net.name!r} uses {subnet}, which overlaps the lab's {name} network "
+                            f"{mine}: remove it (docker network rm {net.name}) or move it elsewhere"
+                        )
+
+    # -- Engine protocol -------------------------------------------------------------------
+    def up(self, progress: Progress) -> None:
+        require_root("lab-up")
+        daemon.ensure_docker(progress)
+        self.check_compose_file()
+        self.check_address_pools()
+        images.ensure_node_image(self.client, self.project_dir, progress)
+        progress("starting containers (compose up)")
+        try:
+            self._compose("up", "-d", "--remove-orphans", progress=progress)
+            self._wait_healthy(progress)
+        except BaseException:
+            progress("lab-up failed: removing what it created")
+            self.down(lambda _msg: None)
+            raise
+
+    def _wait_healthy(self, progress: Progress) -> None:
+        deadline = time.monotonic() + HEALTH_WAIT_S
+        names = {self.topology.container_name(n.name): n.name for n in self.topology.nodes}
+        while True:
+            states = {}
+            for c in self._lab_containers():
+                c.reload()
+                health = c.attrs["State"].get("Health", {}).get("Status", "none")
+                states[c.name] = "exited" if c.status in ("exited", "dead") else health
+            missing = sorted(set(names) - set(states))
+            bad = sorted(n for n, s in states.items() if s in ("exited", "unhealthy"))
+            if bad:
+                logs = self.client.containers.get(bad[0]).logs(tail=30).decode(errors="replace")
+                raise LabError(f"{bad[0]} failed to start ({states[bad[0]]}):\n{logs}")
+            if not missing and all(s == "healthy" for s in states.values()):
+                return
+            if time.monotonic() > deadline:
+                waiting = missing + [n for n, s in states.items() if s != "healthy"]
+                raise LabError(f"nodes not ready after {HEALTH_WAIT_S}s: {', '.join(sorted(waiting))}")
+            time.sleep(0.3)
+
+    def down(self, progress: Progress) -> None:
+        try:
+            containers = self._lab_containers()
+        except LabError:
+            progress("Docker daemon not reachable: nothing to take down")
+            return
+        if self.compose_path.exists():
+            self._compose("down", "--remove-orphans", "--timeout", "2")
+        # Whatever compose did not know about (an older compose.yaml): remove by label.
+        for c in self._lab_containers():
+            c.remove(force=True)
+        label = f"com.docker.compose.project={self.topology.project}"
+        for net in self.client.networks.list(filters={"label": label}):
+            net.remove()
+        if containers:
+            progress(f"removed {len(containers)} containers and the lab's networks")
+
+    def is_up(self) -> bool:
+        try:
+            running = {c.name for c in self._lab_containers() if c.status == "running"}
+        except LabError:
+            return False
+        return all(self.topology.container_name(n.name) in running for n in self.topology.nodes)
+
+    def exec(self, node: str, argv: list[str]) -> ExecResult:
+        code, (out, err) = self._container(node).exec_run(argv, demux=True)
+        return ExecResult(code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
+
+    def spawn(self, node: str, argv: list[str]) -> None:
+        self._container(node).exec_run(argv, detach=True)
+
+    def copy_out(self, node: str, path: str, dest: Path) -> None:
+        stream, _ = self._container(node).get_archive(path)
+        data = io.BytesIO(b"".join(stream))
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=data) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    member.name = Path(member.name).name
+                    tar.extract(member, dest)
+
+    def set_forwarding(self, node: str, enabled: bool) -> None:
+        pid = self._container(node).attrs["State"]["Pid"]
+        value = "1" if enabled else "0"
+        proc = subprocess.run(
+            ["nsenter", "-t", str(pid), "-n", "sysctl", "-qw", f"net.ipv4.ip_forward={value}"],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"could not set ip_forward={value} on {node}: {proc.stderr.strip()}")
+
+    def link_addresses(self, node: str) -> dict[str, str]:
+        networks = self._container(node).attrs["NetworkSettings"]["Networks"]
+        return {n["IPAddress"]: n["MacAddress"] for n in networks.values() if n.get("IPAddress")}
+
+    def capture_agents(self) -> list[CaptureAgent]:
+        """One agent in each captured container, capturing that container's own interfaces."""
+        vantages: dict[str, list[str]] = {}
+        for name, (node, iface) in self.topology.vantages.items():
+            vantages.setdefault(node.name, []).append(f"{name}@{iface.address}")
+        return [CaptureAgent(node, capture_agent(CAPTURE_DIR, names), CAPTURE_DIR) for node, names in vantages.items()]

@@ -1,0 +1,226 @@
+"""Every command the host runs inside a node, and how its answer is read: the one place that spells them.
+
+The node programs answer in one schema: JSON objects on stdout, one per line, the last one the
+result (a program that fails says why on stderr and exits non-zero). A command here is its argv
+and the reader of its answer, so adding a node command is one function, and the scenario, the
+classifier, the bench and the tests all speak to nodes through these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from lab.engines.base import ExecResult
+from lab.errors import LabError
+from lab.topology import Node, NodeRole, Topology
+
+if TYPE_CHECKING:
+    from lab.engines.base import Engine
+
+T = TypeVar("T")
+PYTHON = ("python3", "-m")
+# The main program of each kind of node (what compose.yaml runs and the netns engine forks).
+PROGRAMS = {
+    NodeRole.BROKER: "server.broker",
+    NodeRole.ROUTER: "nat.router",
+    NodeRole.PEER: "node.lifecycle",
+    NodeRole.OUTSIDER: "node.lifecycle",
+}
+
+
+def program(module: str, *args: str) -> list[str]:
+    """`python3 -m MODULE ARGS`: how every node program is started (the netns fork server knows the form)."""
+    return [*PYTHON, module, *args]
+
+
+def json_result(res: ExecResult, what: str) -> dict:
+    """The last JSON line of a node program's answer: its result."""
+    for line in reversed(res.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise LabError(f"{what}: no JSON result (exit {res.exit_code}):\n{(res.stderr or res.stdout)[-1000:]}")
+
+
+@dataclass(frozen=True)
+class NodeCommand(Generic[T]):
+    """A command for a node and the reader of its answer."""
+
+    what: str  # named in errors
+    argv: list[str]
+    read: Callable[[ExecResult, str], T]
+
+    def run(self, engine: Engine, node: str) -> T:
+        return self.read(engine.exec(node, self.argv), f"{self.what} on {node}")
+
+
+def _ok_result(res: ExecResult, what: str) -> dict:
+    if not res.ok:
+        raise LabError(f"{what}: {res.stderr.strip() or res.stdout.strip()}")
+    return json_result(res, what)
+
+
+def _exit_status(res: ExecResult, what: str) -> ExecResult:
+    return res
+
+
+# -- the nodes' main programs -------------------------------------------------------------------
+def node_program(topology: Topology, node: Node) -> list[str]:
+    """The node's main process."""
+    if node.role is NodeRole.BROKER:
+        return program(PROGRAMS[node.role], "--port", str(topology.broker_port),
+                       "--alt-port", str(topology.broker_alt_port))
+    return program(PROGRAMS[node.role])
+
+
+def capture_agent(directory: str, vantages: Iterable[str]) -> list[str]:
+    """A capture agent writing into `directory`, one --vantage each (NAME@ADDRESS or NAME=NETNS:IFACE)."""
+    return program("node.capture_agent", "--dir", directory, *(arg for v in vantages for arg in ("--vantage", v)))
+
+
+# -- the routers -------------------------------------------------------------------------------
+def router_apply(setting: str | None = None, firewall: bool | None = None) -> NodeCommand[dict]:
+    """Replace a router's NAT rules (conntrack flushed), keeping what is not given; the answer is the
+    state now in force."""
+    argv = program("nat.router", "apply", *(["--nat", setting] if setting else []),
+                   *(["--firewall", "on" if firewall else "off"] if firewall is not None else []))
+    return NodeCommand("nat.router apply", argv, _ok_result)
+
+
+def router_show() -> NodeCommand[dict]:
+    """The NAT setting in force on a router, its behaviour and whether its firewall is on."""
+    return NodeCommand("nat.router show", program("nat.router", "show"), _ok_result)
+
+
+def flush_conntrack() -> NodeCommand[ExecResult]:
+    return NodeCommand("conntrack -F", ["conntrack", "-F"], _exit_status)
+
+
+def conntrack_udp(orig_src: str, orig_dst: str, dport: int) -> NodeCommand[ExecResult]:
+    """The router's conntrack entries of one UDP flow, as `conntrack -L` lists them."""
+    return NodeCommand("conntrack -L", ["conntrack", "-L", "-p", "udp", "--orig-src", orig_src, "--orig-dst", orig_dst,
+                                        "--orig-port-dst", str(dport)], _exit_status)
+
+
+# -- the broker ----------------------------------------------------------------------------------
+def _secrets(rooms: list[str]) -> Callable[[ExecResult, str], dict[str, str]]:
+    def read(res: ExecResult, what: str) -> dict[str, str]:
+        secrets = _ok_result(res, what).get("secrets", {})
+        if set(secrets) != set(rooms):
+            raise LabError(f"{what}: secrets for {sorted(secrets)}, not for {sorted(rooms)}")
+        return secrets
+
+    return read
+
+
+def mint_secrets(rooms: list[str]) -> NodeCommand[dict[str, str]]:
+    """The secrets of rooms, derived from the broker key on the broker's node (one command for all)."""
+    return NodeCommand("server.broker_key room-secret",
+                       program("server.broker_key", "room-secret", *(a for r in rooms for a in ("--room", r))),
+                       _secrets(rooms))
+
+
+def broker_status() -> NodeCommand[dict]:
+    """pid, VmRSS and VmHWM (kB) of the broker and its statistics, fresh."""
+    return NodeCommand("server.status", program("server.status"), _ok_result)
+
+
+def standalone_broker(host: str, port: int, state_dir: str, *extra: str) -> list[str]:
+    """A broker of its own on `host` (the bench's), keeping its files in `state_dir`."""
+    return program("server.broker", "--host", host, "--port", str(port), "--alt-port", str(port + 1),
+                   "--state-dir", state_dir, *extra)
+
+
+# -- the peers and the outsider ------------------------------------------------------------------
+def punch(broker: str, room: str, label: str, secret: str, messages: int, punch_delay_s: float,
+          timeout_s: float) -> NodeCommand[dict]:
+    """Register, punch and exchange `messages` each way; the answer is the peer's own report, with its log."""
+    argv = program("peers.peer", "punch", "--broker", broker, "--room", room, "--id", label, "--secret", secret,
+                   "--messages", str(messages), "--punch-delay", str(punch_delay_s), "--timeout", str(timeout_s))
+
+    def read(res: ExecResult, what: str) -> dict:
+        result = json_result(res, what)
+        result["log"] = res.stderr.strip().splitlines()
+        return result
+
+    return NodeCommand("peers.peer punch", argv, read)
+
+
+def reach(targets: list[tuple[str, str]], attempts: int, wait_s: float) -> NodeCommand[list[dict]]:
+    """Tagged pings to each (IP:PORT, tag), all from one socket; the answer says, per target, what came back."""
+    argv = program("peers.peer", "reach", *(a for to, tag in targets for a in ("--to", to, "--tag", tag)),
+                   "--attempts", str(attempts), "--wait", str(wait_s))
+
+    def read(res: ExecResult, what: str) -> list[dict]:
+        outcomes = json_result(res, what)["targets"]
+        if len(outcomes) != len(targets):
+            raise LabError(f"{what} reported {len(outcomes)} of {len(targets)} targets:\n{res.stderr[-1000:]}")
+        return outcomes
+
+    return NodeCommand("peers.peer reach", argv, read)
+
+
+def classify(server: str, lifetime_max: float = 0) -> NodeCommand[dict]:
+    """The lab's own RFC 5780 classifier against `server`, with the mapping lifetime up to `lifetime_max` s."""
+    argv = program("peers.classify", "--server", server, *(["--lifetime-max", str(lifetime_max)] if lifetime_max else []))
+
+    def read(res: ExecResult, what: str) -> dict:
+        result = json_result(res, what) if res.stdout.strip() else {"error": res.stderr}
+        if "error" in result:
+            raise LabError(f"{what}: {result['error']}")
+        return result
+
+    return NodeCommand("peers.classify", argv, read)
+
+
+def outside_tool(argv: list[str], limit_s: int = 60) -> NodeCommand[str]:
+    """An outside program (turnutils_natdiscovery, stun) under a time limit; its whole output as text."""
+    return NodeCommand(argv[0], ["timeout", str(limit_s), *argv], lambda res, what: res.stdout + res.stderr)
+
+
+def stun_load(target: str, seconds: float, window: int | None = None, core: str | None = None) -> NodeCommand[dict]:
+    """STUN Binding requests at `target` for `seconds` (pinned to `core`); the answer counts them."""
+    argv = program("peers.stun_load", "--to", target, "--seconds", str(seconds),
+                   *(["--window", str(window)] if window else []))
+    return NodeCommand("peers.stun_load", [*(["taskset", "-c", core] if core else []), *argv], json_result)
+
+
+def flood(target: str, also_port: int, count: int, rate: int, max_seconds: float) -> NodeCommand[dict]:
+    """A junk flood at `target` (and its other port); the answer says what was sent."""
+    return NodeCommand("peers.flood", program("peers.flood", "--to", target, "--also-port", str(also_port),
+                                              "--count", str(count), "--rate", str(rate),
+                                              "--max-seconds", str(max_seconds)), json_result)
+
+
+def attack(action: str, *args: str) -> NodeCommand[dict]:
+    """The attacker tool (peers.attacker join|replay|spoof), for the protocol's system tests."""
+    return NodeCommand(f"peers.attacker {action}", program("peers.attacker", action, *args), json_result)
+
+
+def chat(broker: str, room: str, label: str) -> list[str]:
+    """The seed's chat on a peer, attached to a terminal (the secret comes in its environment)."""
+    return program("peers.chat", "--broker", broker, "--room", room, "--id", label)
+
+
+# -- files and processes of a node (the capture agents' markers) -------------------------------
+def file_exists(path: str) -> NodeCommand[bool]:
+    return NodeCommand("test -f", ["test", "-f", path], lambda res, what: res.ok)
+
+
+def read_text(path: str) -> NodeCommand[str]:
+    return NodeCommand("cat", ["cat", path], lambda res, what: res.stdout)
+
+
+def remove_tree(path: str) -> NodeCommand[ExecResult]:
+    return NodeCommand("rm -rf", ["rm", "-rf", path], _exit_status)
+
+
+def interrupt(pid: str) -> NodeCommand[ExecResult]:
+    return NodeCommand("kill -INT", ["kill", "-INT", pid], _exit_status)
+
+
+def stop_by_pid_file(path: str) -> NodeCommand[ExecResult]:
+    """SIGTERM the process whose pid is in `path`, if there is one: nothing else is touched."""
+    return NodeCommand("kill", ["sh", "-c", f'test -f {path} && kill "$(cat {path})"'], _exit_status)

@@ -1,0 +1,61 @@
+"""Start and collect the scapy captures on every vantage point the topology names.
+
+The engine says where the capture agents run (Engine.capture_agents); this module starts them,
+waits until each has its sockets open, stops them and copies their pcaps into the run directory.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lab.engines import node_commands
+from lab.engines.base import CaptureAgent, Engine
+from lab.errors import LabError
+from node.capture_agent import DONE, PID, READY
+
+WAIT_S = 30
+PARALLEL = 16  # agents started and collected at once
+
+
+def _wait_for(engine: Engine, agent: CaptureAgent, marker: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not node_commands.file_exists(f"{agent.directory}/{marker}").run(engine, agent.node):
+        if time.monotonic() > deadline:
+            raise LabError(f"capture on {agent.node} did not report {marker} within {WAIT_S}s")
+        time.sleep(0.02)
+
+
+class Captures:
+    """A capture session: start() every agent, then stop_and_collect() into a run dir."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.agents = engine.capture_agents()
+
+    def _each(self, work) -> None:
+        with ThreadPoolExecutor(min(PARALLEL, len(self.agents))) as pool:
+            list(pool.map(work, self.agents))
+
+    def start(self) -> None:
+        def start_one(agent: CaptureAgent) -> None:
+            node_commands.remove_tree(agent.directory).run(self.engine, agent.node)
+            self.engine.spawn(agent.node, agent.argv)
+            _wait_for(self.engine, agent, READY)
+
+        self._each(start_one)
+
+    def stop_and_collect(self, run_dir: Path) -> list[Path]:
+        def stop_one(agent: CaptureAgent) -> None:
+            # By its own pid: a pattern (pkill -f) would hit every agent on a host whose nodes share it.
+            pid = node_commands.read_text(f"{agent.directory}/{PID}").run(self.engine, agent.node).strip()
+            if pid.isdigit():
+                node_commands.interrupt(pid).run(self.engine, agent.node)
+            _wait_for(self.engine, agent, DONE)
+            self.engine.copy_out(agent.node, agent.directory, run_dir)
+
+        self._each(stop_one)
+        for marker in (READY, DONE, PID):
+            (run_dir / marker).unlink(missing_ok=True)
+        return sorted(run_dir.glob("*.pcap"))

@@ -1,0 +1,54 @@
+"""`make chat-a` / `make chat-b`: attach this terminal to a peer's chat (the seed's experience).
+
+    python -m lab.experiment.chat_attach a [--room chat]
+
+Mints the room's secret on the broker's node, then replaces itself with
+`docker exec -it -e NATLAB_ROOM_SECRET=... natlab-peer-a python3 -m peers.chat ...`, so the
+terminal talks to the peer directly. Run the other side in a second terminal; the first to
+arrive waits for the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lab.engines import node_commands
+from lab.errors import LabError
+from lab.experiment.room_secrets import mint
+from lab.topology import Topology, build_topology
+from wire.auth import SECRET_ENV
+
+
+def chat_argv(topology: Topology, label: str, room: str, secret: str) -> list[str]:
+    """The host command that runs the chat of pair `label`'s peer on this terminal."""
+    pair = topology.pair(label)
+    broker = f"{topology.broker.address}:{topology.broker_port}"
+    return ["docker", "exec", "-it", "-e", f"{SECRET_ENV}={secret}", topology.container_name(pair.peer.name),
+            *node_commands.chat(broker, room, label)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lab.experiment.chat_attach", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("peer", help="the pair's label: a or b")
+    parser.add_argument("--room", default=os.environ.get("ROOM") or "chat")
+    args = parser.parse_args(argv)
+    from lab.engines.docker.engine import DockerEngine
+    from lab.paths import PROJECT_DIR
+
+    engine = DockerEngine(build_topology(), PROJECT_DIR)
+    try:
+        if not engine.is_up():
+            raise LabError("the lab is not up: run `make lab-up` first")
+        argv_ = chat_argv(engine.topology, args.peer, args.room, mint(engine, args.room))
+    except (LabError, KeyError) as exc:
+        print(f"natlab: error: {exc}", file=sys.stderr)
+        return 2
+    os.execvp(argv_[0], argv_)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The punch test: controls, rendezvous, hole punch and direct exchange, all under capture.
+
+Order of a run (every step captured at the broker and at both sides of every router):
+1. NAT tables start empty: conntrack is flushed on every router.
+2. Control "no bypass": with a router's forwarding off, its peer pings the broker; nothing
+   may get through (the peer has no other way out).
+3. Control "unsolicited": the outsider, a WAN host that routes each LAN at its router, sends to
+   each peer's private address; the router must drop it.
+4. Rendezvous and punch: both peers register with the room's secret, minted for the run on the
+   broker's node; the late peer waits `punch_delay_s` after the
+   introduction before probing, so the early peer's first probes reach the late peer's NAT
+   unsolicited and must be dropped there. Then N numbered messages cross each way, directly.
+With several punch pairs (PAIRS=N) every step is done for every pair, pairs at once: each pair
+meets in a room of its own; a router's two controls never overlap, since "unsolicited" must meet
+the firewall, not a router whose forwarding is off.
+The scenario only acts and records; whether it all held is decided from the pcaps (lab.analysis.verdict).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lab.engines import node_commands
+from lab.engines.base import Engine
+from lab.errors import LabError, Progress
+from lab.experiment.captures import Captures
+from lab.experiment.nat_control import flush_nat_state, live_topology
+from lab.experiment.room_secrets import mint_many
+from lab.run_format import LATEST, RUN_RECORD, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.topology import Pair, PunchPair
+
+PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
+
+
+@dataclass(frozen=True)
+class PunchTestConfig:
+    messages: int = 10
+    late_peer: str = "b"  # the side of every pair that starts probing late
+    punch_delay_s: float = 1.0
+    timeout_s: float = 20.0
+    unsolicited_port: int = 40000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.messages <= 10_000:
+            raise LabError(f"messages must be between 1 and 10000, not {self.messages}")
+
+    @classmethod
+    def for_pairs(cls, pairs: int, **settings) -> PunchTestConfig:
+        """The settings for a lab of `pairs` punch pairs: hundreds of peers starting at once on a small
+        machine reach the broker seconds apart, so each peer's time grows with the lab."""
+        return cls(timeout_s=max(cls.timeout_s, 10 + 0.25 * pairs), **settings)
+
+
+def room(base: str, punch_pair: PunchPair) -> str:
+    """The broker room of a punch pair: pair 1 meets in `base` (the run id), pair k in `base`-k."""
+    return base if punch_pair.number == 1 else f"{base}-{punch_pair.number}"
+
+
+def each(work, items: list) -> list:
+    """`work` on every item, PARALLEL at a time; results in the items' order."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(min(PARALLEL, len(items))) as pool:
+        return list(pool.map(work, items))
+
+
+def by_label(work, pairs: list[Pair]) -> dict[str, dict]:
+    """`work` on every pair (see each), keyed by the pair's label."""
+    return dict(zip((p.label for p in pairs), each(work, pairs)))
+
+
+def new_run_dir(root: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        run_dir = root / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise LabError(f"cannot create a run directory under {root}")
+
+
+def point_latest(root: Path, run_dir: Path) -> None:
+    latest = root / LATEST
+    tmp = root / ".latest.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(latest)
+
+
+def control_no_bypass(engine: Engine, pair: Pair, broker: str) -> dict:
+    engine.set_forwarding(pair.router.name, False)
+    try:
+        (outcome,) = node_commands.reach([(broker, tag(TAG_NO_BYPASS, pair))], 3, 0.3).run(engine, pair.peer.name)
+    finally:
+        engine.set_forwarding(pair.router.name, True)
+        flush_nat_state(engine, pair.router.name)
+    return outcome
+
+
+def control_unsolicited(engine: Engine, pairs: list[Pair], port: int) -> dict[str, dict]:
+    """The outsider pings every pair's private address at once (one process), each ping tagged by pair."""
+    targets = [(f"{pair.private_ip}:{port}", tag(TAG_UNSOLICITED, pair)) for pair in pairs]
+    outcomes = node_commands.reach(targets, 2, 0.3).run(engine, engine.topology.outsider.name)
+    return {pair.label: outcome for pair, outcome in zip(pairs, outcomes)}
+
+
+def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) -> dict[str, dict]:
+    """Every pair at once, each in its room with the room's secret; side a registers first, then the late side."""
+    punch_pairs = engine.topology.punch_pairs
+    secrets = mint_many(engine, [room(base_room, pp) for pp in punch_pairs])
+
+    def one(pair: Pair, pair_room: str) -> dict:
+        delay = config.punch_delay_s if pair.side == config.late_peer else 0.0
+        command = node_commands.punch(broker, pair_room, pair.label, secrets[pair_room], config.messages, delay,
+                                      config.timeout_s)
+        return command.run(engine, pair.peer.name)
+
+    with ThreadPoolExecutor(2 * len(punch_pairs)) as pool:
+        futures = {}
+        for side in ("a", "b"):
+            for pp in punch_pairs:
+                pair = pp.a if side == "a" else pp.b
+                futures[pair.label] = pool.submit(one, pair, room(base_room, pp))
+            time.sleep(0.2)  # the first peer waits in the room: the order the ladder shows
+        return {label: f.result() for label, f in futures.items()}
+
+
+def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path, progress: Progress) -> Path:
+    """Run the scenario under capture; return the run directory (pcaps + run.json)."""
+    if not engine.is_up():
+        raise LabError("the lab is not up: run `make lab-up` first")
+    topology = engine.topology
+    broker = f"{topology.broker.address}:{topology.broker_port}"
+    run_dir = new_run_dir(captures_root)
+    progress(f"run {run_dir.name}: flushing NAT state, starting captures")
+    pairs = topology.pairs
+    each(lambda p: flush_nat_state(engine, p.router.name), pairs)
+    captures = Captures(engine)
+    captures.start()
+    record: dict = {"run_id": run_dir.name, "started": time.time(), "config": asdict(config), "room": run_dir.name}
+    try:
+        progress("control: routers' forwarding off, peers try the broker")
+        record["no_bypass"] = by_label(lambda p: control_no_bypass(engine, p, broker), pairs)
+        progress("control: the outsider sends to the peers' private addresses")
+        record["unsolicited"] = control_unsolicited(engine, pairs, config.unsolicited_port)
+        count = len(topology.punch_pairs)
+        progress(f"rendezvous + punch{f' of {count} pairs at once' if count > 1 else ''} "
+                 f"({config.late_peer} starts probing {config.punch_delay_s}s late)")
+        record["peers"] = punch(engine, config, record["room"], broker)
+    finally:
+        progress("stopping captures, collecting pcaps")
+        time.sleep(0.3)  # let the last packets reach every sniffer
+        captures.stop_and_collect(run_dir)
+        record["finished"] = time.time()
+        record["topology"] = live_topology(engine).to_json()
+        record["links"] = dict(zip((n.name for n in topology.nodes),
+                                   each(lambda n: engine.link_addresses(n.name), list(topology.nodes))))
+        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        point_latest(captures_root, run_dir)
+    return run_dir

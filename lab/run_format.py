@@ -1,0 +1,19 @@
+"""What a run directory holds, by name: the contract between the experiment that writes a run and
+the analysis and report that read it (each only ever reads a run; neither imports the other).
+"""
+
+from __future__ import annotations
+
+from lab.topology import Pair
+
+RUN_RECORD = "run.json"  # the topology snapshot, the settings and the peers' own reports
+VERDICT_FILE = "verdict.json"  # the checks with their evidence, written by the CLI
+LATEST = "latest"  # the link to the newest run, beside the runs
+
+# The controls tag their packets with these (the lab's ping), one tag per side: the verdict finds them by it.
+TAG_NO_BYPASS = "control-no-bypass"
+TAG_UNSOLICITED = "control-unsolicited"
+
+
+def tag(base: str, pair: Pair) -> str:
+    return f"{base}-{pair.label}"

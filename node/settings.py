@@ -1,0 +1,63 @@
+"""A node's settings, as its engine hands them over: NATLAB_* environment variables, and its own files.
+
+An engine starts each node with a few NATLAB_* variables derived from the topology (the host's
+lab/engines/launch.py encodes them with the functions here; the node decodes them). Nodes that
+share one filesystem (the netns engine) get a run directory of their own (NATLAB_RUN_DIR); a
+container keeps its files under /run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+READY_FILE = Path("/run/natlab-ready")  # where a node that has a filesystem of its own reports ready
+RUN_DIR_ENV = "NATLAB_RUN_DIR"  # a node's own directory, where nodes share one filesystem (netns engine)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    name: str
+    addresses: dict[str, IPv4Address]  # side ("wan"/"lan") -> address
+    routes: list[tuple[IPv4Network, IPv4Address]]
+    nat: str | None
+    aliases: list[IPv4Interface] = field(default_factory=list)  # extra addresses on the first interface
+
+
+def encode_addresses(addresses: dict[str, IPv4Address]) -> str:
+    return ",".join(f"{side}={ip}" for side, ip in addresses.items())
+
+
+def encode_aliases(aliases: list[IPv4Interface]) -> str:
+    return ",".join(str(a) for a in aliases)
+
+
+def encode_routes(routes: list[tuple[IPv4Network, IPv4Address]]) -> str:
+    return ",".join(f"{dst} via {via}" for dst, via in routes)
+
+
+def settings_from_env(env: os._Environ[str] | dict[str, str] = os.environ) -> NodeSettings:
+    addresses = {}
+    for item in filter(None, env.get("NATLAB_ADDRESSES", "").split(",")):
+        side, _, ip = item.partition("=")
+        addresses[side] = IPv4Address(ip)
+    routes = []
+    for item in filter(None, env.get("NATLAB_ROUTES", "").split(",")):
+        dst, _, via = item.partition(" via ")
+        routes.append((IPv4Network(dst), IPv4Address(via)))
+    aliases = [IPv4Interface(a) for a in filter(None, env.get("NATLAB_ALIASES", "").split(","))]
+    return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"), aliases)
+
+
+def node_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+    """A file of the node's own: in its run dir where nodes share a filesystem, else under /run."""
+    run_dir = env.get(RUN_DIR_ENV)
+    return Path(run_dir) / name if run_dir else Path("/run") / f"natlab-{name}"
+
+
+def ready_file(env: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+    """The file whose presence says the node is ready (READY_FILE in a container)."""
+    return node_file("ready", env)

@@ -1,0 +1,60 @@
+"""The broker key on disk, and room secrets minted from it on the broker's node.
+
+    python3 -m server.broker_key room-secret --room demo    # {"secrets": {"demo": "<64 hex digits>"}}
+    python3 -m server.broker_key room-secret --room a --room b    # one secret per room, one JSON line
+
+The key is made on the broker's first start (32 random bytes, hex, mode 0600) and kept across
+restarts, so secrets already handed out stay valid. Minting runs on the broker's node (the lab
+does it with the engine's exec), so the key itself never crosses a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from server.state_files import key_file, state_dir
+from wire.auth import CredentialError, new_secret, parse_secret, room_secret
+from wire.protocol import NAME_RE
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The broker key at `path`, made there first if there is none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return parse_secret(path.read_text(), f"broker key in {path}")
+    with os.fdopen(fd, "w") as f:
+        f.write(new_secret() + "\n")
+    return parse_secret(path.read_text(), f"broker key in {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="server.broker_key", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    mint = sub.add_parser("room-secret", help="print the secret of a room")
+    mint.add_argument("--room", required=True, action="append", help="a room (repeat for several)")
+    mint.add_argument("--state-dir", help="where the broker keeps its key (default: the node's)")
+    args = parser.parse_args(argv)
+    if not all(NAME_RE.fullmatch(room) for room in args.room):
+        parser.error("a room name is 1-64 of A-Z a-z 0-9 . _ -")
+    path = key_file(state_dir(args.state_dir))
+    if not path.exists():
+        print(f"server.broker_key: no broker key at {path}: is the broker running here?", file=sys.stderr)
+        return 2
+    try:
+        key = load_or_create_key(path)
+        print(json.dumps({"secrets": {room: room_secret(key, room) for room in args.room}}))
+    except CredentialError as exc:
+        print(f"server.broker_key: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
