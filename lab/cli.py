@@ -24,14 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.engines.base import Engine
 from lab.engines.registry import ENGINES, make_engine
+from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError
 from lab.paths import PROJECT_DIR, captures_root
 from lab.run_format import LATEST, RUN_RECORD, VERDICT_FILE
@@ -57,18 +58,13 @@ def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
     started = time.monotonic()
     was_up = engine.is_up()
     engine.up(progress)  # first: what the CLI imports below, it does not wait for
-    from lab.experiment.nat_control import reconcile
-    from lab.report.terminal import topology_table
+    # Ctrl-C included: a lab-up that did not finish leaves nothing it made (one that was up stays up)
+    with nullcontext() if was_up else undone_on_failure(lambda: engine.down(lambda _msg: None), progress):
+        from lab.experiment.nat_control import reconcile
+        from lab.report.terminal import topology_table
 
-    try:
         if was_up:  # a lab made now has every NAT as configured; one that was up may have had nat-set
             reconcile(engine, progress)
-    except BaseException:  # Ctrl-C included: a lab-up that did not finish leaves nothing it made
-        if not was_up:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            progress("lab-up failed: removing what it created")
-            engine.down(lambda _msg: None)
-        raise
     progress(f"lab is up ({time.monotonic() - started:.1f}s)")
     print(topology_table(engine.topology))
     return 0
@@ -321,3 +317,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("natlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `make verdict | head`: the reader has gone, and nothing more is for it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -15,6 +15,7 @@ from lab.engines.docker import compose_file, daemon, images
 from lab.engines.docker.compose_file import nat_variable
 from lab.engines.host_packages import require_root
 from lab.engines.node_commands import capture_agent
+from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, Progress
 from lab.topology import NodeRole, Topology, build_topology
 
@@ -110,13 +111,9 @@ class DockerEngine:
         self.check_address_pools()
         images.ensure_node_image(self.client, self.project_dir, progress)
         progress("starting containers (compose up)")
-        try:
+        with undone_on_failure(lambda: self.down(lambda _msg: None), progress):
             self._compose("up", "-d", "--remove-orphans", progress=progress)
             self._wait_healthy(progress)
-        except BaseException:
-            progress("lab-up failed: removing what it created")
-            self.down(lambda _msg: None)
-            raise
 
     def _wait_healthy(self, progress: Progress) -> None:
         deadline = time.monotonic() + HEALTH_WAIT_S

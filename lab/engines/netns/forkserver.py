@@ -343,6 +343,16 @@ class Child:
         return out.get(self._stdout, b""), out.get(self._stderr, b"")  # type: ignore[arg-type]
 
 
+def answers(server: str) -> bool:
+    """Whether a fork server listens on the socket at `server`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(server)
+            return True
+        except OSError:
+            return False
+
+
 def start(server: str, request: Request, stdin: int, stdout: int, stderr: int) -> Child:
     """Ask the fork server listening at `server` to run `request`, with these file descriptors as its
     stdio; PIPE for stdout or stderr makes a pipe that Child.communicate reads. Raises OSError if the
