@@ -29,7 +29,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench clean tshark chat-a chat-b bench-broker nat-set classify classify-all
+	system-test netns-test docker-test bench clean tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ $(STAMP): requirements.txt
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	@# byte-code for the project too: where PYTHONDONTWRITEBYTECODE is set, every command would compile it
-	@$(PY) -m compileall -q lab nat peers server >/dev/null
+	@$(PY) -m compileall -q lab nat node peers server wire >/dev/null
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP) ## create the host virtualenv with the project's Python deps
@@ -85,14 +85,27 @@ tshark:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null || \
 	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null; }; }
 
-unit-test: $(STAMP) tshark ## fast tests: codecs, rules, broker logic, pcap analysis on built pcaps
-	$(PY) -m pytest -m "not docker and not netns" -q
+# On netns a node runs the host's programs, so the NAT-behaviour tests' outside classifiers (coturn's
+# turnutils_natdiscovery, stun-client's stun) must be on the host, as the node image has them for Docker.
+# Only their clients are wanted: a policy-rc.d put there for the install keeps the package from
+# starting a turnserver, and under systemd its unit is disabled (it would start at the next boot).
+host-stun-tools:
+	@command -v turnutils_natdiscovery >/dev/null && command -v stun >/dev/null || { \
+	  echo "installing coturn and stun-client (the NAT-behaviour tests on netns run them on the host)"; \
+	  [ -e /usr/sbin/policy-rc.d ] || { trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+	    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q coturn stun-client >/dev/null || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q coturn stun-client >/dev/null; } || exit; \
+	  [ ! -d /run/systemd/system ] || systemctl disable --now coturn.service >/dev/null 2>&1 || true; }
 
-netns-test: $(STAMP) tshark ## the real lab on network namespaces: up, punch test, controls, cleanup (root, no Docker)
-	$(PY) -m pytest -m netns -q
+unit-test: $(STAMP) tshark ## fast tests (tests/unit): codecs, rules, broker logic, pcap analysis on built pcaps
+	$(PY) -m pytest tests/unit -q
 
-docker-test: $(STAMP) tshark ## the real lab under Docker: the same system tests (root; installs Docker if needed)
-	$(PY) -m pytest -m docker -q
+netns-test: $(STAMP) tshark host-stun-tools ## the real lab on network namespaces (tests/system, marker netns; root, no Docker)
+	$(PY) -m pytest tests/system -m netns -q
+
+docker-test: $(STAMP) tshark ## the real lab under Docker (tests/system, marker docker; root; installs Docker if needed)
+	$(PY) -m pytest tests/system -m docker -q
 
 system-test: netns-test docker-test ## the system tests on both engines, netns first
 

@@ -29,7 +29,7 @@ from lab.engines.docker.compose_file import NODE_IMAGE
 from lab.engines.registry import ENGINES, make_engine
 from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.punch_test import PunchTestConfig, punch
-from lab.paths import PROJECT_DIR
+from lab.paths import PACKAGES, PROJECT_DIR
 from lab.report.terminal import table
 from lab.topology import build_topology
 
@@ -78,7 +78,7 @@ def warm_bytecode() -> None:
     every command would compile its modules from source before the clock could be fair."""
     import compileall
 
-    for package in ("lab", "nat", "peers", "server"):
+    for package in PACKAGES:
         compileall.compile_dir(PROJECT_DIR / package, quiet=1)
 
 

@@ -1,40 +1,53 @@
-"""Fixtures and helpers shared by the test modules.
+"""Fixtures shared by the tests, and the markers each folder gives its tests.
 
-`engine` is the real lab, once on each engine: netns (marker netns: root, no Docker) and Docker
-(marker docker). It is stood up once for each system-test module that asks for it and torn down
-after it (module scope: every module starts from a fresh lab); pytest runs a module's netns tests
-before its Docker ones.
+    tests/unit/            no lab: codecs, rules, broker logic on loopback, analysis of built pcaps
+    tests/system/both/     the real lab once on each engine, through `engine` below
+    tests/system/netns/    the netns engine only (marker netns: root, no Docker)
+    tests/system/docker/   the Docker engine only (marker docker: root); its conftest.py makes
+                           `engine` the Docker lab alone
+    tests/helpers/         helper modules (tests.helpers.labs, .loopback, .pcap_factory, ...)
+
+`engine` is the real lab, once on each engine: netns (marker netns) and Docker (marker docker), the
+marks riding on its parameters. It is stood up once for each system-test module that asks for it
+and torn down after it (module scope: every module starts from a fresh lab); pytest runs a
+module's netns tests before its Docker ones.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.labs import lab, say
 
-
-def say(message: str) -> None:
-    print(f"[lab] {message}", file=sys.stderr)
-
+TESTS = Path(__file__).resolve().parent
+FOLDER_MARKS = {("system", "netns"): "netns", ("system", "docker"): "docker"}
+ENGINE_MARKS = ("netns", "docker")
 
 ENGINES = [
     pytest.param("netns", marks=pytest.mark.netns, id="netns"),
     pytest.param("docker", marks=pytest.mark.docker, id="docker"),
 ]
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
-def lab(engine_name: str, **topology):
-    """An engine for a lab built from the topology's knobs (pairs, project, presets), not yet up."""
-    from lab.engines.registry import make_engine
-    from lab.topology import build_topology
-
-    return make_engine(engine_name, build_topology(**topology))
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """tests/system/netns and tests/system/docker mark their tests netns / docker; tests/system/both
+    gets its marks from `engine`'s parameters. A system test with neither would run under no make
+    target, so it is refused."""
+    unmarked = []
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        parts = item.path.relative_to(TESTS).parts
+        if parts[:2] in FOLDER_MARKS:
+            item.add_marker(FOLDER_MARKS[parts[:2]])
+        if parts[0] == "system" and not any(item.get_closest_marker(m) for m in ENGINE_MARKS):
+            unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError("system tests without an engine (use the `engine` fixture, or put them under "
+                                "tests/system/netns or tests/system/docker):\n  " + "\n  ".join(unmarked))
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -43,28 +56,3 @@ def engine(request):
     eng.up(say)
     yield eng
     eng.down(say)
-
-
-def punch_test_cli(captures: Path, engine) -> tuple[subprocess.CompletedProcess, Path]:
-    """`python -m lab punch-test` on `engine`'s lab with its captures under `captures`: the process and
-    the run dir."""
-    env = {**os.environ, "NATLAB_CAPTURES": str(captures), "ENGINE": engine.name,
-           "NATLAB_PROJECT": engine.topology.project, "PAIRS": str(len(engine.topology.punch_pairs))}
-    argv = [sys.executable, "-m", "lab", "punch-test"]
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-    return proc, (captures / "latest").resolve()
-
-
-def frames_per_vantage(run_dir: Path) -> dict[str, int]:
-    """How many frames each <vantage>.pcap of a run holds."""
-    from scapy.utils import rdpcap
-
-    return {p.stem: len(rdpcap(str(p))) for p in sorted(run_dir.glob("*.pcap"))}
-
-
-def tshark_interface_names(pcapng: Path) -> list[str]:
-    """The interface name of every frame of a pcapng, as tshark reads it."""
-    out = subprocess.run(["tshark", "-r", str(pcapng), "-T", "fields", "-e", "frame.interface_name"],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()

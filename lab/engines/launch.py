@@ -1,8 +1,8 @@
-"""What each node runs, with which environment and sysctls: derived from the topology, read by every engine.
+"""The environment and sysctls each node is launched with: derived from the topology, read by every engine.
 
-compose_file.py writes these into compose.yaml; the netns engine starts the same command with the
-same environment and sysctls inside the node's namespace. One derivation, so the engines cannot
-drift apart.
+Its program is node_commands.node_program. compose_file.py writes all three into compose.yaml; the
+netns engine starts the same program with the same environment and sysctls inside the node's
+namespace. One derivation, so the engines cannot drift apart.
 """
 
 from __future__ import annotations

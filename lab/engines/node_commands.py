@@ -62,7 +62,7 @@ def _ok_result(res: ExecResult, what: str) -> dict:
     return json_result(res, what)
 
 
-def _exit_status(res: ExecResult, what: str) -> ExecResult:
+def _as_is(res: ExecResult, what: str) -> ExecResult:
     return res
 
 
@@ -95,13 +95,13 @@ def router_show() -> NodeCommand[dict]:
 
 
 def flush_conntrack() -> NodeCommand[ExecResult]:
-    return NodeCommand("conntrack -F", ["conntrack", "-F"], _exit_status)
+    return NodeCommand("conntrack -F", ["conntrack", "-F"], _as_is)
 
 
 def conntrack_udp(orig_src: str, orig_dst: str, dport: int) -> NodeCommand[ExecResult]:
     """The router's conntrack entries of one UDP flow, as `conntrack -L` lists them."""
     return NodeCommand("conntrack -L", ["conntrack", "-L", "-p", "udp", "--orig-src", orig_src, "--orig-dst", orig_dst,
-                                        "--orig-port-dst", str(dport)], _exit_status)
+                                        "--orig-port-dst", str(dport)], _as_is)
 
 
 # -- the broker ----------------------------------------------------------------------------------
@@ -214,13 +214,13 @@ def read_text(path: str) -> NodeCommand[str]:
 
 
 def remove_tree(path: str) -> NodeCommand[ExecResult]:
-    return NodeCommand("rm -rf", ["rm", "-rf", path], _exit_status)
+    return NodeCommand("rm -rf", ["rm", "-rf", path], _as_is)
 
 
 def interrupt(pid: str) -> NodeCommand[ExecResult]:
-    return NodeCommand("kill -INT", ["kill", "-INT", pid], _exit_status)
+    return NodeCommand("kill -INT", ["kill", "-INT", pid], _as_is)
 
 
 def stop_by_pid_file(path: str) -> NodeCommand[ExecResult]:
     """SIGTERM the process whose pid is in `path`, if there is one: nothing else is touched."""
-    return NodeCommand("kill", ["sh", "-c", f'test -f {path} && kill "$(cat {path})"'], _exit_status)
+    return NodeCommand("kill", ["sh", "-c", f'test -f {path} && kill "$(cat {path})"'], _as_is)

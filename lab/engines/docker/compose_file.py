@@ -6,9 +6,11 @@ name is passed on the command line). Design points:
   forwards on internal ones), but the host takes no address on them (inhibit_ipv4), does not
   masquerade them, and every node drops Docker's default route at start: a node's only way out
   is its lab route.
-- The lab's code is mounted read-only; the image holds only Debian packages.
+- The node packages' code (CODE_DIRS, nothing of lab/) is mounted read-only; the image holds only
+  Debian packages.
 - Peers start when their router is healthy, i.e. when its NAT rules are in place.
-- What a node runs (command, environment, sysctls) comes from lab/engines/launch.py, as in every engine.
+- What a node runs (node_commands.node_program) with which environment and sysctls (launch.py) is
+  the same for every engine.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ environment and working directory, and runs `python3 -m MODULE ARGS` (any other 
 engine's to spawn). The programs are the same; only the interpreter start is skipped:
 - a preloaded module is run by calling its main() with sys.argv as given. The lab's programs are
   written for this: a module run with -m has a main() that reads sys.argv, and a __main__ block
-  that only calls it (tests/test_forkserver.py checks every one). Re-running the module body as
+  that only calls it (tests/unit/test_forkserver.py checks every one). Re-running the module body as
   __main__ (runpy) would double a child's CPU time, most of it spent re-creating its classes;
 - any other module is run as the interpreter would, by runpy as __main__.
 

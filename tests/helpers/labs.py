@@ -1,0 +1,45 @@
+"""Standing a lab up and driving it, for the system tests (and the few unit tests that need root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def say(message: str) -> None:
+    print(f"[lab] {message}", file=sys.stderr)
+
+
+def lab(engine_name: str, **topology):
+    """An engine for a lab built from the topology's knobs (pairs, project, presets), not yet up."""
+    from lab.engines.registry import make_engine
+    from lab.topology import build_topology
+
+    return make_engine(engine_name, build_topology(**topology))
+
+
+def punch_test_cli(captures: Path, engine) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m lab punch-test` on `engine`'s lab with its captures under `captures`: the process and
+    the run dir."""
+    env = {**os.environ, "NATLAB_CAPTURES": str(captures), "ENGINE": engine.name,
+           "NATLAB_PROJECT": engine.topology.project, "PAIRS": str(len(engine.topology.punch_pairs))}
+    argv = [sys.executable, "-m", "lab", "punch-test"]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    return proc, (captures / "latest").resolve()
+
+
+def lab_namespaces(project: str) -> list[str]:
+    """The namespaces on the host that belong to `project` (exactly: another project may share a prefix)."""
+    from node.netns import NETNS_DIR
+
+    ours = {f"{project}-switch"} | {f"{project}-{kind}" for kind in ("broker", "outsider")}
+    names = sorted(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else []
+    return [n for n in names if n in ours or n.startswith((f"{project}-router-", f"{project}-peer-"))]

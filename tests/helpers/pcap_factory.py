@@ -1,0 +1,204 @@
+"""Build the pcaps of a punch-test run with scapy, packet by packet, for the analysis tests.
+
+A good run is written the way the real lab captures it: each datagram appears on every vantage
+point it crosses, with the addresses it has there (private on a LAN, translated on the WAN).
+The routers translate each peer's port to another public port, so a test can tell a translation
+the analysis reconstructed from one it merely assumed. Faults are switches that change what the
+captures hold, so each check can be shown to fail. Besides the pcaps, the builder keeps what it
+put on the wire (BuiltRun): every datagram with its sender and where it ended, and each
+translation the routers applied.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from lab.analysis.run import RunView
+from lab.experiment.punch_test import PunchTestConfig
+from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.topology import Pair, Topology, build_topology
+from tests.helpers.signed import data, intro, keys, probe, register, waiting
+from wire.protocol import Endpoint, Error, Message, Ping, encode
+
+MESSAGES = 5
+LATE_PEER = "b"
+RUN_ID = "built"
+PRIVATE_PORT = 41000  # + the pair's index
+PUBLIC_PORT = 52000  # + the pair's index: what the routers translate each peer's port to
+
+
+@dataclass(frozen=True)
+class Faults:
+    via_broker: bool = False  # data relayed through the broker instead of peer to peer
+    early_probes_in: bool = False  # a's probes reach b's LAN before b punched
+    nat_b: str = "port-restricted"  # router-b's NAT setting, as the run's topology records it
+    leak: bool = False  # router-a lets one datagram out with its private source address
+    one_way: bool = False  # b's messages never make it to a
+    firewall_off: bool = False  # the outsider's packets reach router-b's LAN
+    bypass: bool = False  # with forwarding off, peer-a still reaches the broker
+    leak_in_payload: bool = False  # a's data names its private address in the text
+    attacker: bool = False  # the outsider tries to join, replays a register, spoofs b towards a
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One datagram as the builder put it on the wire."""
+
+    msg: Message
+    src: str  # the node that sent it
+    dst: str  # the node where it ended: its receiver, or the router that dropped it
+    dropped: bool
+    frames: int  # how many vantage points captured it
+
+
+@dataclass
+class BuiltRun:
+    topology: Topology
+    private: dict[str, Endpoint]  # each peer's socket, by pair label
+    public: dict[str, Endpoint]  # what its router translates that socket to
+    sent: list[Sent] = field(default_factory=list)
+
+
+class RunBuilder:
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.frames: dict[str, list] = {RunView.vantage(n.name, i.side): [] for n, i in topology.captures}
+        self.clock = 1_700_000_000.0
+        self.sent: list[Sent] = []
+
+    def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message, src: str, dst: str,
+             dropped: bool = False) -> None:
+        """One datagram from node `src`, seen at each vantage point with that vantage's (src, dst)."""
+        self.clock += 0.001
+        payload = encode(msg)
+        for vantage, (s, d) in vantages.items():
+            frame = Ether() / IP(src=s.ip, dst=d.ip) / UDP(sport=s.port, dport=d.port) / payload
+            frame.time = self.clock
+            self.frames[vantage].append(frame)
+            self.clock += 0.0001
+        self.sent.append(Sent(msg, src, dst, dropped, len(vantages)))
+
+    def write(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for vantage, frames in self.frames.items():
+            wrpcap(str(run_dir / f"{vantage}.pcap"), frames, linktype=1)
+
+
+def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES) -> None:
+    """A run.json as the scenario writes it, with what the analysis reads from it."""
+    config = PunchTestConfig(messages=messages, late_peer=LATE_PEER)
+    record = {"run_id": RUN_ID, "config": asdict(config), "topology": topology.to_json()}
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES, pairs: int = 1,
+              faulty_pair: int = 1) -> BuiltRun:
+    """A run of `pairs` punch pairs; the faults hit pair `faulty_pair` only."""
+    topo = build_topology(pairs=pairs, nat_b=faults.nat_b)
+    b = RunBuilder(topo)
+    broker = Endpoint(str(topo.broker.address), topo.broker_port)
+    priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
+    pub = {p.label: Endpoint(str(p.public_ip), PUBLIC_PORT + i) for i, p in enumerate(topo.pairs)}
+    BROKER, OUTSIDER = topo.broker.name, topo.outsider.name  # noqa: N806
+
+    def lan(p: Pair) -> str:
+        return RunView.vantage(p.router.name, "lan")
+
+    def wan(p: Pair) -> str:
+        return RunView.vantage(p.router.name, "wan")
+
+    def on_segment(node, p: Pair):
+        """The interface of a WAN host (broker, outsider) on the segment of p's router."""
+        return next(i for i in node.interfaces if i.network == p.router.interface("wan").network)
+
+    def broker_wan(p: Pair) -> str:
+        return RunView.vantage(BROKER, on_segment(topo.broker, p).side)
+
+    def faulty(p: Pair, side: str) -> bool:
+        return p.side == side and p.number == faulty_pair
+
+    def peer_to_broker(p: Pair, msg: Message) -> None:
+        b.send({lan(p): (priv[p.label], broker), wan(p): (pub[p.label], broker), broker_wan(p): (pub[p.label], broker)},
+               msg, p.peer.name, BROKER)
+
+    def broker_to_peer(p: Pair, msg: Message) -> None:
+        b.send({broker_wan(p): (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])},
+               msg, BROKER, p.peer.name)
+
+    def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
+        seen = {lan(src): (priv[src.label], pub[dst.label]), wan(src): (pub[src.label], pub[dst.label]),
+                wan(dst): (pub[src.label], pub[dst.label])}
+        if delivered:
+            seen[lan(dst)] = (pub[src.label], priv[dst.label])
+        b.send(seen, msg, src.peer.name, dst.peer.name if delivered else dst.router.name, dropped=not delivered)
+
+    # Control: forwarding off, pings stay on the LAN.
+    for p in topo.pairs:
+        for seq in range(3):
+            seen = {lan(p): (Endpoint(str(p.private_ip), 39000), broker)}
+            through = faults.bypass and faulty(p, "a")
+            if through:
+                public = Endpoint(str(p.public_ip), 39000)
+                seen.update({wan(p): (public, broker), broker_wan(p): (public, broker)})
+            b.send(seen, Ping(tag(TAG_NO_BYPASS, p), seq), p.peer.name, BROKER if through else p.router.name,
+                   dropped=not through)
+    # Control: the outsider aims at the private addresses.
+    for p in topo.pairs:
+        outsider = Endpoint(str(on_segment(topo.outsider, p).address), 50000)
+        for seq in range(2):
+            seen = {wan(p): (outsider, Endpoint(str(p.private_ip), 40000))}
+            through = faults.firewall_off and faulty(p, "b")
+            if through:
+                seen[lan(p)] = (outsider, Endpoint(str(p.private_ip), 40000))
+            b.send(seen, Ping(tag(TAG_UNSOLICITED, p), seq), OUTSIDER, p.peer.name if through else p.router.name,
+                   dropped=not through)
+    for pp in topo.punch_pairs:
+        a_pair, b_pair, room = pp.a, pp.b, f"r{pp.number}"
+        la, lb = a_pair.label, b_pair.label
+        faulty_here = pp.number == faulty_pair
+        # Rendezvous: a waits, b completes the room, both are introduced.
+        reg_a = register(room, la, "t1", priv[la])
+        peer_to_broker(a_pair, reg_a)
+        broker_to_peer(a_pair, waiting(room, "t1", pub[la]))
+        peer_to_broker(b_pair, register(room, lb, "t2", priv[lb]))
+        broker_to_peer(b_pair, intro(room, "t2", pub[lb], la, pub[la], priv[la]))
+        broker_to_peer(a_pair, intro(room, "t1", pub[la], lb, pub[lb], priv[lb]))
+        if faults.attacker and faulty_here:
+            # Without the secret: refused, with an error no longer than the register.
+            attempt = Endpoint(str(on_segment(topo.outsider, a_pair).address), 50001)
+            for peer in (la, lb, "c"):
+                b.send({broker_wan(a_pair): (attempt, broker)},
+                       register(room, peer, "evil", attempt, secret_keys=keys("x")), OUTSIDER, BROKER)
+                b.send({broker_wan(a_pair): (broker, attempt)}, Error("unauthorized", "register MAC does not verify"),
+                       BROKER, OUTSIDER)
+            b.send({broker_wan(a_pair): (attempt, broker)}, reg_a, OUTSIDER, BROKER)  # a replay: no answer at all
+        # a probes first: b's NAT drops these (b has not punched yet).
+        for seq in range(4):
+            peer_to_peer(a_pair, b_pair, probe(room, la, seq, False), delivered=faults.early_probes_in and faulty_here)
+        peer_to_peer(b_pair, a_pair, probe(room, lb, 0, False))
+        peer_to_peer(a_pair, b_pair, probe(room, la, 4, True))
+        if faults.attacker and faulty_here:
+            # Spoofed as b's public endpoint, a's NAT lets them in: only the session proof stops them.
+            other_session = "66" * 16
+            for forged in (probe(room, lb, 99, True, other_session), data(room, lb, 1, "forged", other_session)):
+                b.send({wan(a_pair): (pub[lb], pub[la]), lan(a_pair): (pub[lb], priv[la])}, forged, OUTSIDER,
+                       a_pair.peer.name)
+        for seq in range(1, messages + 1):
+            peer_to_peer(a_pair, b_pair, data(room, la, seq, f"hello #{seq} from {la}"))
+            if faults.via_broker and faulty_here:
+                peer_to_broker(a_pair, data(room, la, seq, f"hello #{seq} from {la}"))
+            if not (faults.one_way and faulty_here):
+                peer_to_peer(b_pair, a_pair, data(room, lb, seq, f"hello #{seq} from {lb}"))
+        if faults.leak and faulty_here:
+            b.send({lan(a_pair): (priv[la], pub[lb]), wan(a_pair): (priv[la], pub[lb])}, data(room, la, 99, "raw"),
+                   a_pair.peer.name, b_pair.router.name)
+        if faults.leak_in_payload and faulty_here:
+            peer_to_peer(a_pair, b_pair, data(room, la, messages + 1, f"my LAN address is {priv[la].ip}"))
+    b.write(run_dir)
+    return BuiltRun(topo, priv, pub, b.sent)

@@ -1,0 +1,41 @@
+"""The CLI refuses bad input before it touches anything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_unknown_nat_preset_is_a_clear_error():
+    proc = run("--nat-a", "full-moon", "up")
+    assert proc.returncode == 2
+    assert "unknown NAT preset 'full-moon'; valid presets: port-restricted" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_engine_is_a_clear_error():
+    proc = run("--engine", "vagrant", "status")
+    assert proc.returncode == 2 and "valid engines: docker" in proc.stderr
+
+
+def test_verdict_on_a_missing_run_says_so(tmp_path):
+    proc = run("verdict", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "no run at" in proc.stderr
+
+
+def test_compose_file_check_passes_on_a_clean_checkout():
+    proc = run("compose", "--check")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_help_explains_the_commands():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for command in ("up", "down", "punch-test", "verdict", "report", "show", "compose"):
+        assert command in proc.stdout

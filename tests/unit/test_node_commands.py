@@ -1,0 +1,84 @@
+"""The host's commands to nodes: the argv each builds and how each answer is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.engines import node_commands
+from lab.engines.base import ExecResult
+from lab.engines.docker.engine import DockerEngine
+from lab.errors import LabError
+from lab.topology import build_topology
+from node.capture_agent import Vantage
+
+
+class OneNode:
+    """An engine stand-in that answers every exec with one canned result, and keeps the argv."""
+
+    def __init__(self, result: ExecResult) -> None:
+        self.result, self.argv = result, None
+
+    def exec(self, node: str, argv: list[str]) -> ExecResult:
+        self.argv = argv
+        return self.result
+
+
+def answer(stdout: str, code: int = 0, stderr: str = "") -> OneNode:
+    return OneNode(ExecResult(code, stdout, stderr))
+
+
+def test_the_result_is_the_last_json_line_and_the_log_comes_along():
+    eng = answer('peer-a: starting\n{"ok": false}\n{"ok": true, "messages_received": 10}\n', stderr="line 1\nline 2\n")
+    result = node_commands.punch("198.51.100.10:3478", "r", "a", "00" * 32, 10, 0.0, 20.0).run(eng, "peer-a")
+    assert result == {"ok": True, "messages_received": 10, "log": ["line 1", "line 2"]}
+    assert eng.argv[:4] == ["python3", "-m", "peers.peer", "punch"]
+    assert eng.argv[eng.argv.index("--room") + 1] == "r" and eng.argv[eng.argv.index("--id") + 1] == "a"
+
+
+def test_an_answer_without_json_names_the_command_node_and_stderr():
+    with pytest.raises(LabError, match=r"peers\.stun_load on outsider: no JSON result \(exit 1\):\nTraceback"):
+        node_commands.stun_load("198.51.100.10:3478", 0.2).run(answer("", 1, "Traceback ..."), "outsider")
+    with pytest.raises(LabError, match=r"server\.status on broker: Traceback"):
+        node_commands.broker_status().run(answer("", 1, "Traceback ..."), "broker")
+
+
+def test_a_failed_router_apply_says_why():
+    with pytest.raises(LabError, match="router: unknown NAT"):
+        node_commands.router_apply("nope").run(answer("", 2, "router: unknown NAT preset 'nope'"), "router-a")
+
+
+def test_reach_reads_one_outcome_per_target_and_refuses_a_short_answer():
+    targets = [("10.0.1.10:40000", "t-a"), ("10.0.2.10:40000", "t-b")]
+    cmd = node_commands.reach(targets, 2, 0.3)
+    assert cmd.argv.count("--to") == 2 and cmd.argv[cmd.argv.index("--attempts") + 1] == "2"
+    both = '{"targets": [{"to": "10.0.1.10:40000", "reached": false}, {"to": "10.0.2.10:40000", "reached": false}]}'
+    assert [o["to"] for o in cmd.run(answer(both), "outsider")] == [t for t, _ in targets]
+    with pytest.raises(LabError, match="reported 1 of 2 targets"):
+        cmd.run(answer('{"targets": [{"to": "10.0.1.10:40000"}]}'), "outsider")
+
+
+def test_minted_secrets_must_cover_every_room():
+    cmd = node_commands.mint_secrets(["r1", "r2"])
+    assert cmd.argv[-4:] == ["--room", "r1", "--room", "r2"]
+    assert cmd.run(answer('{"secrets": {"r1": "aa", "r2": "bb"}}'), "broker") == {"r1": "aa", "r2": "bb"}
+    with pytest.raises(LabError, match="not for"):
+        cmd.run(answer('{"secrets": {"r1": "aa"}}'), "broker")
+
+
+def test_docker_capture_agents_name_each_vantage_by_the_address_on_it():
+    eng = DockerEngine(build_topology(pairs=2), Path("/nowhere"))
+    agents = {a.node: a for a in eng.capture_agents()}
+    assert set(agents) == {n.name for n, _ in eng.topology.captures}
+    vantages = [v for a in agents.values() for v in a.argv[a.argv.index("--vantage") + 1::2]]
+    assert [v.partition("@")[0] for v in vantages] == list(eng.topology.vantages)
+    assert "router-a-wan@198.51.100.101" in agents["router-a"].argv
+    assert "broker-wan2@203.0.113.10" in agents["broker"].argv
+
+
+def test_a_vantage_by_address_needs_an_interface_that_holds_it():
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="192.0.2.77"):
+        Vantage.parse("x-wan@192.0.2.77")
