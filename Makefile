@@ -13,15 +13,19 @@ ENGINE   ?= docker
 PAIRS    ?= 1
 NAT_A    ?= port-restricted
 NAT_B    ?= port-restricted
+LINK_A   ?= lan
+LINK_B   ?= lan
+LINK_BROKER ?= lan
 MESSAGES ?= 10
 RUNS     ?= 20
 BENCH_MAX_PAIRS ?= 100
 RUN      ?=
 NODE     ?= peer-a
 NAT      ?=
+LINK     ?=
 LIFETIME ?=
 ROOM     ?= chat
-export ENGINE PAIRS NAT_A NAT_B MESSAGES
+export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER MESSAGES
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose); asked only for Docker.
 ifeq ($(ENGINE),docker)
 COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -29,11 +33,11 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench clean tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all
+	system-test netns-test docker-test bench clean link-set tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) NAT_A=$(NAT_A) NAT_B=$(NAT_B) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
+	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) NAT_A=$(NAT_A) NAT_B=$(NAT_B) LINK_A=$(LINK_A) LINK_B=$(LINK_B) LINK_BROKER=$(LINK_BROKER) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; \
@@ -69,6 +73,10 @@ pcap-summary: $(STAMP) ## print a run's flows and NAT tables (RUN=<id>, default 
 nat-set: $(STAMP) ## change a router's NAT on the running lab: NODE=router-a NAT=symmetric
 	@test -n "$(NAT)" || { echo "usage: make nat-set NODE=router-a NAT=<preset or axes>"; exit 2; }
 	$(PY) -m lab nat-set $(NODE) "$(NAT)"
+
+link-set: $(STAMP) ## change a router's (or the broker's) link on the running lab: NODE=router-a LINK=delay=50ms,loss=5%
+	@test -n "$(LINK)" || { echo "usage: make link-set NODE=router-a LINK=<preset or axes>"; exit 2; }
+	$(PY) -m lab link-set $(NODE) "$(LINK)"
 
 classify: $(STAMP) ## RFC 5780 classification from NODE (peer-a) incl. mapping lifetime, checked by natdiscovery and stun-client
 	$(PY) -m lab classify $(NODE) $(if $(LIFETIME),--lifetime-max $(LIFETIME))

@@ -9,6 +9,7 @@
   report       write a run's report.md, ladder.png and merged.pcapng (default: captures/latest)
   show         print a run's flows and NAT tables (default: captures/latest)
   nat-set      change a router's NAT behaviour on the running lab (rules replaced, conntrack flushed)
+  link-set     change a router's or the broker's access link on the running lab (in effect at once)
   classify     classify a peer's NAT (RFC 5780) and check it with natdiscovery and stun-client
   classify-all every NAT preset on one router, each classified three ways, as one table
   compose      regenerate compose.yaml from lab/topology.py (--check: only compare)
@@ -17,6 +18,11 @@ NAT settings (NAT_A / NAT_B, nat-set): a preset (port-restricted, full-cone, res
 symmetric, symmetric-sequential, address-dependent), axes (mapping=eim|adm|apdm,
 filtering=eif|adf|apdf, ports=preserve|sequential|random, hairpin=on|off, timeout=SECONDS),
 or a preset followed by axes: full-cone,hairpin=on,timeout=10.
+
+Link settings (LINK_A / LINK_B / LINK_BROKER, link-set): a preset (lan, wifi, wifi-bad, mobile-4g,
+mobile-3g, satellite, satellite-geo), axes (delay=50ms, jitter=10ms, loss=5%, rate=2mbit,
+reorder=10%, duplicate=1%, corrupt=1%), or a preset followed by axes: wifi,loss=5%. Every figure is
+one-way and holds in each direction of the link.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from lab.paths import PROJECT_DIR, captures_root
 from lab.run_format import LATEST, RUN_RECORD, VERDICT_FILE
 from lab.topology import TopologyError, build_topology
 from nat.behaviour import UnknownPreset
+from node.link import UnknownLink
 
 if TYPE_CHECKING:
     from lab.analysis.verdict import Verdict
@@ -60,11 +67,11 @@ def cmd_up(args: argparse.Namespace, engine: Engine) -> int:
     engine.up(progress)  # first: what the CLI imports below, it does not wait for
     # Ctrl-C included: a lab-up that did not finish leaves nothing it made (one that was up stays up)
     with nullcontext() if was_up else undone_on_failure(lambda: engine.down(lambda _msg: None), progress):
-        from lab.experiment.nat_control import reconcile
+        from lab.experiment.live import restore_configured
         from lab.report.terminal import topology_table
 
         if was_up:  # a lab made now has every NAT as configured; one that was up may have had nat-set
-            reconcile(engine, progress)
+            restore_configured(engine, progress)
     progress(f"lab is up ({time.monotonic() - started:.1f}s)")
     print(topology_table(engine.topology))
     return 0
@@ -77,7 +84,7 @@ def cmd_down(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.experiment.nat_control import live_topology
+    from lab.experiment.live import live_topology
     from lab.report.terminal import topology_table
 
     up = engine.is_up()
@@ -196,6 +203,16 @@ def cmd_nat_set(args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
+def cmd_link_set(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.experiment.link_control import link_node, set_link
+    from lab.report.terminal import link_text
+
+    node = link_node(engine, args.node)
+    state = set_link(engine, node.name, args.link)
+    print(f"{node.name}: link {link_text(state['setting'])}, in force now ({state['mechanism']})")
+    return 0
+
+
 def cmd_classify(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.classification import Classification, independent_classifiers, own_classifier
     from lab.experiment.nat_control import live_nat
@@ -257,6 +274,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=os.environ.get("ENGINE") or "docker", help=f"one of {', '.join(ENGINES)} (env ENGINE)")
     p.add_argument("--nat-a", default=os.environ.get("NAT_A") or None, help="NAT preset of router-a (env NAT_A)")
     p.add_argument("--nat-b", default=os.environ.get("NAT_B") or None, help="NAT preset of router-b (env NAT_B)")
+    p.add_argument("--link-a", default=os.environ.get("LINK_A") or None,
+                   help="access link of every pair's a side: a preset or axes (env LINK_A; default lan)")
+    p.add_argument("--link-b", default=os.environ.get("LINK_B") or None, help="the same for the b side (env LINK_B)")
+    p.add_argument("--link-broker", default=os.environ.get("LINK_BROKER") or None,
+                   help="the broker's access link (env LINK_BROKER)")
     p.add_argument("--pairs", type=int, default=env_int("PAIRS", 1),
                    help="punch pairs, each two routers and two peers, around one broker (env PAIRS)")
     p.add_argument("--project", default=os.environ.get("NATLAB_PROJECT") or "natlab",
@@ -286,6 +308,10 @@ def parser() -> argparse.ArgumentParser:
     ns.add_argument("node", help="router (or its peer), e.g. router-a")
     ns.add_argument("nat", help="preset or axes, e.g. symmetric or full-cone,hairpin=on,timeout=10")
     ns.set_defaults(func=cmd_nat_set)
+    ls = sub.add_parser("link-set", help="change a router's (or the broker's) access link on the running lab")
+    ls.add_argument("node", help="router (or its peer), or broker, e.g. router-a")
+    ls.add_argument("link", help="preset or axes, e.g. mobile-3g or delay=50ms,jitter=10ms,loss=5%%")
+    ls.set_defaults(func=cmd_link_set)
     cl = sub.add_parser("classify", help="RFC 5780 classification of a peer's NAT, checked by two outside tools")
     cl.add_argument("node", help="peer (or its router), e.g. peer-a")
     cl.add_argument("--lifetime-max", type=float, default=None,
@@ -308,10 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "engine_free", False):
             return args.func(args, None)
-        kwargs = {k: v for k, v in (("nat_a", args.nat_a), ("nat_b", args.nat_b)) if v}
+        settings = ("nat_a", "nat_b", "link_a", "link_b", "link_broker")
+        kwargs = {k: getattr(args, k) for k in settings if getattr(args, k)}
         engine = make_engine(args.engine, build_topology(**kwargs, project=args.project, pairs=args.pairs))
         return args.func(args, engine)
-    except (LabError, UnknownPreset, TopologyError) as exc:
+    except (LabError, UnknownPreset, UnknownLink, TopologyError) as exc:
         print(f"natlab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

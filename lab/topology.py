@@ -15,6 +15,7 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 from nat.behaviour import DEFAULT_PRESET, validate_preset
+from node.link import DEFAULT_LINK, validate_link
 
 
 class NodeRole(str, Enum):
@@ -56,6 +57,7 @@ class Node:
     interfaces: tuple[Interface, ...]
     routes: tuple[Route, ...] = ()
     nat: str | None = None  # routers only: the NAT preset name
+    link: str | None = None  # routers and the broker: the access link's condition (node/link.py)
     captured: bool = False  # whether the lab captures on this node's interfaces
     aliases: tuple[IPv4Address, ...] = ()  # further addresses on the first interface
 
@@ -241,6 +243,7 @@ class Topology:
                     "name": n.name,
                     "role": n.role.value,
                     "nat": n.nat,
+                    **({"link": n.link} if n.link else {}),
                     "captured": n.captured,
                     "aliases": [str(a) for a in n.aliases],
                     "interfaces": [
@@ -264,6 +267,7 @@ class Topology:
                     name=n["name"],
                     role=NodeRole(n["role"]),
                     nat=n["nat"],
+                    link=n.get("link"),
                     captured=n["captured"],
                     aliases=tuple(IPv4Address(a) for a in n.get("aliases", ())),
                     interfaces=tuple(
@@ -336,7 +340,8 @@ def pair_plan(pairs: int) -> list[SidePlan]:
 
 
 def build_topology(
-    nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, project: str = "natlab", pairs: int = 1
+    nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, project: str = "natlab", pairs: int = 1,
+    link_a: str = DEFAULT_LINK, link_b: str = DEFAULT_LINK, link_broker: str = DEFAULT_LINK,
 ) -> Topology:
     """The standard lab: a broker and an outsider on the WAN, `pairs` punch pairs of peers each behind its
     own NAT router. PAIRS=1 is the lab of the README; more pairs add a second public segment, where the
@@ -350,6 +355,8 @@ def build_topology(
     if not PROJECT_NAME.match(project):
         raise TopologyError(f"project name {project!r}: 1-20 of a-z, 0-9 and '-', starting with a letter or digit")
     nats = {"a": validate_preset(nat_a), "b": validate_preset(nat_b)}
+    links = {"a": validate_link(link_a), "b": validate_link(link_b)}
+    validate_link(link_broker)
     plan = pair_plan(pairs)
     segments = [s for s in PUBLIC_SEGMENTS if any(side.segment == s for side in plan)]
     broker_on = {s.name: _host(s, BROKER_HOST) for s in segments}
@@ -373,6 +380,7 @@ def build_topology(
                 ),
                 routes=to_broker,
                 nat=nats[side.label[0]],
+                link=links[side.label[0]],
                 captured=True,
             )
         )
@@ -389,7 +397,8 @@ def build_topology(
     def on_every_segment(host: int) -> tuple[Interface, ...]:
         return tuple(Interface(s.name, _host(s, host), s.name) for s in segments)
 
-    broker = Node("broker", NodeRole.BROKER, on_every_segment(BROKER_HOST), captured=True, aliases=(BROKER_ALT_IP,))
+    broker = Node("broker", NodeRole.BROKER, on_every_segment(BROKER_HOST), captured=True, aliases=(BROKER_ALT_IP,),
+                  link=link_broker)
     outsider = Node(
         "outsider",
         NodeRole.OUTSIDER,

@@ -4,7 +4,7 @@
     python3 -m nat.router apply [--nat SETTING] [--firewall on|off]    prints the state now in force (JSON)
     python3 -m nat.router show                                         prints the state in force (JSON)
 
-The main process prepares the node, applies the rules, reports ready (the healthcheck peers wait
+The main process prepares the node, applies the rules and its access link's condition, reports ready (the healthcheck peers wait
 for) and idles. `apply` replaces the rules on a running router and flushes conntrack, so a new
 behaviour takes effect at once (NAT decisions are taken once per conntrack entry); it keeps
 whatever it is not told to change. `show` prints the behaviour in force.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nat import rules
 from nat.behaviour import UnknownPreset, parse_nat, preset_name
-from node import lifecycle, network
+from node import lifecycle, link_control, network
 from node.settings import NodeSettings, node_file, settings_from_env
 
 REQUIRED_SYSCTLS = {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0"}
@@ -41,9 +41,12 @@ def run(argv: list[str], stdin: str | None = None) -> None:
 
 
 def current_state(settings: NodeSettings) -> dict:
+    """The NAT in force, and the access link's setting as recorded (node.link_control show reads it back)."""
     if node_file("nat.json").exists():
-        return json.loads(node_file("nat.json").read_text())
-    return {"nat": settings.nat or "", "firewall": True}
+        state = json.loads(node_file("nat.json").read_text())
+    else:
+        state = {"nat": settings.nat or "", "firewall": True}
+    return {**state, "link": link_control.recorded().get("setting")}
 
 
 def apply(settings: NodeSettings, nat: str, firewall: bool = True, ipr=None, flush: bool = True) -> dict:
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         with network.netlink() as ipr:  # one netlink socket for the node's start (a big lab starts hundreds)
             network.prepare(settings, ipr)
             apply(settings, settings.nat or "", ipr=ipr, flush=False)  # a new node tracks nothing yet
+            link_control.start(settings, ipr)  # its access link (node/link_control.py)
     except UnknownPreset as exc:
         raise SystemExit(f"router: {exc}") from None
     lifecycle.mark_ready()

@@ -25,6 +25,7 @@ class NodeSettings:
     routes: list[tuple[IPv4Network, IPv4Address]]
     nat: str | None
     aliases: list[IPv4Interface] = field(default_factory=list)  # extra addresses on the first interface
+    link: str | None = None  # the access link's condition (routers, the broker): node/link.py
 
 
 def encode_addresses(addresses: dict[str, IPv4Address]) -> str:
@@ -49,7 +50,8 @@ def settings_from_env(env: os._Environ[str] | dict[str, str] = os.environ) -> No
         dst, _, via = item.partition(" via ")
         routes.append((IPv4Network(dst), IPv4Address(via)))
     aliases = [IPv4Interface(a) for a in filter(None, env.get("NATLAB_ALIASES", "").split(","))]
-    return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"), aliases)
+    return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"), aliases,
+                        env.get("NATLAB_LINK"))
 
 
 def node_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ) -> Path:

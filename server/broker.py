@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from node import lifecycle, network
+from node import lifecycle, link_control, network
 from node.settings import settings_from_env
 from server import state_files
 from server.broker_key import load_or_create_key
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         settings = settings_from_env()
         network.prepare(settings)
+        link_control.start(settings)  # the broker's access link (LINK_BROKER), before it answers anyone
         primary = str(settings.addresses["wan"])
         alternate = str(settings.aliases[0].ip) if settings.aliases else primary
         mark_ready = lifecycle.mark_ready

@@ -29,6 +29,8 @@ def node_environment(topology: Topology, node: Node, run_dir: str | None = None)
         env["NATLAB_ALIASES"] = encode_aliases([IPv4Interface(f"{a}/{subnet.prefixlen}") for a in node.aliases])
     if node.role is NodeRole.ROUTER:
         env["NATLAB_NAT"] = node.nat or ""
+    if node.link is not None:
+        env["NATLAB_LINK"] = node.link
     if run_dir is not None:
         env[RUN_DIR_ENV] = run_dir
     return env

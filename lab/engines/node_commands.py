@@ -94,6 +94,16 @@ def router_show() -> NodeCommand[dict]:
     return NodeCommand("nat.router show", program("nat.router", "show"), _ok_result)
 
 
+def link_set(setting: str) -> NodeCommand[dict]:
+    """Replace a router's or the broker's link condition now; the answer is the link read back."""
+    return NodeCommand("node.link_control set", program("node.link_control", "set", "--link", setting), _ok_result)
+
+
+def link_show() -> NodeCommand[dict]:
+    """A router's or the broker's link: the setting, and the condition read back from what is installed."""
+    return NodeCommand("node.link_control show", program("node.link_control", "show"), _ok_result)
+
+
 def flush_conntrack() -> NodeCommand[ExecResult]:
     return NodeCommand("conntrack -F", ["conntrack", "-F"], _as_is)
 

@@ -28,10 +28,13 @@ from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.errors import LabError, Progress
 from lab.experiment.captures import Captures
-from lab.experiment.nat_control import flush_nat_state, live_topology
+from lab.experiment.link_control import read_back
+from lab.experiment.live import live_topology
+from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.room_secrets import mint_many
 from lab.run_format import LATEST, RUN_RECORD, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair
+from node.link import parse_link
 
 PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
 
@@ -158,7 +161,10 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
         time.sleep(0.3)  # let the last packets reach every sniffer
         captures.stop_and_collect(run_dir)
         record["finished"] = time.time()
-        record["topology"] = live_topology(engine).to_json()
+        live = live_topology(engine)
+        record["topology"] = live.to_json()
+        # what a conditioned link installed, read back from its node (a perfect link installs nothing)
+        record["link_conditions"] = read_back(engine, [n for n in live.nodes if n.link and not parse_link(n.link).is_perfect])
         record["links"] = dict(zip((n.name for n in topology.nodes),
                                    each(lambda n: engine.link_addresses(n.name), list(topology.nodes))))
         (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")

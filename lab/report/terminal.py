@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from lab.topology import NodeRole, Topology
 from nat.behaviour import parse_nat
+from node.link import parse_link
 
 if TYPE_CHECKING:  # types only: lab-up prints a topology table without loading the pcap analysis
     from lab.analysis.flows import Flow
@@ -81,20 +82,29 @@ def capture_summary(flows: list[Flow], translations: list[Translation]) -> str:
     )
 
 
+def link_text(setting: str | None) -> str:
+    """A node's link as the tables show it: the setting and, for a preset, what it stands for."""
+    if setting is None:
+        return "-"
+    described = parse_link(setting).describe()
+    return setting if described == setting else f"{setting} ({described})"
+
+
 def topology_table(topology: Topology) -> str:
-    """One row per interface; routers show their NAT setting and its effective behaviour."""
+    """One row per interface; routers show their NAT setting and its effective behaviour, routers and
+    the broker their access link."""
     rows = []
     for node in topology.nodes:
-        role = node.role.value
+        role, link = node.role.value, link_text(node.link)
         via = ", ".join(f"{r.destination} via {r.via}" for r in node.routes) or "-"
         if node.role is NodeRole.ROUTER and node.nat:
             via = f"NAT {node.nat}: {parse_nat(node.nat).describe()}"
         addresses = [(i, str(i.address)) for i in node.interfaces] + [(node.interfaces[0], str(a)) for a in node.aliases]
         for iface, address in addresses:
             net = topology.network(iface.network)
-            rows.append([topology.container_name(node.name), role, f"{net.name} {net.subnet}", address, via])
-            role = via = ""
-    return table(rows, ["container", "role", "network", "address", "routes / NAT"])
+            rows.append([topology.container_name(node.name), role, f"{net.name} {net.subnet}", address, link, via])
+            role = via = link = ""
+    return table(rows, ["container", "role", "network", "address", "link", "routes / NAT"])
 
 
 def _summary(found: dict) -> str:

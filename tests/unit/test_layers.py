@@ -24,8 +24,8 @@ MAY_IMPORT = {
     "lab.model": {"wire", "node", "nat"},  # lab's own root modules: topology, errors, paths, run_format
     "lab.engines": {"wire", "node", "nat", "server", "peers", "lab.model"},
     "lab.experiment": {"wire", "node", "nat", "lab.model", "lab.engines"},
-    "lab.analysis": {"wire", "nat", "lab.model"},
-    "lab.report": {"wire", "nat", "lab.model", "lab.analysis"},
+    "lab.analysis": {"wire", "node", "nat", "lab.model"},  # node: the link model (node/link.py), as nat: the NAT model
+    "lab.report": {"wire", "node", "nat", "lab.model", "lab.analysis"},
 }
 ROOT_MODULES = {"lab.topology", "lab.errors", "lab.paths", "lab.run_format"}
 

@@ -34,11 +34,26 @@ def nat_variable(node: Node) -> str:
     return "NATLAB_NAT_" + node.name.removeprefix("router-").upper().replace("-", "_")
 
 
+def link_variable(node: Node) -> str:
+    """The environment variable that overrides a node's link, e.g. NATLAB_LINK_A, NATLAB_LINK_BROKER."""
+    return "NATLAB_LINK_" + node.name.removeprefix("router-").upper().replace("-", "_")
+
+
+def compose_variables(topology: Topology) -> dict[str, str]:
+    """What compose is given in its environment: each router's NAT and each node's link as set now
+    (compose.yaml names them, so that the file depends on the lab's name and size only)."""
+    env = {nat_variable(n): n.nat or "" for n in topology.by_role(NodeRole.ROUTER)}
+    env.update({link_variable(n): n.link for n in topology.nodes if n.link is not None})
+    return env
+
+
 def compose_environment(topology: Topology, node: Node) -> dict[str, str]:
-    """The node's environment, a router's preset overridable when compose runs."""
+    """The node's environment, a router's preset and a node's link overridable when compose runs."""
     env = node_environment(topology, node)
     if node.role is NodeRole.ROUTER:
         env["NATLAB_NAT"] = f"${{{nat_variable(node)}:-{node.nat}}}"
+    if node.link is not None:
+        env["NATLAB_LINK"] = f"${{{link_variable(node)}:-{node.link}}}"
     return env
 
 

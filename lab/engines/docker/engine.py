@@ -12,12 +12,12 @@ from pathlib import Path
 
 from lab.engines.base import CaptureAgent, ExecResult
 from lab.engines.docker import compose_file, daemon, images
-from lab.engines.docker.compose_file import nat_variable
+from lab.engines.docker.compose_file import compose_variables
 from lab.engines.host_packages import require_root
 from lab.engines.node_commands import capture_agent
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, Progress
-from lab.topology import NodeRole, Topology, build_topology
+from lab.topology import Topology, build_topology
 
 HEALTH_WAIT_S = 90
 CAPTURE_DIR = "/tmp/natlab-capture"  # a capture agent's directory in its container
@@ -31,7 +31,8 @@ class DockerEngine:
         self.topology = topology
         self.project_dir = project_dir
         self.compose_path = project_dir / "compose.yaml"
-        # Presets reach compose through the environment (see _compose): the file depends on name and size only.
+        # NAT and link settings reach compose through the environment (see _compose): the file depends on
+        # name and size only.
         self.compose_text = compose_file.render(
             build_topology(project=topology.project, pairs=len(topology.punch_pairs))
         )
@@ -65,9 +66,7 @@ class DockerEngine:
         # --project-directory: a compose file under .run/ still mounts the code from the project dir.
         argv = [*daemon.compose_command(progress), "-p", self.topology.project, "--project-directory",
                 str(self.project_dir), "-f", str(self.compose_path), *args]
-        env = dict(os.environ)
-        for router in self.topology.by_role(NodeRole.ROUTER):
-            env[nat_variable(router)] = router.nat or ""
+        env = {**os.environ, **compose_variables(self.topology)}
         proc = subprocess.run(argv, cwd=self.project_dir, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise LabError(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
