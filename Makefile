@@ -33,7 +33,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench clean link-set tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all
+	system-test netns-test docker-test bench bench-links clean link-set tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -119,9 +119,13 @@ system-test: netns-test docker-test ## the system tests on both engines, netns f
 
 test: unit-test netns-test docker-test ## everything, in this order: unit, netns system, Docker system tests
 
-bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch (ENGINE=netns: netns only)
+bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links (ENGINE=netns: netns only)
 	$(PY) -m bench.lab_bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
 	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
+	$(PY) -m bench.link_bench
+
+bench-links: $(STAMP) ## punching through slow, lossy links (netns): time to punch per RTT, success per loss, stage ceiling
+	$(PY) -m bench.link_bench
 
 bench-broker: $(STAMP) ## broker vs coturn STUN throughput (one core each), junk flood drops, peak memory
 	$(PY) -m bench.broker_bench

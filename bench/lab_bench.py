@@ -62,6 +62,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def write_figures(name: str, results: dict) -> None:
+    """The figures as JSON under .bench/, with when they were taken."""
+    out = PROJECT_DIR / ".bench" / name
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M:%S"), **results}, indent=2) + "\n")
+    print(f"\nwritten to {out}; every bench lab is down", file=sys.stderr)
+
+
 def cold_up(engine: str) -> float:
     """Docker: seconds of a lab-up that must rebuild the node image without any build cache (the
     bootstrapped or pulled base image stays)."""
@@ -184,10 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         results["netns_over_docker_up_down"] = round(ratio, 3)
         rows.append(["netns / docker, lab-up + lab-down", f"{ratio:.3f} (goal <= 0.1)"])
     print(table(rows, ["figure", "value"]))
-    out = PROJECT_DIR / ".bench" / "lab.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M:%S"), **results}, indent=2) + "\n")
-    print(f"\nwritten to {out}; every bench lab is down", file=sys.stderr)
+    write_figures("lab.json", results)
     return 0
 
 

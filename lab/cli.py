@@ -120,9 +120,11 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     run_dir = run_punch_test(engine, config, captures_root(), progress)
     record = json.loads((run_dir / RUN_RECORD).read_text())
     for label, result in record.get("peers", {}).items():
+        rtt = f", rtt {result['rtt_ms']} ms" if result.get("rtt_ms") is not None else ""
+        again = f", {result['retransmissions']} sent again" if result.get("retransmissions") else ""
         progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, "
                  f"punched in {result['time_to_punch_s']}s, sent {result['messages_sent']}, "
-                 f"received {result['messages_received']}")
+                 f"received {result['messages_received']}{again}{rtt}")
     with LadderDrawer() as drawer:  # matplotlib loads in its process while the pcaps are read
         run = read_run(run_dir)
         report = RunReport(run, drawer)  # the ladder is drawn while the verdict is made

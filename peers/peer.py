@@ -39,10 +39,14 @@ from wire.protocol import (
     try_decode,
 )
 
-REGISTER_INTERVAL = 0.5
+REGISTER_INTERVAL = 0.5  # the least time between registers, whatever the broker's round trip
 PROBE_INTERVAL = 0.05
 DATA_INTERVAL = 0.01
-LINGER = 0.3  # after the exchange, answer late probes for this long
+LINGER = 0.3  # after the exchange, answer late probes and retransmissions until quiet this long (or 4 RTO)
+INITIAL_RTO, MIN_RTO, MAX_RTO = 0.5, 0.05, 4.0  # RFC 6298's timer, with bounds for a lab's paths
+MIN_BACKOFF_CAP = 0.2  # a doubled timeout stops growing at 4 RTO, or this: random loss is no congestion
+MAX_TRIES = 40  # sends of one message at most
+FIRST_RTO_PER_BROKER_RTT = 3  # the punched path's first timeout, in round trips to the broker (both access links)
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 
 
@@ -106,29 +110,78 @@ class PunchResult:
     punch_delay_s: float = 0.0
     time_to_intro_s: float | None = None
     time_to_punch_s: float | None = None
+    time_to_first_heard_s: float | None = None  # from the introduction to the first datagram heard from the partner
+    rtt_ms: float | None = None  # the punched path's round trip, median of data/ack samples (Karn: first sends only)
+    registers_sent: int = 0
     probes_sent: int = 0
     messages_sent: int = 0
     messages_received: int = 0
+    retransmissions: int = 0  # data datagrams sent again, unacknowledged in time
+    acks_received: int = 0
     received_seqs: list[int] = field(default_factory=list)
     rejected: int = 0  # datagrams that claimed the session and failed its proof (or replayed it)
 
 
-def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: RoomKeys, deadline: float) -> Intro:
+class RetransmitTimer:
+    """RFC 6298's retransmission timer: a smoothed round trip and its variance make the timeout,
+    which doubles for each send that goes unanswered (bounded for a lab's paths)."""
+
+    def __init__(self, initial: float = INITIAL_RTO) -> None:
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = initial
+        self.samples: list[float] = []
+
+    def sample(self, rtt: float, exact: bool = True) -> None:
+        """A round trip; `exact` unless it is timed from a first send that was sent again (then an
+        overestimate, taken only while there is no exact one: it slows the timer, never speeds it)."""
+        if not exact and self.samples:
+            return
+        if exact:
+            self.samples.append(rtt)
+        if self.srtt is None or (exact and len(self.samples) == 1):
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = min(MAX_RTO, max(MIN_RTO, self.srtt + 4 * self.rttvar))
+
+    def backoff(self, tries: int) -> float:
+        """The wait before the next send of something already sent `tries` times: the timeout,
+        doubled for each unanswered send up to 4 RTO. A lab's loss is random, not congestion, so
+        the wait stays near the round trip instead of growing to seconds."""
+        cap = min(MAX_RTO, max(MIN_BACKOFF_CAP, 4 * self.rto))
+        return min(cap, self.rto * 2 ** (tries - 1))
+
+
+def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: RoomKeys, deadline: float,
+               counts: dict | None = None) -> Intro:
+    # counts: filled with "registers" (sent) and "broker_rtt" (s, when a reply timed one)
     """Register until the broker introduces the partner. Raises TimeoutError.
 
     Each register is signed afresh (new timestamp and nonce: the broker refuses a replay). Only
     an introduction signed with the room's key, answering our own transaction, is believed; a
     broker's error is reported but not believed either (anyone can forge one), so registering
     goes on until the deadline, and the last error is in the TimeoutError.
+
+    Registers are sent again while no introduction comes, every REGISTER_INTERVAL or twice the
+    broker's measured round trip, whichever is longer; unanswered, the wait doubles (RFC 6298).
     """
     txn = os.urandom(6).hex()
     private = chan.local
     announced_wait = False
     refused: str | None = None
+    timer = RetransmitTimer(REGISTER_INTERVAL)
+    unanswered = 0
+    counts = {} if counts is None else counts
     while time.monotonic() < deadline:
         register = Register(room, peer, txn, private, int(time.time()), new_nonce())
+        sent_at = time.monotonic()
         chan.send(sign(register, keys.to_broker), broker)
-        resend_at = min(deadline, time.monotonic() + REGISTER_INTERVAL)
+        counts["registers"] = counts.get("registers", 0) + 1
+        unanswered += 1
+        wait = max(REGISTER_INTERVAL, 2 * timer.srtt) if timer.srtt is not None else timer.backoff(unanswered)
+        resend_at = min(deadline, sent_at + wait)
         while (got := chan.receive(resend_at)) is not None:
             msg, source = got
             if source != broker:
@@ -143,8 +196,12 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: Room
             if not verify(msg, keys.from_broker):
                 log(f"peer {peer}: ignored a {msg.TYPE} from {source} that the room key does not sign")
                 continue
+            if unanswered == 1 and timer.srtt is None:  # Karn: only a reply to the one register sent times it
+                timer.sample(time.monotonic() - sent_at)
+                counts["broker_rtt"] = timer.srtt
             if isinstance(msg, Intro):
                 return msg
+            unanswered = 0
             if not announced_wait:
                 log(f"peer {peer}: registered as {msg.you}, waiting for a partner in room {room}")
                 announced_wait = True
@@ -261,6 +318,102 @@ class HolePunch:
         return None if self.heard_at is None else max(0.0, self.heard_at - self.start_at)
 
 
+class Exchange:
+    """`count` numbered messages each way over the punched path, every one acknowledged.
+
+    New messages go out every DATA_INTERVAL once the hole is open; one not acknowledged within the
+    timer's timeout is sent again (bounded by MAX_TRIES), the timeout learnt from the round trips of
+    messages acknowledged at their first send (Karn); until there is one, a message acknowledged
+    after it was sent again is timed from its first send (too long, so the timer errs slow). The
+    first timeout is `first_rto`: the peer seeds it from its round trip to the broker, which crossed
+    its own access link both ways. Every data datagram heard is acknowledged, a repeat
+    too (its first ack may have been lost); repeats and reordering count once (by seq).
+
+    A side whose exchange is done says Bye (seq count + 1), sent again until acknowledged like
+    data; it leaves once its Bye is acknowledged and the partner's Bye has come: the partner's
+    data were all acknowledged before it said Bye, so nobody leaves while the other still waits.
+    """
+
+    def __init__(self, hole: HolePunch, room: str, me: str, count: int, first_rto: float = INITIAL_RTO) -> None:
+        self.hole, self.room, self.me, self.count = hole, room, me, count
+        self.timer = RetransmitTimer(first_rto)
+        self.sent = 0
+        self.pending: dict[int, tuple[float, int]] = {}  # seq -> (last sent, sends)
+        self.first_sent: dict[int, float] = {}
+        self.received: set[int] = set()
+        self.retransmissions = 0
+        self.acks = 0
+        self.next_new = 0.0
+        self.bye_seq = count + 1
+        self.bye: tuple[float, int] | None = None  # (last sent, sends) of our Bye, until acknowledged
+        self.bye_acked = False
+        self.partner_bye = False
+
+    @property
+    def done(self) -> bool:
+        return self.sent >= self.count and not self.pending and len(self.received) >= self.count
+
+    @property
+    def finished(self) -> bool:
+        """Done, and both sides know it: our Bye acknowledged, the partner's heard."""
+        return self.done and self.partner_bye and (self.bye_acked or self.bye is not None and self.bye[1] >= MAX_TRIES)
+
+    @property
+    def gave_up(self) -> bool:
+        return any(tries >= MAX_TRIES for _, tries in self.pending.values())
+
+    def _send(self, seq: int, now: float, tries: int) -> None:
+        self.hole.send(Data(self.room, self.me, seq, f"hello #{seq} from {self.me}"))
+        self.pending[seq] = (now, tries)
+
+    def tick(self, now: float) -> float | None:
+        """Send what is due; when to be woken next (None: nothing more to send)."""
+        if not self.hole.open:
+            return None
+        wake = []
+        if self.sent < self.count:
+            if now >= self.next_new:
+                self.sent += 1
+                self.first_sent[self.sent] = now
+                self._send(self.sent, now, 1)
+                self.next_new = now + DATA_INTERVAL
+            wake.append(self.next_new if self.sent < self.count else None)
+        for seq, (last, tries) in list(self.pending.items()):
+            due = last + self.timer.backoff(tries)
+            if now >= due and tries < MAX_TRIES:
+                self.retransmissions += 1
+                self._send(seq, now, tries + 1)
+                due = now + self.timer.backoff(tries + 1)
+            if tries < MAX_TRIES:
+                wake.append(due)
+        if self.done and not self.bye_acked:
+            last, tries = self.bye if self.bye is not None else (now, 0)
+            due = last + self.timer.backoff(tries) if tries else now
+            if now >= due and tries < MAX_TRIES:
+                self.hole.send(Bye(self.room, self.me, self.bye_seq))
+                self.bye = (now, tries + 1)
+                due = now + self.timer.backoff(tries + 1)
+            if tries < MAX_TRIES:
+                wake.append(due)
+        wake = [w for w in wake if w is not None]
+        return min(wake) if wake else None
+
+    def on_message(self, msg: Message, now: float) -> None:
+        """A genuine datagram of the partner's (HolePunch.on_datagram said so)."""
+        if isinstance(msg, Data):
+            self.received.add(msg.seq)
+            self.hole.send(Ack(self.room, self.me, msg.seq))
+        elif isinstance(msg, Bye):
+            self.partner_bye = True
+            self.hole.send(Ack(self.room, self.me, msg.seq))
+        elif isinstance(msg, Ack) and msg.seq == self.bye_seq:
+            self.bye_acked = True
+        elif isinstance(msg, Ack) and msg.seq in self.pending:
+            _, tries = self.pending.pop(msg.seq)
+            self.acks += 1
+            self.timer.sample(now - self.first_sent[msg.seq], exact=tries == 1)
+
+
 def room_keys(secret: str | None) -> RoomKeys:
     """The room's keys from --secret, else NATLAB_ROOM_SECRET; CredentialError when neither is right."""
     return RoomKeys.from_secret(parse_secret(secret or os.environ.get(SECRET_ENV)))
@@ -274,13 +427,16 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.private = str(chan.local)
     start = time.monotonic()
     deadline = start + args.timeout
+    counts: dict = {}
     try:
-        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline)
+        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline, counts)
     except TimeoutError as exc:
         result.error = str(exc)
+        result.registers_sent = counts.get("registers", 0)
         chan.close()
         return result
     introduced = time.monotonic()
+    result.registers_sent = counts.get("registers", 0)
     result.time_to_intro_s = round(introduced - start, 4)
     result.public, result.partner, result.partner_public = str(intro.you), intro.partner, str(intro.partner_endpoint)
     result.partner_private = str(intro.partner_private)
@@ -288,42 +444,42 @@ def punch(args: argparse.Namespace) -> PunchResult:
         f" I am {intro.you}")
     # From here on the broker is never addressed again.
     hole = HolePunch(chan, intro, args.id, introduced + args.punch_delay, keys)
-    received: set[int] = set()
-    sent = 0
-    next_data = 0.0
-    while time.monotonic() < deadline:
+    broker_rtt = counts.get("broker_rtt")
+    first_rto = max(INITIAL_RTO, FIRST_RTO_PER_BROKER_RTT * broker_rtt) if broker_rtt else INITIAL_RTO
+    exchange = Exchange(hole, args.room, args.id, args.messages, min(MAX_RTO, first_rto))
+    while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
         now = time.monotonic()
-        wake = [deadline]
-        probe_at = hole.tick(now)
-        if probe_at is not None:
-            wake.append(probe_at)
-        if hole.open and sent < args.messages:
-            if now >= next_data:
-                sent += 1
-                hole.send(Data(args.room, args.id, sent, f"hello #{sent} from {args.id}"))
-                next_data = now + DATA_INTERVAL
-            wake.append(next_data)
-        if sent >= args.messages and len(received) >= args.messages:
-            break
+        wake = [w for w in (deadline, hole.tick(now), exchange.tick(now)) if w is not None]
         got = chan.receive(min(wake))
-        if got is not None and hole.on_datagram(got[0], got[1], time.monotonic()) and isinstance(got[0], Data):
-            received.add(got[0].seq)
-    # Answer late probes for a moment, so a partner that missed our acknowledgement can finish.
-    linger_until = time.monotonic() + LINGER
+        if got is not None and hole.on_datagram(got[0], got[1], time.monotonic()):
+            exchange.on_message(got[0], time.monotonic())
+    # Answer late probes and a repeated Bye until the partner has been quiet a while: our ack of
+    # its Bye may have been lost.
+    quiet = max(LINGER, 2 * exchange.timer.rto)
+    linger_until = min(deadline, time.monotonic() + quiet)
     while (got := chan.receive(linger_until)) is not None:
-        hole.on_datagram(got[0], got[1], time.monotonic())
+        if hole.on_datagram(got[0], got[1], time.monotonic()):
+            exchange.on_message(got[0], time.monotonic())
+            linger_until = min(deadline, time.monotonic() + quiet)
     chan.close()
+    samples = exchange.timer.samples
     result.probes_sent = hole.probes_sent
     result.partner_heard_from = str(hole.heard_from) if hole.heard_from else None
     result.path = hole.path
     result.rejected = hole.rejected
     result.time_to_punch_s = None if hole.time_to_punch is None else round(hole.time_to_punch, 4)
-    result.messages_sent = sent
-    result.messages_received = len(received)
-    result.received_seqs = sorted(received)
-    result.ok = hole.open and sent == args.messages and len(received) == args.messages
+    result.time_to_first_heard_s = None if hole.heard_at is None else round(hole.heard_at - introduced, 4)
+    result.rtt_ms = round(1000 * sorted(samples)[len(samples) // 2], 2) if samples else None
+    result.messages_sent = exchange.sent
+    result.messages_received = len(exchange.received)
+    result.received_seqs = sorted(exchange.received)
+    result.retransmissions = exchange.retransmissions
+    result.acks_received = exchange.acks
+    result.ok = hole.open and exchange.done
     if not result.ok:
-        result.error = "no packet from the partner" if not hole.open else "exchange incomplete before timeout"
+        result.error = ("no packet from the partner" if not hole.open else
+                        f"{len(exchange.pending)} messages unacknowledged after {MAX_TRIES} sends" if exchange.gave_up
+                        else "exchange incomplete before timeout")
     return result
 
 

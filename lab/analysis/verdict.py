@@ -10,6 +10,8 @@ saw. The checks:
                 a private endpoint by design); LAN↔WAN translation matches what the broker reported
 5a unsolicited  unsolicited packets reach a router's WAN and never its LAN
 5b no-bypass    with its router's forwarding off, a peer reaches nothing beyond its LAN
+6  links        (only in a run whose routers had a link condition) the delay each router's link
+                was set to, seen between its LAN and WAN captures, each way
 With several punch pairs every check is made for each pair on that pair's view of the run (its
 routers' captures, and the broker's packets that concern it), and the verdict's line for a check
 counts the pairs that passed and names those that failed.
@@ -26,11 +28,13 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from lab.analysis.link_delays import Crossings, crossings
 from lab.analysis.packets import Packet
 from lab.analysis.run import LoadedRun, RunView, read_run
 from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
 from nat.behaviour import parse_nat
+from node.link import parse_link
 from wire.protocol import Data, Intro, Message, Ping, Probe, Register, text_without_private
 
 FAILURES_SHOWN = 5  # failing pairs named in a check's line; the evidence lists them all
@@ -128,6 +132,8 @@ def check_direct_path(view: RunView, messages: int) -> Check:
             endpoints = sorted({f"{p.src_ep}->{p.dst_ep}" for p in flow})
             as_reported = {f"{reported.get(pair.label)}->{reported.get(other.label)}"}
             note = "" if not endpoints or set(endpoints) == as_reported else " (not the endpoints the broker saw)"
+            again = len(flow) - len(seqs)  # a message sent again is still one message
+            note += f" ({again} datagrams sent again)" if again else ""
             evidence.append(f"{pair.label}->{other.label} {', '.join(endpoints) or '-'} at {vantage}-wan: "
                             f"{len(seqs)}/{messages}{note}")
             if not want <= seqs:
@@ -263,8 +269,40 @@ def check_no_bypass(view: RunView) -> Check:
     return Check("5b", "control: no path around the router", not problems, detail, evidence)
 
 
+DELAY_TOLERANCE_MS = 5.0  # around the configured delay, for the median crossing (libp2p's interop warns past 5 ms)
+
+
+def check_links(view: RunView) -> Check:
+    """Each conditioned router link's delay, seen in the captures: the median time a datagram spent
+    between the router's LAN and WAN captures, each way, within DELAY_TOLERANCE_MS of the setting."""
+    problems, evidence = [], []
+    for pair in view.pairs:
+        if pair.router.link is None:
+            continue
+        want = parse_link(pair.router.link)
+        seen = crossings(view, pair)
+        for direction, times, lost in (("LAN->WAN", seen.up_ms, seen.up_lost), ("WAN->LAN", seen.down_ms, seen.down_lost)):
+            median = Crossings.median(times)
+            evidence.append(f"{pair.router.name} {direction}: {len(times)} datagrams, median "
+                            f"{'-' if median is None else f'{median:.1f}'} ms (set {want.delay_ms:g} ms"
+                            f"{f' ± {want.jitter_ms:g}' if want.jitter_ms else ''}), {lost} in and not out")
+            if median is None:
+                problems.append(f"{pair.router.name} {direction}: no datagram seen on both sides")
+            elif abs(median - want.delay_ms) > DELAY_TOLERANCE_MS:
+                problems.append(f"{pair.router.name} {direction}: median {median:.1f} ms, not {want.delay_ms:g} ms "
+                                f"± {DELAY_TOLERANCE_MS:g}")
+    detail = "; ".join(problems) or "every router's link delay, both ways, within " \
+        f"{DELAY_TOLERANCE_MS:g} ms of its setting in the captures"
+    return Check("6", "link conditions seen in the captures", not problems, detail, evidence)
+
+
+def conditioned(topology: Topology) -> bool:
+    """Whether a router of the run had a link that is not perfect (a run without says nothing of links)."""
+    return any(p.router.link and not parse_link(p.router.link).is_perfect for p in topology.pairs)
+
+
 def run_checks(view: RunView, messages: int, late_peer: str) -> list[Check]:
-    return [
+    checks = [
         check_rendezvous(view),
         check_skip_server(view),
         check_direct_path(view, messages),
@@ -272,6 +310,7 @@ def run_checks(view: RunView, messages: int, late_peer: str) -> list[Check]:
         check_unsolicited(view, late_peer),
         check_no_bypass(view),
     ]
+    return checks + ([check_links(view)] if conditioned(view.topology) else [])
 
 
 def combine(results: list[tuple[PunchPair, Check]]) -> Check:

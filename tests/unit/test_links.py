@@ -98,7 +98,7 @@ def test_loss_is_in_the_kernel_before_everything_and_holds_in_both_directions():
 def test_packets_that_must_wait_go_to_the_stage_on_their_way_in():
     script = queue_script(parse_link("delay=50ms"), ["eth1"], ["eth0", "eth1x"])
     assert f"-A natlab-link -i eth1 -j NFQUEUE --queue-num {QUEUE}" in script
-    assert f"-A natlab-link-out -o eth0x" not in script and f"-A natlab-link-out -o eth1x -j NFQUEUE" in script
+    assert "-A natlab-link-out -o eth0x" not in script and "-A natlab-link-out -o eth1x -j NFQUEUE" in script
     assert script.startswith("*raw\n") and script.rstrip().endswith("COMMIT")
 
 

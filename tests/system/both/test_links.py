@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import statistics
 
-from lab.analysis.packets import Packet, load_run
+from lab.analysis.link_delays import crossings
+from lab.analysis.run import read_run
 from lab.analysis.verdict import analyse_run
 from lab.experiment.link_control import read_back, set_link
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
@@ -14,26 +15,6 @@ from tests.helpers.labs import needs_root, say
 
 pytestmark = [needs_root]
 TOLERANCE_MS = 5  # libp2p's hole-punch interop warns outside ±5 ms
-
-
-def crossing_ms(caps: dict[str, list[Packet]], pair) -> tuple[list[float], list[float]]:
-    """How long each UDP datagram took from the router's LAN capture to its WAN capture (what the peer
-    sent) and from its WAN to its LAN (what came to the peer), matched by payload."""
-    router, private, public = pair.router.name, str(pair.private_ip), str(pair.public_ip)
-    lan, wan = caps[f"{router}-lan"], caps[f"{router}-wan"]
-
-    def first(packets: list[Packet], keep) -> dict[bytes, float]:
-        out: dict[bytes, float] = {}
-        for p in packets:
-            if p.sport is not None and p.payload and keep(p):
-                out.setdefault(p.payload, p.time)
-        return out
-
-    sent_lan, sent_wan = first(lan, lambda p: p.src == private), first(wan, lambda p: p.src == public)
-    came_wan, came_lan = first(wan, lambda p: p.dst == public), first(lan, lambda p: p.dst == private)
-    up = [(sent_wan[k] - t) * 1000 for k, t in sent_lan.items() if k in sent_wan]
-    down = [(came_lan[k] - t) * 1000 for k, t in came_wan.items() if k in came_lan]
-    return up, down
 
 
 def test_a_delay_set_on_a_running_lab_shows_between_the_routers_captures_both_ways(engine, tmp_path):
@@ -46,10 +27,12 @@ def test_a_delay_set_on_a_running_lab_shows_between_the_routers_captures_both_wa
     finally:
         back = set_link(engine, router, "lan")
     assert back["describe"] == "lan" and back["queued_interfaces"] == 0, back
-    assert analyse_run(run_dir).ok
+    verdict = analyse_run(run_dir)
+    assert verdict.ok and verdict.checks[-1].id == "6", verdict.checks[-1]  # the link, seen in the pcaps
     record = json.loads((run_dir / "run.json").read_text())
     assert record["link_conditions"][router]["installed"]["delay_ms"] == 50
-    up, down = crossing_ms(load_run(run_dir), pair)
+    seen = crossings(read_run(run_dir).view, pair)
+    up, down = seen.up_ms, seen.down_ms
     assert len(up) >= 10 and len(down) >= 10, (up, down)
     for what, times in (("LAN to WAN", up), ("WAN to LAN", down)):
         assert abs(statistics.median(times) - 50) <= TOLERANCE_MS, f"{what}: {sorted(times)}"
@@ -58,7 +41,8 @@ def test_a_delay_set_on_a_running_lab_shows_between_the_routers_captures_both_wa
 
     # taken off again at once: the next run crosses the router in well under a millisecond
     fast = run_punch_test(engine, PunchTestConfig(messages=3), tmp_path / "fast", say)
-    up, down = crossing_ms(load_run(fast), pair)
+    seen = crossings(read_run(fast).view, pair)
+    up, down = seen.up_ms, seen.down_ms
     assert up and down and max(up + down) < 5, (up, down)
 
 
@@ -72,3 +56,20 @@ def test_loss_and_rate_are_installed_in_the_kernel_and_read_back(engine):
         assert shown["setting"] == "loss=1%,rate=2mbit" and shown["describe"] == "loss=1%,rate=2mbit"
     finally:
         assert set_link(engine, router, "lan")["describe"] == "lan"
+
+
+def test_a_punch_through_30_percent_loss_on_both_links_delivers_every_message(engine, tmp_path):
+    routers = [p.router.name for p in engine.topology.pairs]
+    try:
+        for router in routers:
+            assert set_link(engine, router, "loss=30%")["installed"]["loss_pct"] == 30
+        run_dir = run_punch_test(engine, PunchTestConfig(messages=10), tmp_path, say)
+    finally:
+        for router in routers:
+            set_link(engine, router, "lan")
+    record = json.loads((run_dir / "run.json").read_text())
+    for label, peer in record["peers"].items():
+        assert peer["ok"] and peer["received_seqs"] == list(range(1, 11)), (label, peer)
+    assert sum(peer["retransmissions"] for peer in record["peers"].values()) > 0  # the loss was real
+    verdict = analyse_run(run_dir)
+    assert verdict.ok, [c for c in verdict.checks if not c.ok]

@@ -1,0 +1,53 @@
+"""Check 6: a router's link delay read from its LAN and WAN captures (packet records built here)."""
+
+from __future__ import annotations
+
+from lab.analysis.link_delays import crossings
+from lab.analysis.packets import Packet
+from lab.analysis.run import RunView
+from lab.analysis.verdict import check_links, conditioned
+from lab.topology import build_topology
+
+
+def crossing(vantages: dict, router: str, private: str, public: str, remote: str, delay_s: float, n: int, t0: float):
+    """`n` datagrams out through `router` and `n` back, each `delay_s` on the link each way."""
+    for i in range(n):
+        out, back = f"out {router} {i}".encode(), f"back {router} {i}".encode()
+        t = t0 + i * 0.01
+        vantages[f"{router}-lan"].append(Packet(f"{router}-lan", t, "", "", private, remote, 17, 41000, 3478, out))
+        vantages[f"{router}-wan"].append(Packet(f"{router}-wan", t + delay_s, "", "", public, remote, 17, 52000, 3478, out))
+        vantages[f"{router}-wan"].append(Packet(f"{router}-wan", t + 0.5, "", "", remote, public, 17, 3478, 52000, back))
+        vantages[f"{router}-lan"].append(Packet(f"{router}-lan", t + 0.5 + delay_s, "", "", remote, private, 17, 3478,
+                                                41000, back))
+
+
+def view(link_a: str, seen_delay_a_s: float) -> RunView:
+    topo = build_topology(link_a=link_a)
+    caps = {f"{n.name}-{i.side}": [] for n, i in topo.captures}
+    for pair, delay in ((topo.pair("a"), seen_delay_a_s), (topo.pair("b"), 0.0001)):
+        crossing(caps, pair.router.name, str(pair.private_ip), str(pair.public_ip), "198.51.100.10", delay, 20, 1.0)
+    for packets in caps.values():
+        packets.sort(key=lambda p: p.time)
+    return RunView(caps, topo)
+
+
+def test_a_delay_seen_as_set_passes_and_the_lan_side_is_seen_undelayed():
+    v = view("delay=50ms,jitter=5ms", 0.0512)
+    seen = crossings(v, v.topology.pair("a"))
+    assert len(seen.up_ms) == len(seen.down_ms) == 20 and seen.up_lost == seen.down_lost == 0
+    check = check_links(v)
+    assert check.ok, check.detail
+    assert "router-a LAN->WAN: 20 datagrams, median 51.2 ms (set 50 ms ± 5)" in check.evidence[0]
+    assert any(e.startswith("router-b WAN->LAN") and "median 0.1 ms (set 0 ms)" in e for e in check.evidence)
+
+
+def test_a_delay_that_is_not_the_one_set_fails_naming_the_router_and_direction():
+    check = check_links(view("delay=50ms", 0.080))
+    assert not check.ok
+    assert "router-a LAN->WAN: median 80.0 ms, not 50 ms ± 5" in check.detail
+    assert "router-a WAN->LAN: median 80.0 ms" in check.detail
+
+
+def test_a_run_without_link_conditions_has_no_link_check():
+    assert not conditioned(build_topology()) and conditioned(build_topology(link_b="wifi"))
+    assert not conditioned(build_topology(link_broker="satellite"))  # the broker's link is not a router's
