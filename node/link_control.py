@@ -21,6 +21,7 @@ from pathlib import Path
 from node.link import LinkCondition, UnknownLink, parse_link
 from node.link_rules import (
     CHAIN_IN,
+    LOSS_SCALE,
     TABLE,
     duplicate_commands,
     loss_script,
@@ -133,7 +134,7 @@ def _installed_loss() -> float:
         for expr in item.get("rule", {}).get("expr", []):
             match = expr.get("match", {})
             if match.get("op") == "<" and isinstance(match.get("right"), int):
-                return round(match["right"] / 1_000_000 * 100, 6)
+                return round(match["right"] / LOSS_SCALE * 100, 6)
     return 0.0
 
 
