@@ -44,7 +44,7 @@ PROBE_INTERVAL = 0.05
 DATA_INTERVAL = 0.01
 LINGER = 0.3  # after the exchange, answer late probes and retransmissions until quiet this long (or 4 RTO)
 INITIAL_RTO, MIN_RTO, MAX_RTO = 0.5, 0.05, 4.0  # RFC 6298's timer, with bounds for a lab's paths
-MIN_BACKOFF_CAP = 0.2  # a doubled timeout stops growing at 4 RTO, or this: random loss is no congestion
+MIN_BACKOFF_CAP = 0.2  # a doubled timeout stops growing at 2 RTO, or this: random loss is no congestion
 MAX_TRIES = 40  # sends of one message at most
 FIRST_RTO_PER_BROKER_RTT = 3  # the punched path's first timeout, in round trips to the broker (both access links)
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
@@ -133,9 +133,10 @@ class RetransmitTimer:
         self.samples: list[float] = []
 
     def sample(self, rtt: float, exact: bool = True) -> None:
-        """A round trip; `exact` unless it is timed from a first send that was sent again (then an
-        overestimate, taken only while there is no exact one: it slows the timer, never speeds it)."""
-        if not exact and self.samples:
+        """A round trip; `exact` unless it is timed from a first send that was sent again: then it
+        may be far too long (the first sends were lost), so it is taken only while there is no exact
+        one, and only to shorten the timeout, never to lengthen it."""
+        if not exact and (self.samples or rtt >= self.rto):
             return
         if exact:
             self.samples.append(rtt)
@@ -148,9 +149,9 @@ class RetransmitTimer:
 
     def backoff(self, tries: int) -> float:
         """The wait before the next send of something already sent `tries` times: the timeout,
-        doubled for each unanswered send up to 4 RTO. A lab's loss is random, not congestion, so
+        doubled for each unanswered send up to 2 RTO. A lab's loss is random, not congestion, so
         the wait stays near the round trip instead of growing to seconds."""
-        cap = min(MAX_RTO, max(MIN_BACKOFF_CAP, 4 * self.rto))
+        cap = min(MAX_RTO, max(MIN_BACKOFF_CAP, 2 * self.rto))
         return min(cap, self.rto * 2 ** (tries - 1))
 
 

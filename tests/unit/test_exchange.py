@@ -85,7 +85,7 @@ def test_no_message_is_sent_again_before_its_round_trip_on_a_clean_path():
 
 def test_the_timeout_doubles_for_each_unanswered_send_and_stays_bounded():
     timer = RetransmitTimer(0.5)
-    assert [timer.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 2.0]  # at most 4 RTO
+    assert [timer.backoff(n) for n in (1, 2, 3)] == [0.5, 1.0, 1.0]  # at most 2 RTO
     timer.sample(0.001)
     assert timer.rto == MIN_RTO
 
@@ -108,8 +108,10 @@ def test_nobody_leaves_before_the_partner_has_every_ack_it_needs():
 
 def test_until_an_exact_round_trip_an_ack_of_a_message_sent_again_slows_the_timer_only():
     timer = RetransmitTimer(0.5)
-    timer.sample(0.9, exact=False)  # timed from a first send: too long, but better than nothing
-    assert timer.srtt == 0.9 and timer.samples == []
+    timer.sample(0.9, exact=False)  # timed from a first send that was lost: it would only slow the timer
+    assert timer.srtt is None and timer.rto == 0.5
+    timer.sample(0.2, exact=False)  # shorter than the timeout: it is taken
+    assert timer.srtt == 0.2 and timer.samples == []
     timer.sample(0.02)  # the first exact one replaces it
     assert timer.srtt == 0.02 and timer.samples == [0.02]
     timer.sample(2.0, exact=False)  # ignored once there are exact ones
