@@ -86,10 +86,12 @@ def cmd_down(args: argparse.Namespace, engine: Engine) -> int:
 def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.live import live_topology
     from lab.report.terminal import topology_table
+    from node.link_control import MECHANISM
 
     up = engine.is_up()
     print(topology_table(live_topology(engine) if up else engine.topology))
-    print(f"\nlab is {'up' if up else 'down'}")
+    print(f"\nlinks are conditioned by: {MECHANISM}; no netem needed")
+    print(f"lab is {'up' if up else 'down'}")
     return 0 if up else 3
 
 

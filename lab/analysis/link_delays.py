@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
 from lab.topology import Pair
+from wire.protocol import Ack, Data, Intro, Probe
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,35 @@ def crossings(view: RunView, pair: Pair) -> Crossings:
     up, up_lost = _across(_times(lan, lambda p: p.src == private), _times(wan, lambda p: p.src == public))
     down, down_lost = _across(_times(wan, lambda p: p.dst == public), _times(lan, lambda p: p.dst == private))
     return Crossings(pair.router.name, up, down, up_lost, down_lost)
+
+
+@dataclass(frozen=True)
+class PeerTimes:
+    """What a peer reports of its punched path, as its router's LAN capture saw it happen."""
+
+    label: str
+    rtt_ms: float | None  # median: a data message sent once, to the partner's ack of it
+    first_heard_ms: float | None  # the broker's introduction reaching the peer, to the partner's first datagram
+
+
+def peer_times(view: RunView, pair: Pair) -> PeerTimes:
+    """From the pair's router LAN capture: the peer's round trips and its wait from introduction to partner."""
+    private, partner = str(pair.private_ip), view.partner(pair)
+    lan = view.lan(pair)
+    sent: dict[int, list[float]] = {}
+    acked: dict[int, float] = {}
+    intro_at = heard_at = None
+    for p in lan:
+        m = p.msg
+        if p.src == private and isinstance(m, Data) and m.sender == pair.label:
+            sent.setdefault(m.seq, []).append(p.time)
+        elif p.dst == private and isinstance(m, Ack) and m.sender == partner.label:
+            acked.setdefault(m.seq, p.time)
+        elif p.dst == private and isinstance(m, Intro) and m.partner == partner.label and intro_at is None:
+            intro_at = p.time
+        elif (p.dst == private and isinstance(m, (Probe, Data)) and m.sender == partner.label and heard_at is None
+              and intro_at is not None):
+            heard_at = p.time
+    rtts = [(acked[seq] - times[0]) * 1000 for seq, times in sent.items() if len(times) == 1 and seq in acked]
+    first = None if intro_at is None or heard_at is None else (heard_at - intro_at) * 1000
+    return PeerTimes(pair.label, statistics.median(rtts) if rtts else None, first)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from lab.analysis.link_delays import Crossings, crossings
+from lab.analysis.link_delays import Crossings, crossings, peer_times
 from lab.analysis.packets import Packet
 from lab.analysis.run import LoadedRun, RunView, read_run
 from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
@@ -272,10 +272,25 @@ def check_no_bypass(view: RunView) -> Check:
 DELAY_TOLERANCE_MS = 5.0  # around the configured delay, for the median crossing (libp2p's interop warns past 5 ms)
 
 
-def check_links(view: RunView) -> Check:
+def check_links(view: RunView, reports: dict[str, dict] | None = None) -> Check:
     """Each conditioned router link's delay, seen in the captures: the median time a datagram spent
-    between the router's LAN and WAN captures, each way, within DELAY_TOLERANCE_MS of the setting."""
+    between the router's LAN and WAN captures, each way, within DELAY_TOLERANCE_MS of the setting.
+    And what each peer reported of its path (its round trip, its wait from the introduction to the
+    partner's first datagram), confirmed by its router's LAN capture within the same tolerance."""
     problems, evidence = [], []
+    for pair in view.pairs:
+        report = (reports or {}).get(pair.label) or {}
+        seen = peer_times(view, pair)
+        for what, reported, captured in (("round trip", report.get("rtt_ms"), seen.rtt_ms),
+                                         ("introduction to partner", _ms(report.get("time_to_first_heard_s")),
+                                          seen.first_heard_ms)):
+            if reported is None or captured is None:
+                continue
+            evidence.append(f"peer {pair.label} {what}: reported {reported:.1f} ms, {captured:.1f} ms at "
+                            f"{pair.router.name}-lan")
+            if abs(reported - captured) > DELAY_TOLERANCE_MS:
+                problems.append(f"peer {pair.label} reported a {what} of {reported:.1f} ms; the capture shows "
+                                f"{captured:.1f} ms")
     for pair in view.pairs:
         if pair.router.link is None:
             continue
@@ -291,9 +306,13 @@ def check_links(view: RunView) -> Check:
             elif abs(median - want.delay_ms) > DELAY_TOLERANCE_MS:
                 problems.append(f"{pair.router.name} {direction}: median {median:.1f} ms, not {want.delay_ms:g} ms "
                                 f"± {DELAY_TOLERANCE_MS:g}")
-    detail = "; ".join(problems) or "every router's link delay, both ways, within " \
-        f"{DELAY_TOLERANCE_MS:g} ms of its setting in the captures"
+    detail = "; ".join(problems) or "every router's link delay, both ways, and what the peers reported of " \
+        f"their paths, within {DELAY_TOLERANCE_MS:g} ms in the captures"
     return Check("6", "link conditions seen in the captures", not problems, detail, evidence)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000 * seconds
 
 
 def conditioned(topology: Topology) -> bool:
@@ -301,7 +320,7 @@ def conditioned(topology: Topology) -> bool:
     return any(p.router.link and not parse_link(p.router.link).is_perfect for p in topology.pairs)
 
 
-def run_checks(view: RunView, messages: int, late_peer: str) -> list[Check]:
+def run_checks(view: RunView, messages: int, late_peer: str, reports: dict[str, dict] | None = None) -> list[Check]:
     checks = [
         check_rendezvous(view),
         check_skip_server(view),
@@ -310,7 +329,7 @@ def run_checks(view: RunView, messages: int, late_peer: str) -> list[Check]:
         check_unsolicited(view, late_peer),
         check_no_bypass(view),
     ]
-    return checks + ([check_links(view)] if conditioned(view.topology) else [])
+    return checks + ([check_links(view, reports)] if conditioned(view.topology) else [])
 
 
 def combine(results: list[tuple[PunchPair, Check]]) -> Check:
@@ -329,15 +348,17 @@ def combine(results: list[tuple[PunchPair, Check]]) -> Check:
     return Check(first.id, first.title, not failed, detail, evidence, total, [pp.number for pp, _ in failed])
 
 
-def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "") -> Verdict:
+def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "",
+            reports: dict[str, dict] | None = None) -> Verdict:
+    """The checks of a run; `reports`, the peers' own (run.json), only to be confirmed by the captures."""
     view = RunView(caps, topology)
     punch_pairs = topology.punch_pairs
     if len(punch_pairs) == 1:
-        checks = run_checks(view, messages, late_peer)
+        checks = run_checks(view, messages, late_peer, reports)
         for check in checks:
             check.failed_pairs = [] if check.ok else [1]
         return Verdict(run_id, checks)
-    per_pair = [(pp, run_checks(view.for_pair(pp), messages, late_peer)) for pp in punch_pairs]
+    per_pair = [(pp, run_checks(view.for_pair(pp), messages, late_peer, reports)) for pp in punch_pairs]
     by_check = zip(*[[(pp, check) for check in checks] for pp, checks in per_pair])
     return Verdict(run_id, [combine(list(results)) for results in by_check])
 
@@ -346,7 +367,8 @@ def judge(run: LoadedRun) -> Verdict:
     """The verdict of a run already read (computed only: the CLI writes verdict.json)."""
     config = run.record["config"]
     view = run.view
-    return analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"])
+    return analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"],
+                   run.record.get("peers"))
 
 
 def analyse_run(run_dir: Path) -> Verdict:

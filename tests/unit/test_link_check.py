@@ -51,3 +51,37 @@ def test_a_delay_that_is_not_the_one_set_fails_naming_the_router_and_direction()
 def test_a_run_without_link_conditions_has_no_link_check():
     assert not conditioned(build_topology()) and conditioned(build_topology(link_b="wifi"))
     assert not conditioned(build_topology(link_broker="satellite"))  # the broker's link is not a router's
+
+
+def peer_view(reported_rtt_ms: float, captured_rtt_s: float) -> tuple[RunView, dict]:
+    """Peer a's router LAN: the introduction, b's first probe 0.3 s later, a's data and b's acks."""
+    from tests.helpers.signed import data, intro, probe
+    from wire.protocol import Ack, Endpoint
+
+    v = view("delay=50ms", 0.05)
+    lan = v.caps["router-a-lan"]
+    a, b = str(v.topology.pair("a").private_ip), "198.51.100.102"
+    me, partner = Endpoint(a, 41000), Endpoint(b, 52001)
+    msgs = [(5.0, "198.51.100.10", a, intro("r", "t", me, "b", partner, Endpoint("10.0.2.10", 41001))),
+            (5.3, b, a, probe("r", "b", 0, False))]
+    for seq in (1, 2, 3):
+        msgs += [(6.0 + seq, a, b, data("r", "a", seq, f"hello #{seq} from a")),
+                 (6.0 + seq + captured_rtt_s, b, a, Ack("r", "b", seq))]
+    for t, src, dst, msg in msgs:
+        lan.append(Packet("router-a-lan", t, "", "", src, dst, 17, 1, 2, b"x", msg))
+    lan.sort(key=lambda p: p.time)
+    return v, {"a": {"rtt_ms": reported_rtt_ms, "time_to_first_heard_s": 0.3}}
+
+
+def test_the_peers_reported_round_trip_and_wait_are_confirmed_by_its_routers_lan_capture():
+    v, reports = peer_view(200.5, 0.2)
+    check = check_links(v, reports)
+    assert check.ok, check.detail
+    assert "peer a round trip: reported 200.5 ms, 200.0 ms at router-a-lan" in check.evidence
+    assert "peer a introduction to partner: reported 300.0 ms, 300.0 ms at router-a-lan" in check.evidence
+
+
+def test_a_peer_report_the_capture_does_not_bear_out_fails_the_check():
+    v, reports = peer_view(120.0, 0.2)
+    check = check_links(v, reports)
+    assert not check.ok and "peer a reported a round trip of 120.0 ms; the capture shows 200.0 ms" in check.detail
