@@ -47,6 +47,8 @@ INITIAL_RTO, MIN_RTO, MAX_RTO = 0.5, 0.05, 4.0  # RFC 6298's timer, with bounds 
 MIN_BACKOFF_CAP = 0.2  # a doubled timeout stops growing at 2 RTO, or this: random loss is no congestion
 MAX_TRIES = 40  # sends of one message at most
 FIRST_RTO_PER_BROKER_RTT = 3  # the punched path's first timeout, in round trips to the broker (both access links)
+PUNCH_WINDOW_S = 3.0  # probing stops if the partner is not heard within this (or 8 broker round trips) of starting
+PUNCH_WINDOW_PER_BROKER_RTT = 8
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 
 
@@ -108,6 +110,7 @@ class PunchResult:
     partner_heard_from: str | None = None
     path: str | None = None  # which of the partner's endpoints answered: public or private
     punch_delay_s: float = 0.0
+    punch_window_s: float | None = None  # how long it probed for before giving up, had it not heard the partner
     time_to_intro_s: float | None = None
     time_to_punch_s: float | None = None
     time_to_first_heard_s: float | None = None  # from the introduction to the first datagram heard from the partner
@@ -448,7 +451,14 @@ def punch(args: argparse.Namespace) -> PunchResult:
     broker_rtt = counts.get("broker_rtt")
     first_rto = max(INITIAL_RTO, FIRST_RTO_PER_BROKER_RTT * broker_rtt) if broker_rtt else INITIAL_RTO
     exchange = Exchange(hole, args.room, args.id, args.messages, min(MAX_RTO, first_rto))
+    # The punch window: how long to probe before deciding no direct path opens. It scales with the
+    # round trip (the broker's crossed this peer's own access link both ways).
+    window = max(PUNCH_WINDOW_S, PUNCH_WINDOW_PER_BROKER_RTT * broker_rtt if broker_rtt else 0.0)
+    result.punch_window_s = round(window, 3)
+    closes_at = hole.start_at + window
     while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
+        if not hole.open and time.monotonic() >= closes_at:
+            break
         now = time.monotonic()
         wake = [w for w in (deadline, hole.tick(now), exchange.tick(now)) if w is not None]
         got = chan.receive(min(wake))
@@ -478,7 +488,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.acks_received = exchange.acks
     result.ok = hole.open and exchange.done
     if not result.ok:
-        result.error = ("no packet from the partner" if not hole.open else
+        result.error = (f"no packet from the partner within the punch window ({window:.1f}s)" if not hole.open else
                         f"{len(exchange.pending)} messages unacknowledged after {MAX_TRIES} sends" if exchange.gave_up
                         else "exchange incomplete before timeout")
     return result
