@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from node.setting_text import split_setting
+
 MAPPINGS = {"eim": "endpoint-independent", "adm": "address-dependent", "apdm": "address-and-port-dependent"}
 FILTERINGS = {"eif": "endpoint-independent", "adf": "address-dependent", "apdf": "address-and-port-dependent"}
 ALLOCATIONS = ("preserve", "sequential", "random")
@@ -22,6 +24,7 @@ ALLOCATIONS = ("preserve", "sequential", "random")
 # port serves every remote (EIM); a sequential counter only makes sense per new mapping of a flow.
 ALLOWED_ALLOCATIONS = {"eim": ("preserve", "random"), "adm": ("random",), "apdm": ("random", "sequential")}
 TIMEOUT_RANGE = (1, 3600)
+AXES_HELP = "mapping=eim|adm|apdm,filtering=eif|adf|apdf,ports=preserve|sequential|random,hairpin=on|off,timeout=SECONDS"
 
 
 @dataclass(frozen=True)
@@ -72,28 +75,14 @@ def _switch(key: str, value: str) -> bool:
 
 
 def parse_nat(text: str) -> NatBehaviour:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise UnknownPreset(f"empty NAT setting; valid presets: {', '.join(PRESETS)}")
-    behaviour = PRESETS[DEFAULT_PRESET]
-    if "=" not in items[0]:
-        name = items.pop(0)
-        if name not in PRESETS:
-            raise UnknownPreset(
-                f"unknown NAT preset {name!r}; valid presets: {', '.join(PRESETS)} "
-                "(or axes: mapping=eim|adm|apdm,filtering=eif|adf|apdf,ports=preserve|sequential|random,"
-                "hairpin=on|off,timeout=SECONDS)"
-            )
-        behaviour = PRESETS[name]
-    elif not any(i.startswith("ports=") for i in items):
+    preset, axes = split_setting(text, "NAT", PRESETS, AXES_HELP, UnknownPreset)
+    behaviour = PRESETS[preset or DEFAULT_PRESET]
+    if preset is None and not any(key == "ports" for key, _ in axes):
         # Axes alone: a mapping that cannot preserve ports gets its natural allocation.
-        mapping = next((i.split("=", 1)[1] for i in items if i.startswith("mapping=")), behaviour.mapping)
+        mapping = next((value for key, value in axes if key == "mapping"), behaviour.mapping)
         if mapping in ALLOWED_ALLOCATIONS:
             behaviour = replace(behaviour, allocation=ALLOWED_ALLOCATIONS[mapping][0])
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UnknownPreset(f"{item!r}: a preset name may only come first; axes are KEY=VALUE")
+    for key, value in axes:
         if key == "mapping":
             behaviour = replace(behaviour, mapping=_axis(key, value, MAPPINGS))
         elif key == "filtering":

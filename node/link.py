@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields, replace
 
+from node.setting_text import split_setting
+
 MAX_DELAY_MS = 10_000.0
 MAX_RATE_KBIT = 10_000_000  # 10 Gbit/s
 AXES = ("delay", "jitter", "loss", "rate", "reorder", "duplicate", "corrupt")
@@ -143,24 +145,14 @@ AXIS_PARSERS = {
 
 
 def parse_link(text: str) -> LinkCondition:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise UnknownLink(f"empty link setting; valid presets: {', '.join(PRESETS)}")
-    condition = PRESETS[DEFAULT_LINK]
-    if "=" not in items[0]:
-        name = items.pop(0)
-        if name not in PRESETS:
-            raise UnknownLink(f"unknown link preset {name!r}; valid presets: {', '.join(PRESETS)} "
-                              f"(or axes: {'=..,'.join(AXES)}=.., e.g. delay=50ms,jitter=10ms,loss=5%,rate=2mbit)")
-        condition = PRESETS[name]
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UnknownLink(f"{item!r}: a preset name may only come first; axes are KEY=VALUE")
+    axes_help = f"{'=..,'.join(AXES)}=.., e.g. delay=50ms,jitter=10ms,loss=5%,rate=2mbit"
+    preset, axes = split_setting(text, "link", PRESETS, axes_help, UnknownLink)
+    condition = PRESETS[preset or DEFAULT_LINK]
+    for key, value in axes:
         if key not in AXIS_PARSERS:
             raise UnknownLink(f"unknown link axis {key!r}; valid: {', '.join(AXES)}")
         field, parse = AXIS_PARSERS[key]
-        condition = replace(condition, **{field: parse(key, value.strip())})
+        condition = replace(condition, **{field: parse(key, value)})
     if condition.jitter_ms > condition.delay_ms:
         raise UnknownLink(f"jitter ({_number(condition.jitter_ms)}ms) above delay ({_number(condition.delay_ms)}ms): "
                           "a packet cannot leave before it was sent; give a delay of at least the jitter")
