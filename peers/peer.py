@@ -328,8 +328,8 @@ class Exchange:
     New messages go out every DATA_INTERVAL once the hole is open; one not acknowledged within the
     timer's timeout is sent again (bounded by MAX_TRIES), the timeout learnt from the round trips of
     messages acknowledged at their first send (Karn); until there is one, a message acknowledged
-    after it was sent again is timed from its first send (too long, so the timer errs slow). The
-    first timeout is `first_rto`: the peer seeds it from its round trip to the broker, which crossed
+    after it was sent again, timed from its first send, may only shorten the timeout. The first
+    timeout is `first_rto`: the peer seeds it from its round trip to the broker, which crossed
     its own access link both ways. Every data datagram heard is acknowledged, a repeat
     too (its first ack may have been lost); repeats and reordering count once (by seq).
 

@@ -161,7 +161,7 @@ class Data(Message):
 
 @dataclass(frozen=True)
 class Ack(Message):
-    """Peer -> peer: Data `seq` arrived (the chat retransmits lines until acknowledged)."""
+    """Peer -> peer: Data (or Bye) `seq` arrived; senders retransmit until acknowledged."""
 
     TYPE: ClassVar[str] = "ack"
     room: Name
