@@ -47,7 +47,7 @@ INITIAL_RTO, MIN_RTO, MAX_RTO = 0.5, 0.05, 4.0  # RFC 6298's timer, with bounds 
 MIN_BACKOFF_CAP = 0.2  # a doubled timeout stops growing at 2 RTO, or this: random loss is no congestion
 MAX_TRIES = 40  # sends of one message at most
 FIRST_RTO_PER_BROKER_RTT = 3  # the punched path's first timeout, in round trips to the broker (both access links)
-PUNCH_WINDOW_S = 3.0  # probing stops if the partner is not heard within this (or 8 broker round trips) of starting
+PUNCH_WINDOW_S = 5.0  # probing stops if the partner is not heard within this (or 8 broker round trips) of starting
 PUNCH_WINDOW_PER_BROKER_RTT = 8
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 
