@@ -1,6 +1,6 @@
 """The link's userspace stage: every packet queued to it waits its delay (± jitter), then goes on.
 
-The kernel has no netem here (see node/link_rules.py for what stays in the kernel: loss, rate), so
+The kernel has no netem here (see node/link_rules.py for what stays in the kernel: loss, rate, duplication), so
 what needs time is done in userspace: the kernel queues the packet (NFQUEUE, before conntrack sees
 it) and the stage gives its verdict when the packet's time has come. Verdicts go in any order, so
 jitter reorders packets as a real link does; `reorder` lets some through at once, ahead of the rest;
