@@ -7,6 +7,7 @@ from __future__ import annotations
 from lab.topology import Pair
 
 RUN_RECORD = "run.json"  # the topology snapshot, the settings and the peers' own reports
+RUN_FORMAT = 1  # run.json's "format": what this natlab writes, and the newest it reads
 VERDICT_FILE = "verdict.json"  # the checks with their evidence, written by the CLI
 LATEST = "latest"  # the link to the newest run, beside the runs
 

@@ -28,7 +28,7 @@ NANOSECONDS = 9  # if_tsresol: 10^-9 s per tick
 
 
 class PcapError(ValueError):
-    """A file that is not a classic pcap."""
+    """A file that is not a whole classic pcap (foreign, empty, or cut short)."""
 
 
 class Frame(NamedTuple):
@@ -49,21 +49,29 @@ class Capture(NamedTuple):
 
 
 def read_pcap(path: Path) -> Capture:
-    """Every frame of a classic pcap file. A record cut short at the end (a capture stopped
-    mid-write) is left out, as tcpdump and scapy leave it."""
-    raw = path.read_bytes()
+    """Every frame of a classic pcap file. A file cut short (a capture stopped mid-write, a copy
+    that did not finish) is refused, not read in part: the checks that pass on the absence of
+    packets must not pass on the absence of the file's end."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PcapError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not raw:
+        raise PcapError(f"{path}: empty, not a pcap file")
     if len(raw) < PCAP_HEADER or raw[:4] not in PCAP_MAGIC:
-        raise PcapError(f"{path}: not a pcap file")
+        raise PcapError(f"{path}: not a pcap file (it starts {raw[:4].hex()}, a pcap a1b2c3d4 or a1b23c4d)")
     order, nano = PCAP_MAGIC[raw[:4]]
     snaplen, linktype = struct.unpack_from(order + "II", raw, 16)
     scale, per_tick = (1e-9, 1) if nano else (1e-6, 1000)
     record = struct.Struct(order + "IIII")
     frames, offset, end = [], PCAP_HEADER, len(raw)
-    while offset + 16 <= end:
+    while offset < end:
+        if offset + 16 > end:
+            raise PcapError(f"{path}: cut short: {end - offset} bytes of a record header at byte {offset}")
         sec, frac, caplen, wire_len = record.unpack_from(raw, offset)
         offset += 16
         if offset + caplen > end:
-            break
+            raise PcapError(f"{path}: cut short: its last record has {end - offset} of its {caplen} bytes")
         frames.append(Frame(sec + scale * frac, sec * 1_000_000_000 + frac * per_tick,
                             raw[offset:offset + caplen], wire_len))
         offset += caplen

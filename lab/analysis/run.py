@@ -13,8 +13,9 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from lab.analysis.packets import Packet, records
-from lab.analysis.pcap_io import Capture, read_captures
-from lab.run_format import RUN_RECORD
+from lab.analysis.pcap_io import Capture, PcapError, read_captures
+from lab.errors import LabError
+from lab.run_format import RUN_FORMAT, RUN_RECORD
 from lab.topology import Pair, PunchPair, Topology, vantage_name
 from wire.protocol import Endpoint, Intro, Register, Waiting
 
@@ -142,8 +143,41 @@ class LoadedRun:
     view: RunView
 
 
+def read_record(run_dir: Path) -> dict:
+    """A run's run.json, refused with the file and what is wrong if it is not one this natlab reads."""
+    path = run_dir / RUN_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"{path}: missing (a run directory holds run.json and its pcaps)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabError(f"{path}: cannot be read ({exc})") from None
+    except ValueError as exc:
+        raise LabError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise LabError(f"{path}: not a natlab run record (a JSON {type(record).__name__}, not an object)")
+    version = record.get("format", 1)
+    if not isinstance(version, int) or version > RUN_FORMAT:
+        raise LabError(f"{path}: a run of format {version!r}, written by a newer natlab; this one reads format "
+                       f"{RUN_FORMAT} and older")
+    missing = [key for key in ("run_id", "config", "topology") if key not in record]
+    if missing:
+        raise LabError(f"{path}: not a natlab run record (no {', '.join(missing)})")
+    return record
+
+
 def read_run(run_dir: Path) -> LoadedRun:
-    """A run directory's record and its captures, named by the run's own topology snapshot."""
-    record = json.loads((run_dir / RUN_RECORD).read_text())
-    captures = read_captures(run_dir)
-    return LoadedRun(run_dir, record, captures, RunView(records(captures), Topology.from_json(record["topology"])))
+    """A run directory's record and its captures, named by the run's own topology snapshot; a bad
+    file is refused (LabError, naming it), before anything is written."""
+    record = read_record(run_dir)
+    try:
+        topology = Topology.from_json(record["topology"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LabError(f"{run_dir / RUN_RECORD}: its topology does not read ({type(exc).__name__}: {exc})") from None
+    try:
+        captures = read_captures(run_dir)
+    except PcapError as exc:
+        raise LabError(str(exc)) from None
+    if not captures:
+        raise LabError(f"{run_dir}: no pcaps (a run directory holds one per capture point: <node>-<side>.pcap)")
+    return LoadedRun(run_dir, record, captures, RunView(records(captures), topology))

@@ -32,7 +32,7 @@ from lab.experiment.link_control import read_back
 from lab.experiment.live import live_topology
 from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.room_secrets import mint_many
-from lab.run_format import LATEST, RUN_RECORD, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.run_format import LATEST, RUN_FORMAT, RUN_RECORD, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair
 from node.link import parse_link
 
@@ -146,7 +146,8 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
     each(lambda p: flush_nat_state(engine, p.router.name), pairs)
     captures = Captures(engine)
     captures.start()
-    record: dict = {"run_id": run_dir.name, "started": time.time(), "config": asdict(config), "room": run_dir.name}
+    record: dict = {"format": RUN_FORMAT, "run_id": run_dir.name, "started": time.time(), "config": asdict(config),
+                    "room": run_dir.name}
     try:
         progress("control: routers' forwarding off, peers try the broker")
         record["no_bypass"] = by_label(lambda p: control_no_bypass(engine, p, broker), pairs)

@@ -49,15 +49,21 @@ def test_read_pcap_reads_what_scapy_reads(tmp_path, nano):
     assert capture.frames[1].ns == (T0 * 10**9) + 250_000_000 + ticks
 
 
-def test_read_pcap_big_endian_and_cut_short(tmp_path):
+def test_read_pcap_big_endian_and_refuse_it_cut_short(tmp_path):
     header = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
     record = lambda sec, usec, data: struct.pack(">IIII", sec, usec, len(data), len(data) + 10) + data
     path = tmp_path / "be.pcap"
-    path.write_bytes(header + record(T0, 7, b"abc") + record(T0 + 1, 8, b"defg") + record(T0 + 2, 9, b"hij")[:-1])
+    whole = header + record(T0, 7, b"abc") + record(T0 + 1, 8, b"defg")
+    path.write_bytes(whole)
     capture = read_pcap(path)
     assert [(f.ns, f.data, f.wire_len) for f in capture.frames] == [
         (T0 * 10**9 + 7000, b"abc", 13), ((T0 + 1) * 10**9 + 8000, b"defg", 14)
     ]
+    # cut short, in a record's bytes or in its header: refused, not read in part
+    for cut in (whole + record(T0 + 2, 9, b"hij")[:-1], whole + record(T0 + 2, 9, b"hij")[:10]):
+        path.write_bytes(cut)
+        with pytest.raises(PcapError, match="cut short"):
+            read_pcap(path)
 
 
 def test_read_pcap_refuses_what_is_not_a_pcap(tmp_path):
