@@ -2,6 +2,7 @@
 
     python3 -m node.link_control set --link SETTING    replace the link's condition now; prints the state (JSON)
     python3 -m node.link_control show                   the condition in force, read back from the kernel and the stage
+    python3 -m node.link_control show --recorded        only the setting last put in force (cheap)
 
 The node's main program (a router, the broker) calls start() once: the link stage's thread first
 (its queue must be bound before a rule sends packets to it), then the condition of NATLAB_LINK.
@@ -64,6 +65,13 @@ def recorded() -> dict:
         return {"setting": None}
 
 
+def _record(setting: str, condition: LinkCondition) -> None:
+    """The link file, whole or not at all (written aside, then renamed): `show` and the host read it."""
+    partial = link_file().with_name(link_file().name + ".partial")
+    partial.write_text(json.dumps({"setting": setting, "condition": condition.to_json()}) + "\n")
+    partial.replace(link_file())
+
+
 def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(argv, input=stdin, text=True, capture_output=True)
     if check and proc.returncode != 0:
@@ -89,9 +97,7 @@ def apply(settings: NodeSettings, setting: str, ipr=None) -> dict:
         _run(argv, check=bool(condition.rate_kbit))  # deleting a bucket that is not there is fine
     for argv in duplicate_commands(condition, inside, outside):
         _run(argv, check=bool(condition.duplicate_pct))
-    partial = link_file().with_name(link_file().name + ".partial")
-    partial.write_text(json.dumps({"setting": setting, "condition": condition.to_json()}) + "\n")
-    partial.replace(link_file())
+    _record(setting, condition)
     return state(settings, ipr)
 
 
@@ -162,7 +168,7 @@ def start(settings: NodeSettings, ipr=None) -> LinkStage:
     stage.start()
     setting = settings.link or "lan"
     if parse_link(setting).is_perfect:
-        link_file().write_text(json.dumps({"setting": setting, "condition": LinkCondition().to_json()}) + "\n")
+        _record(setting, LinkCondition())
     else:
         apply(settings, setting, ipr)
     return stage
@@ -174,11 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("set", help="replace the link's condition now")
     s.add_argument("--link", required=True, help="preset or axes, e.g. mobile-3g or delay=50ms,loss=5%%")
-    sub.add_parser("show", help="print the condition in force, read back, as JSON")
+    show = sub.add_parser("show", help="print the condition in force, read back, as JSON")
+    show.add_argument("--recorded", action="store_true", help="only the setting as last put in force (no read-back)")
     args = parser.parse_args(argv)
     settings = settings_from_env()
     try:
-        print(json.dumps(apply(settings, args.link) if args.command == "set" else state(settings)))
+        if args.command == "set":
+            print(json.dumps(apply(settings, args.link)))
+        else:
+            print(json.dumps(recorded() if args.recorded else state(settings)))
     except UnknownLink as exc:
         print(f"link: {exc}", file=sys.stderr)
         return 2

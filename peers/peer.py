@@ -160,8 +160,8 @@ class RetransmitTimer:
 
 def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: RoomKeys, deadline: float,
                counts: dict | None = None) -> Intro:
-    # counts: filled with "registers" (sent) and "broker_rtt" (s, when a reply timed one)
-    """Register until the broker introduces the partner. Raises TimeoutError.
+    """Register until the broker introduces the partner. Raises TimeoutError. `counts` is filled
+    with "registers" (how many were sent) and "broker_rtt" (seconds, once a reply timed one).
 
     Each register is signed afresh (new timestamp and nonce: the broker refuses a replay). Only
     an introduction signed with the room's key, answering our own transaction, is believed; a
@@ -370,6 +370,16 @@ class Exchange:
         self.hole.send(Data(self.room, self.me, seq, f"hello #{seq} from {self.me}"))
         self.pending[seq] = (now, tries)
 
+    def _due(self, now: float, last: float, tries: int) -> tuple[bool, float | None]:
+        """For something sent `tries` times (0: not yet), last at `last`, unacknowledged: whether to send
+        it now, and when it is due next (None: it has had all its tries)."""
+        if tries >= MAX_TRIES:
+            return False, None
+        due = last + self.timer.backoff(tries) if tries else now
+        if now < due:
+            return False, due
+        return True, now + self.timer.backoff(tries + 1)
+
     def tick(self, now: float) -> float | None:
         """Send what is due; when to be woken next (None: nothing more to send)."""
         if not self.hole.open:
@@ -383,22 +393,18 @@ class Exchange:
                 self.next_new = now + DATA_INTERVAL
             wake.append(self.next_new if self.sent < self.count else None)
         for seq, (last, tries) in list(self.pending.items()):
-            due = last + self.timer.backoff(tries)
-            if now >= due and tries < MAX_TRIES:
+            again, due = self._due(now, last, tries)
+            if again:
                 self.retransmissions += 1
                 self._send(seq, now, tries + 1)
-                due = now + self.timer.backoff(tries + 1)
-            if tries < MAX_TRIES:
-                wake.append(due)
+            wake.append(due)
         if self.done and not self.bye_acked:
-            last, tries = self.bye if self.bye is not None else (now, 0)
-            due = last + self.timer.backoff(tries) if tries else now
-            if now >= due and tries < MAX_TRIES:
+            last, tries = self.bye or (now, 0)
+            again, due = self._due(now, last, tries)
+            if again:
                 self.hole.send(Bye(self.room, self.me, self.bye_seq))
                 self.bye = (now, tries + 1)
-                due = now + self.timer.backoff(tries + 1)
-            if tries < MAX_TRIES:
-                wake.append(due)
+            wake.append(due)
         wake = [w for w in wake if w is not None]
         return min(wake) if wake else None
 

@@ -104,6 +104,12 @@ def link_show() -> NodeCommand[dict]:
     return NodeCommand("node.link_control show", program("node.link_control", "show"), _ok_result)
 
 
+def link_recorded() -> NodeCommand[dict]:
+    """A node's link setting as last put in force, without reading the kernel back (cheap)."""
+    return NodeCommand("node.link_control show --recorded", program("node.link_control", "show", "--recorded"),
+                       _ok_result)
+
+
 def flush_conntrack() -> NodeCommand[ExecResult]:
     return NodeCommand("conntrack -F", ["conntrack", "-F"], _as_is)
 

@@ -21,7 +21,7 @@ def live_settings(engine: Engine) -> dict[str, dict]:
         live = dict(zip(routers, pool.map(lambda name: live_nat(engine, name), routers)))
     broker = engine.topology.broker
     if broker.link is not None:
-        live[broker.name] = {"link": node_commands.link_show().run(engine, broker.name)["setting"]}
+        live[broker.name] = {"link": node_commands.link_recorded().run(engine, broker.name)["setting"]}
     return live
 
 

@@ -29,14 +29,18 @@ CODE_DIRS = ("nat", "node", "peers", "server", "wire")  # what the nodes run: no
 HEADER = "# Generated from lab/topology.py by `make compose`; edit the topology, not this file.\n"
 
 
+def _variable(setting: str, node: Node) -> str:
+    return f"NATLAB_{setting}_" + node.name.removeprefix("router-").upper().replace("-", "_")
+
+
 def nat_variable(node: Node) -> str:
     """The environment variable that overrides a router's preset, e.g. NATLAB_NAT_A."""
-    return "NATLAB_NAT_" + node.name.removeprefix("router-").upper().replace("-", "_")
+    return _variable("NAT", node)
 
 
 def link_variable(node: Node) -> str:
     """The environment variable that overrides a node's link, e.g. NATLAB_LINK_A, NATLAB_LINK_BROKER."""
-    return "NATLAB_LINK_" + node.name.removeprefix("router-").upper().replace("-", "_")
+    return _variable("LINK", node)
 
 
 def compose_variables(topology: Topology) -> dict[str, str]:
