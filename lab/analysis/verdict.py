@@ -270,13 +270,22 @@ def check_no_bypass(view: RunView) -> Check:
 
 
 DELAY_TOLERANCE_MS = 5.0  # around the configured delay, for the median crossing (libp2p's interop warns past 5 ms)
+# A peer clocks its figures in user space, each end late by its own wake-up after the kernel saw the
+# packet: tens of ms on a busy 2-core Docker host (14 ms measured). Both captures share one kernel clock.
+PEER_CLOCK_TOLERANCE_MS = 25.0
+PEER_CLOCK_TOLERANCE_SHARE = 0.10  # or a tenth of the figure, for long waits
+
+
+def peer_clock_tolerance_ms(captured_ms: float) -> float:
+    """How far a peer's own figure may sit from its capture's and still be borne out."""
+    return max(PEER_CLOCK_TOLERANCE_MS, PEER_CLOCK_TOLERANCE_SHARE * captured_ms)
 
 
 def check_links(view: RunView, reports: dict[str, dict] | None = None) -> Check:
     """Each conditioned router link's delay, seen in the captures: the median time a datagram spent
     between the router's LAN and WAN captures, each way, within DELAY_TOLERANCE_MS of the setting.
     And what each peer reported of its path (its round trip, its wait from the introduction to the
-    partner's first datagram), confirmed by its router's LAN capture within the same tolerance."""
+    partner's first datagram), confirmed by its router's LAN capture within peer_clock_tolerance_ms."""
     problems, evidence = [], []
     for pair in view.pairs:
         report = (reports or {}).get(pair.label) or {}
@@ -288,9 +297,9 @@ def check_links(view: RunView, reports: dict[str, dict] | None = None) -> Check:
                 continue
             evidence.append(f"peer {pair.label} {what}: reported {reported:.1f} ms, {captured:.1f} ms at "
                             f"{pair.router.name}-lan")
-            if abs(reported - captured) > DELAY_TOLERANCE_MS:
+            if abs(reported - captured) > peer_clock_tolerance_ms(captured):
                 problems.append(f"peer {pair.label} reported a {what} of {reported:.1f} ms; the capture shows "
-                                f"{captured:.1f} ms")
+                                f"{captured:.1f} ms (± {peer_clock_tolerance_ms(captured):g})")
     for pair in view.pairs:
         if pair.router.link is None:
             continue
@@ -306,8 +315,8 @@ def check_links(view: RunView, reports: dict[str, dict] | None = None) -> Check:
             elif abs(median - want.delay_ms) > DELAY_TOLERANCE_MS:
                 problems.append(f"{pair.router.name} {direction}: median {median:.1f} ms, not {want.delay_ms:g} ms "
                                 f"± {DELAY_TOLERANCE_MS:g}")
-    detail = "; ".join(problems) or "every router's link delay, both ways, and what the peers reported of " \
-        f"their paths, within {DELAY_TOLERANCE_MS:g} ms in the captures"
+    detail = "; ".join(problems) or f"every router's link delay, both ways, within {DELAY_TOLERANCE_MS:g} ms, " \
+        f"and what the peers reported of their paths, within {PEER_CLOCK_TOLERANCE_MS:g} ms, in the captures"
     return Check("6", "link conditions seen in the captures", not problems, detail, evidence)
 
 
