@@ -16,6 +16,7 @@ NAT_B    ?= port-restricted
 LINK_A   ?= lan
 LINK_B   ?= lan
 LINK_BROKER ?= lan
+RELAY    ?= auto
 MESSAGES ?= 10
 RUNS     ?= 20
 BENCH_MAX_PAIRS ?= 100
@@ -25,7 +26,7 @@ NAT      ?=
 LINK     ?=
 LIFETIME ?=
 ROOM     ?= chat
-export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER MESSAGES
+export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose); asked only for Docker.
 ifeq ($(ENGINE),docker)
 COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -37,14 +38,14 @@ endif
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) NAT_A=$(NAT_A) NAT_B=$(NAT_B) LINK_A=$(LINK_A) LINK_B=$(LINK_B) LINK_BROKER=$(LINK_BROKER) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
+	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) NAT_A=$(NAT_A) NAT_B=$(NAT_B) LINK_A=$(LINK_A) LINK_B=$(LINK_B) LINK_BROKER=$(LINK_BROKER) RELAY=$(RELAY) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	@# byte-code for the project too: where PYTHONDONTWRITEBYTECODE is set, every command would compile it
-	@$(PY) -m compileall -q lab nat node peers server wire >/dev/null
+	@$(PY) -m compileall -q lab nat node peers relay server wire >/dev/null
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP) ## create the host virtualenv with the project's Python deps
@@ -119,10 +120,11 @@ system-test: netns-test docker-test ## the system tests on both engines, netns f
 
 test: unit-test netns-test docker-test ## everything, in this order: unit, netns system, Docker system tests
 
-bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links (ENGINE=netns: netns only)
+bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links and the relay's figures (ENGINE=netns: netns only)
 	$(PY) -m bench.lab_bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
 	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
 	$(PY) -m bench.link_bench
+	$(PY) -m bench.relay_bench
 
 bench-links: $(STAMP) ## punching through slow, lossy links (netns): time to punch per RTT, success per loss, stage ceiling
 	$(PY) -m bench.link_bench

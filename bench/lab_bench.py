@@ -23,6 +23,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lab.engines.base import Engine
 from lab.engines.docker.compose_file import NODE_IMAGE
@@ -60,6 +62,25 @@ def say(message: str) -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+@contextmanager
+def netns_lab(project: str, pairs: int) -> Iterator[Engine]:
+    """A netns lab of `pairs` pairs for a bench's figures, down again afterwards whatever happens."""
+    engine = make_engine("netns", build_topology(project=project, pairs=pairs))
+    say(f"netns lab of {pairs} pairs")
+    engine.up(lambda _m: None)
+    try:
+        yield engine
+    finally:
+        engine.down(lambda _m: None)
+
+
+def show_figures(name: str, results: dict, where: str = "netns") -> None:
+    """The figures as a table, then written (write_figures)."""
+    rows = [[key, json.dumps(value)] for key, value in results.items()]
+    print(table(rows, [f"figure ({where})", "value (ratio <= 1 meets the goal)"]))
+    write_figures(name, results)
 
 
 def write_figures(name: str, results: dict) -> None:

@@ -16,20 +16,16 @@ Timing belongs here, never in the tests. Every lab is taken down at the end, wha
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from collections import Counter
 
-from bench.lab_bench import percentile, say, warm_bytecode, write_figures
+from bench.lab_bench import netns_lab, percentile, say, show_figures, warm_bytecode
 from lab.engines.base import Engine
-from lab.engines.registry import make_engine
 from lab.experiment.link_control import set_link
 from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.punch_test import PunchTestConfig, each, punch
-from lab.report.terminal import table
-from lab.topology import build_topology
 
 PROJECT = "natlab-benchlink"
 RTTS_MS = (20, 100, 300)
@@ -41,10 +37,11 @@ def set_all(engine: Engine, setting: str) -> None:
     each(lambda pair: set_link(engine, pair.router.name, setting), engine.topology.pairs)
 
 
-def punch_all(engine: Engine, messages: int, timeout_s: float) -> dict[str, dict]:
+def punch_all(engine: Engine, messages: int, timeout_s: float, relay: str = "off") -> dict[str, dict]:
+    """Every pair at once, both sides probing at once; the relay off unless asked (these figures are the punch's)."""
     each(lambda pair: flush_nat_state(engine, pair.router.name), engine.topology.pairs)
     broker = f"{engine.topology.broker.address}:{engine.topology.broker_port}"
-    config = PunchTestConfig(messages=messages, late_peer="", punch_delay_s=0.0, timeout_s=timeout_s)
+    config = PunchTestConfig(messages=messages, late_peer="", punch_delay_s=0.0, timeout_s=timeout_s, relay=relay)
     return punch(engine, config, f"bench-{time.time_ns()}", broker)
 
 
@@ -135,16 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     stages = ((1, measured_rtt), (args.rtt_pairs, lambda e: {**time_to_punch(e), **ceiling(e)}), (args.pairs, success))
     for pairs, work in stages:
-        engine = make_engine("netns", build_topology(project=PROJECT, pairs=pairs))
-        say(f"netns lab of {pairs} pairs")
-        engine.up(lambda _m: None)
-        try:
+        with netns_lab(PROJECT, pairs) as engine:
             results.update(work(engine))
-        finally:
-            engine.down(lambda _m: None)
-    rows = [[key, json.dumps(value)] for key, value in results.items()]
-    print(table(rows, ["figure (netns)", "value (ratio <= 1 meets the goal)"]))
-    write_figures("links.json", results)
+    show_figures("links.json", results)
     return 0
 
 

@@ -36,6 +36,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.engines.registry import ENGINES, make_engine
 from lab.engines.rollback import undone_on_failure
@@ -89,7 +90,9 @@ def cmd_status(args: argparse.Namespace, engine: Engine) -> int:
     from node.link_control import MECHANISM
 
     up = engine.is_up()
-    print(topology_table(live_topology(engine) if up else engine.topology))
+    relay = engine.topology.relay
+    answering = node_commands.relay_check().run(engine, relay.name)["answering"] if up and relay else None
+    print(topology_table(live_topology(engine) if up else engine.topology, answering))
     print(f"\nlinks are conditioned by: {MECHANISM}; no netem needed")
     print(f"lab is {'up' if up else 'down'}")
     return 0 if up else 3
@@ -118,13 +121,15 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     from lab.report.terminal import verdict_table
 
     config = PunchTestConfig.for_pairs(args.pairs, messages=args.messages,
-                                       punch_delay_s=args.punch_delay)
+                                       punch_delay_s=args.punch_delay, relay=args.relay)
     run_dir = run_punch_test(engine, config, captures_root(), progress)
     record = json.loads((run_dir / RUN_RECORD).read_text())
     for label, result in record.get("peers", {}).items():
         rtt = f", rtt {result['rtt_ms']} ms" if result.get("rtt_ms") is not None else ""
         again = f", {result['retransmissions']} sent again" if result.get("retransmissions") else ""
-        progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, "
+        route = result.get("route") or "no path"
+        fell = f" after {result['fell_back_after_s']}s direct" if result.get("fell_back_after_s") is not None else ""
+        progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, {route}{fell}, "
                  f"punched in {result['time_to_punch_s']}s, sent {result['messages_sent']}, "
                  f"received {result['messages_received']}{again}{rtt}")
     with LadderDrawer() as drawer:  # matplotlib loads in its process while the pcaps are read
@@ -294,6 +299,8 @@ def parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("punch-test", help="captured rendezvous + punch + exchange, verified from pcaps")
     pt.add_argument("--messages", type=int, default=int(os.environ.get("MESSAGES") or 10), help="messages each way")
     pt.add_argument("--punch-delay", type=float, default=1.0, help="seconds peer b waits before probing")
+    pt.add_argument("--relay", choices=node_commands.RELAY_MODES, default=os.environ.get("RELAY") or "auto",
+                    help="auto: punch, fall back to the TURN relay; off: never relay; force: relayed only (env RELAY)")
     pt.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every check")
     pt.set_defaults(func=cmd_punch_test)
 

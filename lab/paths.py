@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PACKAGES = ("lab", "nat", "node", "peers", "server", "wire")  # the project's code (the Makefile compiles them too)
+PACKAGES = ("lab", "nat", "node", "peers", "relay", "server", "wire")  # the project's code (the Makefile compiles them too)
 
 
 def captures_root() -> Path:

@@ -23,6 +23,7 @@ class NodeRole(str, Enum):
     ROUTER = "router"
     PEER = "peer"
     OUTSIDER = "outsider"
+    RELAY = "relay"
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,28 @@ class Topology:
         return self.by_role(NodeRole.OUTSIDER)[0]
 
     @property
+    def relay(self) -> Node | None:
+        """The TURN relay (None in a run recorded before the lab had one)."""
+        relays = self.by_role(NodeRole.RELAY)
+        return relays[0] if relays else None
+
+    def relay_peer_ranges(self) -> list[tuple[IPv4Address, IPv4Address]]:
+        """The addresses the relay may relay to: every public address but the broker's and the outsider's
+        (routers' and its own), as ranges."""
+        excluded = {i.address for n in self.nodes if n.role in (NodeRole.BROKER, NodeRole.OUTSIDER)
+                    for i in n.interfaces} | {a for n in self.by_role(NodeRole.BROKER) for a in n.aliases}
+        ranges: list[tuple[IPv4Address, IPv4Address]] = []
+        for network in self.public_networks:
+            for ip in network.subnet.hosts():
+                if ip in excluded:
+                    continue
+                if ranges and int(ranges[-1][1]) + 1 == int(ip):
+                    ranges[-1] = (ranges[-1][0], ip)
+                else:
+                    ranges.append((ip, ip))
+        return ranges
+
+    @property
     def pairs(self) -> list[Pair]:
         return list(self._pairs)
 
@@ -290,7 +313,9 @@ PUBLIC_SEGMENTS = (WAN, WAN2)
 BROKER_IP = IPv4Address("198.51.100.10")
 BROKER_ALT_IP = IPv4Address("198.51.100.11")  # RFC 5780 needs a second address
 OUTSIDER_IP = IPv4Address("198.51.100.66")
-BROKER_HOST, OUTSIDER_HOST = 10, 66  # the broker and the outsider take .10 and .66 on every public segment
+RELAY_IP = IPv4Address("198.51.100.20")
+TURN_PORT = 3478  # the relay's TURN port (relay/turn_server.py listens on it)
+BROKER_HOST, OUTSIDER_HOST, RELAY_HOST = 10, 66, 20  # .10, .66 and .20 on every public segment
 FIRST_ROUTER_HOST = 101  # routers fill a segment from .101 up, then from its bottom
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
@@ -301,7 +326,8 @@ def _host(network: Network, number: int) -> IPv4Address:
 
 def router_addresses(segment: Network) -> list[IPv4Address]:
     """The addresses a segment has for routers, in the order they are handed out (pair 1 gets .101, .102)."""
-    taken = {_host(segment, BROKER_HOST), _host(segment, OUTSIDER_HOST), BROKER_ALT_IP, segment.reserved_gateway}
+    taken = {_host(segment, BROKER_HOST), _host(segment, OUTSIDER_HOST), _host(segment, RELAY_HOST), BROKER_ALT_IP,
+             segment.reserved_gateway}
     free = [ip for ip in segment.subnet.hosts() if ip not in taken]
     first = _host(segment, FIRST_ROUTER_HOST)
     return [ip for ip in free if ip >= first] + [ip for ip in free if ip < first]
@@ -348,6 +374,7 @@ def build_topology(
     broker and the outsider get an address too (routers there reach the broker's first addresses through
     it: it answers for them, it forwards nothing).
 
+    The relay is a TURN server on the WAN, the peers' fallback when no hole opens.
     The outsider is a WAN host with no business in the session: the controls send the unsolicited
     packets from it (it routes each LAN prefix at that LAN's router, as an attacker on the same
     segment could).
@@ -399,6 +426,8 @@ def build_topology(
 
     broker = Node("broker", NodeRole.BROKER, on_every_segment(BROKER_HOST), captured=True, aliases=(BROKER_ALT_IP,),
                   link=link_broker)
+    # The TURN relay (coturn): on every segment, as the broker, so that every router reaches it directly.
+    relay = Node("relay", NodeRole.RELAY, on_every_segment(RELAY_HOST), captured=True)
     outsider = Node(
         "outsider",
         NodeRole.OUTSIDER,
@@ -408,5 +437,5 @@ def build_topology(
     return Topology(
         project=project,
         networks=tuple(networks),
-        nodes=(broker, *routers, *peers, outsider),
+        nodes=(broker, relay, *routers, *peers, outsider),
     )

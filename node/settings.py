@@ -26,6 +26,7 @@ class NodeSettings:
     nat: str | None
     aliases: list[IPv4Interface] = field(default_factory=list)  # extra addresses on the first interface
     link: str | None = None  # the access link's condition (routers, the broker): node/link.py
+    relay_peers: list[tuple[IPv4Address, IPv4Address]] = field(default_factory=list)  # the relay: whom it may relay to
 
 
 def encode_addresses(addresses: dict[str, IPv4Address]) -> str:
@@ -40,6 +41,15 @@ def encode_routes(routes: list[tuple[IPv4Network, IPv4Address]]) -> str:
     return ",".join(f"{dst} via {via}" for dst, via in routes)
 
 
+def encode_ranges(ranges: list[tuple[IPv4Address, IPv4Address]]) -> str:
+    return ",".join(f"{low}-{high}" for low, high in ranges)
+
+
+def _ranges(text: str) -> list[tuple[IPv4Address, IPv4Address]]:
+    return [(IPv4Address(low), IPv4Address(high)) for low, _, high in
+            (item.partition("-") for item in filter(None, text.split(",")))]
+
+
 def settings_from_env(env: os._Environ[str] | dict[str, str] = os.environ) -> NodeSettings:
     addresses = {}
     for item in filter(None, env.get("NATLAB_ADDRESSES", "").split(",")):
@@ -51,7 +61,7 @@ def settings_from_env(env: os._Environ[str] | dict[str, str] = os.environ) -> No
         routes.append((IPv4Network(dst), IPv4Address(via)))
     aliases = [IPv4Interface(a) for a in filter(None, env.get("NATLAB_ALIASES", "").split(","))]
     return NodeSettings(env.get("NATLAB_NODE", socket.gethostname()), addresses, routes, env.get("NATLAB_NAT"), aliases,
-                        env.get("NATLAB_LINK"))
+                        env.get("NATLAB_LINK"), _ranges(env.get("NATLAB_RELAY_PEERS", "")))
 
 
 def node_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ) -> Path:

@@ -8,6 +8,12 @@
 checks the broker's introduction; the session it introduces signs everything after. After the
 introduction the peer never sends to the broker again: everything else goes to the partner,
 on the same socket, so the NAT mapping the broker saw is the one the partner punches to.
+
+With a relay (--turn, --relay auto or force) the peer first makes a TURN allocation and
+registers its relayed address as a candidate, which the introduction hands to the partner (as
+ICE does). With `auto` it punches directly first and falls back to the relayed path only if
+the direct one is not confirmed both ways within the punch window; with `force` it uses the
+relayed path only. Either way the session's messages are the same, signed the same.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+from peers.relayed_path import RelayedPath, RelayError
 from wire.auth import SECRET_ENV, CredentialError, RoomKeys, new_nonce, parse_secret, sign, verify
 from wire.protocol import (
     Ack,
@@ -50,6 +57,9 @@ FIRST_RTO_PER_BROKER_RTT = 3  # the punched path's first timeout, in round trips
 PUNCH_WINDOW_S = 5.0  # probing stops if the partner is not heard within this (or 8 broker round trips) of starting
 PUNCH_WINDOW_PER_BROKER_RTT = 8
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
+RELAY_MODES = ("auto", "off", "force")
+TURN_PASSWORD_ENV = "NATLAB_TURN_PASSWORD"
+ALLOCATE_TIMEOUT_S = 5.0
 
 
 def log(text: str) -> None:
@@ -64,11 +74,14 @@ def local_ip_towards(dest: Endpoint) -> str:
 
 
 class Channel:
-    """One UDP socket, with receive-until-deadline and decoding."""
+    """One UDP socket and, when the peer relays, its TURN allocation: receive-until-deadline and
+    decoding over both, and sends that go through the relay to the endpoints reached through it."""
 
     def __init__(self, bind: tuple[str, int]) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(bind)
+        self.relay: RelayedPath | None = None
+        self.relayed_peers: set[Endpoint] = set()  # reached through the relay: the partner's relayed address
 
     @property
     def local(self) -> Endpoint:
@@ -76,7 +89,10 @@ class Channel:
         return Endpoint(ip, port)
 
     def send(self, msg: Message, to: Endpoint) -> None:
-        self.sock.sendto(encode(msg), to.to_tuple())
+        if self.relay is not None and to in self.relayed_peers:
+            self.relay.send(encode(msg), to)
+        else:
+            self.sock.sendto(encode(msg), to.to_tuple())
 
     def receive(self, until: float) -> tuple[Message, Endpoint] | None:
         """The next valid message before the monotonic deadline `until`, or None."""
@@ -84,16 +100,23 @@ class Channel:
             remaining = until - time.monotonic()
             if remaining <= 0:
                 return None
-            ready, _, _ = select.select([self.sock], [], [], remaining)
+            sources = [self.sock] if self.relay is None else [self.sock, self.relay]
+            ready, _, _ = select.select(sources, [], [], remaining)
             if not ready:
                 return None
-            data, addr = self.sock.recvfrom(2048)
+            if ready[0] is self.sock:
+                data, addr = self.sock.recvfrom(2048)
+                source = Endpoint(addr[0], addr[1])
+            else:
+                data, source = self.relay.read()  # type: ignore[union-attr]
             msg = try_decode(data)
             if msg is not None:
-                return msg, Endpoint(addr[0], addr[1])
+                return msg, source
 
     def close(self) -> None:
         self.sock.close()
+        if self.relay is not None:
+            self.relay.close()
 
 
 @dataclass
@@ -108,7 +131,13 @@ class PunchResult:
     partner_public: str | None = None
     partner_private: str | None = None
     partner_heard_from: str | None = None
-    path: str | None = None  # which of the partner's endpoints answered: public or private
+    path: str | None = None  # which of the partner's endpoints answered: public, private or relayed
+    route: str | None = None  # "direct" or "relayed": the path that carried the exchange
+    relay_mode: str = "off"
+    relayed: str | None = None  # this peer's relayed candidate (its TURN allocation)
+    partner_relayed: str | None = None
+    relay_error: str | None = None  # why there is no relayed candidate, when one was asked for
+    fell_back_after_s: float | None = None  # from the introduction to giving up on the direct path
     punch_delay_s: float = 0.0
     punch_window_s: float | None = None  # how long it probed for before giving up, had it not heard the partner
     time_to_intro_s: float | None = None
@@ -159,7 +188,7 @@ class RetransmitTimer:
 
 
 def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: RoomKeys, deadline: float,
-               counts: dict | None = None) -> Intro:
+               counts: dict | None = None, relayed: Endpoint | None = None) -> Intro:
     """Register until the broker introduces the partner. Raises TimeoutError. `counts` is filled
     with "registers" (how many were sent) and "broker_rtt" (seconds, once a reply timed one).
 
@@ -179,7 +208,7 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: Room
     unanswered = 0
     counts = {} if counts is None else counts
     while time.monotonic() < deadline:
-        register = Register(room, peer, txn, private, int(time.time()), new_nonce())
+        register = Register(room, peer, txn, private, int(time.time()), new_nonce(), relay=relayed)
         sent_at = time.monotonic()
         chan.send(sign(register, keys.to_broker), broker)
         counts["registers"] = counts.get("registers", 0) + 1
@@ -214,6 +243,8 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: Room
 
 def path_name(heard_from: Endpoint, intro: Intro) -> str:
     """Over which of the partner's endpoints the hole opened, as people read it."""
+    if heard_from == intro.partner_relay:
+        return f"relayed address {heard_from} (its TURN allocation)"
     if heard_from == intro.partner_private and intro.partner_private != intro.partner_endpoint:
         return f"private endpoint {heard_from} (same network, no NAT between)"
     if heard_from == intro.partner_endpoint:
@@ -235,6 +266,9 @@ class HolePunch:
     Only the partner is heard: a datagram counts if it is signed with the session key, names
     this room and the partner, and (to move the target) is newer than any before of its type;
     everything else is counted in `rejected` and changes nothing.
+
+    relay_over() moves it to the partner's relayed address: from then on that is the only target,
+    probed until heard and acknowledged there, and direct datagrams no longer move it.
     """
 
     def __init__(self, chan: Channel, intro: Intro, me: str, start_at: float, keys: RoomKeys) -> None:
@@ -242,6 +276,7 @@ class HolePunch:
         self.key = keys.session(intro.session)
         self.candidates = list(dict.fromkeys([intro.partner_endpoint, intro.partner_private]))
         self.target = intro.partner_endpoint
+        self.relayed = False
         self.heard_at: float | None = None
         self.heard_from: Endpoint | None = None
         self.partner_acked = False
@@ -259,8 +294,23 @@ class HolePunch:
         return not (self.open and self.partner_acked)
 
     @property
+    def confirmed(self) -> bool:
+        """Both ways: the partner heard, and it has shown it hears us."""
+        return self.open and self.partner_acked
+
+    @property
     def path(self) -> str | None:
         return None if self.heard_from is None else path_name(self.heard_from, self.intro)
+
+    def relay_over(self, now: float) -> None:
+        """Give up the direct path: probe the partner's relayed address, and only it, from now."""
+        relayed = self.intro.partner_relay
+        assert relayed is not None
+        self.relayed = True
+        self.candidates, self.target = [relayed], relayed
+        self.heard_at = self.heard_from = None
+        self.partner_acked = False
+        self.start_at = self.next_probe = now
 
     def send(self, msg: Message, to: Endpoint | None = None) -> bool:
         """Sign with the session key and send (to the target by default); False if the kernel refused."""
@@ -307,9 +357,12 @@ class HolePunch:
             self.rejected += isinstance(msg, Probe)  # a probe heard twice is a replay: it changes nothing
             return not isinstance(msg, Probe)
         self.newest[msg.TYPE] = msg.seq
+        if self.relayed and source != self.target:
+            return True  # a late direct datagram: its data still count, the relayed path stays
         if self.heard_at is None:
             self.heard_at, self.heard_from = now, source
-            log(f"peer {self.me}: hole open, heard {self.intro.partner} from {source}")
+            log(f"peer {self.me}: {'relayed path' if self.relayed else 'hole'} open, heard {self.intro.partner} "
+                f"from {source}")
         self.target = source
         if isinstance(msg, Data) or (isinstance(msg, Probe) and msg.ack):
             self.partner_acked = True
@@ -408,6 +461,14 @@ class Exchange:
         wake = [w for w in wake if w is not None]
         return min(wake) if wake else None
 
+    def rerouted(self, first_rto: float) -> None:
+        """The path changed (to the relay): its round trip is another, and what is unacknowledged goes
+        again as soon as the new path opens."""
+        self.timer = RetransmitTimer(first_rto)
+        self.pending = {seq: (0.0, tries) for seq, (_, tries) in self.pending.items()}
+        if self.bye is not None and not self.bye_acked:
+            self.bye = (0.0, self.bye[1])
+
     def on_message(self, msg: Message, now: float) -> None:
         """A genuine datagram of the partner's (HolePunch.on_datagram said so)."""
         if isinstance(msg, Data):
@@ -429,17 +490,42 @@ def room_keys(secret: str | None) -> RoomKeys:
     return RoomKeys.from_secret(parse_secret(secret or os.environ.get(SECRET_ENV)))
 
 
+def gather_relayed(chan: Channel, args: argparse.Namespace, result: PunchResult) -> Endpoint | None:
+    """A TURN allocation on the relay, before registering: its relayed address, or None (the reason in
+    the result). Only with --relay auto or force and a --turn server."""
+    if args.relay == "off" or not args.turn:
+        return None
+    relay = RelayedPath(Endpoint.parse(args.turn), args.turn_user or "", args.turn_password or
+                        os.environ.get(TURN_PASSWORD_ENV, ""))
+    try:
+        relayed = relay.open(ALLOCATE_TIMEOUT_S)
+    except RelayError as exc:
+        relay.close()
+        result.relay_error = str(exc)
+        log(f"peer {args.id}: no relayed candidate: {exc}")
+        return None
+    chan.relay = relay
+    result.relayed = str(relayed)
+    log(f"peer {args.id}: relayed candidate {relayed} on {args.turn} ({1000 * (relay.allocate_s or 0):.0f} ms)")
+    return relayed
+
+
 def punch(args: argparse.Namespace) -> PunchResult:
     broker = Endpoint.parse(args.broker)
-    result = PunchResult(peer=args.id, room=args.room, punch_delay_s=args.punch_delay)
+    result = PunchResult(peer=args.id, room=args.room, punch_delay_s=args.punch_delay, relay_mode=args.relay)
     keys = room_keys(args.secret)
     chan = Channel((local_ip_towards(broker), args.port))
     result.private = str(chan.local)
     start = time.monotonic()
     deadline = start + args.timeout
     counts: dict = {}
+    relayed = gather_relayed(chan, args, result)
+    if args.relay == "force" and relayed is None:
+        result.error = f"relay forced but no relayed candidate: {result.relay_error or 'no --turn server'}"
+        chan.close()
+        return result
     try:
-        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline, counts)
+        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline, counts, relayed)
     except TimeoutError as exc:
         result.error = str(exc)
         result.registers_sent = counts.get("registers", 0)
@@ -450,10 +536,20 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.time_to_intro_s = round(introduced - start, 4)
     result.public, result.partner, result.partner_public = str(intro.you), intro.partner, str(intro.partner_endpoint)
     result.partner_private = str(intro.partner_private)
-    log(f"peer {args.id}: introduced to {intro.partner} at {intro.partner_endpoint} (private {intro.partner_private});"
-        f" I am {intro.you}")
+    result.partner_relayed = str(intro.partner_relay) if intro.partner_relay else None
+    log(f"peer {args.id}: introduced to {intro.partner} at {intro.partner_endpoint} (private {intro.partner_private}"
+        f"{f', relayed {intro.partner_relay}' if intro.partner_relay else ''}); I am {intro.you}")
     # From here on the broker is never addressed again.
     hole = HolePunch(chan, intro, args.id, introduced + args.punch_delay, keys)
+    can_relay = chan.relay is not None and intro.partner_relay is not None
+    if can_relay:
+        chan.relayed_peers.add(intro.partner_relay)  # type: ignore[arg-type]
+    if args.relay == "force":
+        if not can_relay:
+            result.error = "relay forced but the partner has no relayed candidate"
+            chan.close()
+            return result
+        hole.relay_over(hole.start_at)
     broker_rtt = counts.get("broker_rtt")
     first_rto = max(INITIAL_RTO, FIRST_RTO_PER_BROKER_RTT * broker_rtt) if broker_rtt else INITIAL_RTO
     exchange = Exchange(hole, args.room, args.id, args.messages, min(MAX_RTO, first_rto))
@@ -463,9 +559,16 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.punch_window_s = round(window, 3)
     closes_at = hole.start_at + window
     while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
-        if not hole.open and time.monotonic() >= closes_at:
-            break
         now = time.monotonic()
+        if now >= closes_at and can_relay and not hole.relayed and not hole.confirmed:
+            # No direct path both ways within the window: the relayed one, with a window of its own.
+            log(f"peer {args.id}: no direct path within {window:.1f}s, falling back to the relay")
+            result.fell_back_after_s = round(now - introduced, 4)
+            hole.relay_over(now)
+            exchange.rerouted(first_rto)
+            closes_at = now + window
+        elif not hole.open and now >= closes_at:
+            break
         wake = [w for w in (deadline, hole.tick(now), exchange.tick(now)) if w is not None]
         got = chan.receive(min(wake))
         if got is not None and hole.on_datagram(got[0], got[1], time.monotonic()):
@@ -483,6 +586,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.probes_sent = hole.probes_sent
     result.partner_heard_from = str(hole.heard_from) if hole.heard_from else None
     result.path = hole.path
+    result.route = None if hole.heard_from is None else "relayed" if hole.relayed else "direct"
     result.rejected = hole.rejected
     result.time_to_punch_s = None if hole.time_to_punch is None else round(hole.time_to_punch, 4)
     result.time_to_first_heard_s = None if hole.heard_at is None else round(hole.heard_at - introduced, 4)
@@ -494,7 +598,9 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.acks_received = exchange.acks
     result.ok = hole.open and exchange.done
     if not result.ok:
-        result.error = (f"no packet from the partner within the punch window ({window:.1f}s)" if not hole.open else
+        result.error = (f"no packet from the partner within the punch window ({window:.1f}s)"
+                        f"{' on the relayed path too' if hole.relayed and args.relay == 'auto' else ''}"
+                        if not hole.open else
                         f"{len(exchange.pending)} messages unacknowledged after {MAX_TRIES} sends" if exchange.gave_up
                         else "exchange incomplete before timeout")
     return result
@@ -538,6 +644,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", type=int, default=10, help="messages to send each way")
     p.add_argument("--punch-delay", type=float, default=0.0, help="seconds to wait after the introduction before probing")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds for the whole run")
+    p.add_argument("--relay", choices=RELAY_MODES, default="auto",
+                   help="auto: punch, fall back to the relay; off: never relay; force: relayed only")
+    p.add_argument("--turn", help="the TURN server IP:PORT (without it the peer never relays)")
+    p.add_argument("--turn-user", help="TURN username (time-limited: relay.credentials mints it)")
+    p.add_argument("--turn-password", help=f"TURN password (default: ${TURN_PASSWORD_ENV})")
     r = sub.add_parser("reach", help="ping endpoints; print one JSON line saying, per target, whether it answered")
     r.add_argument("--to", required=True, action="append", help="IP:PORT (repeat for several, each with its --tag)")
     r.add_argument("--tag", required=True, action="append", help="names the experiment in the captures")

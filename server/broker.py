@@ -29,9 +29,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from node import lifecycle, link_control, network
+from node.key_file import load_or_create_key
 from node.settings import settings_from_env
 from server import state_files
-from server.broker_key import load_or_create_key
 from server.limits import Limits, SourceLimiter
 from server.rendezvous import Rendezvous
 from server.stun_service import Addresses, StunStats, answer

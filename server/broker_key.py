@@ -12,25 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 
+from node.key_file import load_or_create_key
 from server.state_files import key_file, state_dir
-from wire.auth import CredentialError, new_secret, parse_secret, room_secret
+from wire.auth import CredentialError, room_secret
 from wire.protocol import NAME_RE
-
-
-def load_or_create_key(path: Path) -> bytes:
-    """The broker key at `path`, made there first if there is none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return parse_secret(path.read_text(), f"broker key in {path}")
-    with os.fdopen(fd, "w") as f:
-        f.write(new_secret() + "\n")
-    return parse_secret(path.read_text(), f"broker key in {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server.broker_key: no broker key at {path}: is the broker running here?", file=sys.stderr)
         return 2
     try:
-        key = load_or_create_key(path)
+        key = load_or_create_key(path, "broker key")
         print(json.dumps({"secrets": {room: room_secret(key, room) for room in args.room}}))
     except CredentialError as exc:
         print(f"server.broker_key: {exc}", file=sys.stderr)

@@ -56,6 +56,7 @@ class Member:
     private: Endpoint  # as declared in the register
     txn: str
     last_seen: float
+    relay: Endpoint | None = None  # its relayed candidate (a TURN allocation), passed on to the partner
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Rendezvous:
             log.info("register room=%s peer=%s from %s private %s%s", room.name, msg.peer, source, msg.private, how)
         if joined:
             room.session = None  # whoever was introduced before is not this member: a new session
-        me = room.members[msg.peer] = Member(msg.peer, source, msg.private, msg.txn, now)
+        me = room.members[msg.peer] = Member(msg.peer, source, msg.private, msg.txn, now, msg.relay)
         partner = next((m for m in room.members.values() if m.peer != msg.peer), None)
         if partner is None:
             return [(self._signed(room, Waiting(room.name, msg.txn, source)), source)]
@@ -202,7 +203,8 @@ class Rendezvous:
 
     def _intro(self, room: Room, to: Member, partner: Member) -> bytes:
         assert room.session is not None
-        intro = Intro(room.name, to.txn, to.endpoint, partner.peer, partner.endpoint, partner.private, room.session)
+        intro = Intro(room.name, to.txn, to.endpoint, partner.peer, partner.endpoint, partner.private, room.session,
+                      partner_relay=partner.relay)
         return self._signed(room, intro)
 
     @staticmethod

@@ -25,7 +25,7 @@ import os
 import time
 from typing import TypeVar
 
-from wire.protocol import VERSION, Endpoint, Message
+from wire.protocol import VERSION, Message, fields_of
 
 MAC_HEX = 32  # 128-bit tags
 NONCE_HEX = 16  # register nonces: 64 random bits
@@ -88,11 +88,8 @@ class RoomKeys:
 
 
 def canonical(msg: Message) -> bytes:
-    """What a MAC covers: version, type and every field but `mac`, as one JSON array."""
-    values = [
-        str(getattr(msg, f.name)) if isinstance(getattr(msg, f.name), Endpoint) else getattr(msg, f.name)
-        for f in dataclasses.fields(msg) if f.name != "mac"
-    ]
+    """What a MAC covers: version, type and every field on the wire but `mac`, as one JSON array."""
+    values = [value for name, value in fields_of(msg).items() if name != "mac"]
     return json.dumps([VERSION, msg.TYPE, *values], separators=(",", ":")).encode()
 
 

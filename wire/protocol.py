@@ -82,6 +82,7 @@ class Register(Message):
     ts: int  # Unix time, seconds
     nonce: Hex
     mac: Hex = ""
+    relay: Endpoint | None = None  # the peer's relayed candidate (its TURN allocation), when it has one
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class Intro(Message):
     partner_private: Endpoint
     session: Hex
     mac: Hex = ""
+    partner_relay: Endpoint | None = None  # the partner's relayed candidate, as it registered it
 
 
 @dataclass(frozen=True)
@@ -186,11 +188,17 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 }
 
 
+OPTIONAL = "Endpoint | None"  # the one optional kind: absent from the wire (and from MACs) when None
+
+
 def fields_of(msg: Message) -> dict[str, object]:
-    """The message's fields as they go on the wire (endpoints as IP:PORT text), in declared order."""
+    """The message's fields as they go on the wire (endpoints as IP:PORT text), in declared order; an
+    optional field that is None is left out, so a message without it is what it was before it existed."""
     out = {}
     for f in dataclasses.fields(msg):
         value = getattr(msg, f.name)
+        if value is None and str(f.type) == OPTIONAL:
+            continue
         out[f.name] = str(value) if isinstance(value, Endpoint) else value
     return out
 
@@ -204,7 +212,7 @@ def encode(msg: Message) -> bytes:
 
 
 def _field(cls: type[Message], name: str, kind: str, raw: object) -> object:
-    if kind == "Endpoint":
+    if kind in ("Endpoint", OPTIONAL):
         if not isinstance(raw, str) or len(raw) > 21:
             raise ProtocolError(f"{cls.TYPE}.{name} must be an IP:PORT string")
         return Endpoint.parse(raw)
@@ -248,6 +256,8 @@ def decode(data: bytes) -> Message:
     values = {}
     for name, kind in spec.items():
         if name not in body:
+            if kind == OPTIONAL:
+                continue
             raise ProtocolError(f"{cls.TYPE}: missing field {name!r}")
         values[name] = _field(cls, name, kind, body[name])
     return cls(**values)

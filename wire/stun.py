@@ -56,6 +56,38 @@ def is_stun(data: bytes) -> bool:
     return len(data) >= HEADER and data[0] < 4
 
 
+# TURN (RFC 8656) on the same port: methods beyond Binding, and the relayed payload's two framings.
+METHOD_NAMES = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send", 0x007: "Data",
+                0x008: "CreatePermission", 0x009: "ChannelBind"}
+CLASS_NAMES = {0x000: "request", 0x010: "indication", 0x100: "success", 0x110: "error"}
+BINDING = 0x001
+SEND_INDICATION, DATA_INDICATION = 0x0016, 0x0017  # message types
+
+
+def method_and_class(data: bytes) -> tuple[int, int]:
+    """A STUN header's method and class (RFC 8489 section 5: the bits are interleaved)."""
+    kind = struct.unpack_from("!H", data)[0]
+    return (kind & 0x000F) | ((kind & 0x00E0) >> 1) | ((kind & 0x3E00) >> 2), kind & 0x0110
+
+
+def is_channel_data(data: bytes) -> bool:
+    """RFC 8656 ChannelData: a channel number 0x4000-0x4FFF, then the length of what follows."""
+    return len(data) >= 4 and 0x40 <= data[0] <= 0x4F and struct.unpack_from("!H", data, 2)[0] <= len(data) - 4
+
+
+def relayed_payload(data: bytes) -> bytes | None:
+    """What a TURN datagram carries for a peer: a ChannelData's bytes, or a Send/Data indication's DATA
+    attribute; None for anything else (STUN and TURN control included)."""
+    if is_channel_data(data):
+        return data[4:4 + struct.unpack_from("!H", data, 2)[0]]
+    if len(data) >= HEADER and struct.unpack_from("!H", data)[0] in (SEND_INDICATION, DATA_INDICATION):
+        try:
+            return decode(data).attributes.get("DATA")
+        except StunError:
+            return None
+    return None
+
+
 def is_classic(data: bytes) -> bool:
     """An RFC 3489 message: no magic cookie, the transaction id is all 16 bytes."""
     return data[4:8] != struct.pack("!I", COOKIE)

@@ -14,8 +14,8 @@ from enum import Enum
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
-from lab.analysis.packet_roles import PacketRole
-from wire.protocol import Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
+from lab.analysis.packet_roles import PacketRole, stun_summary
+from wire.protocol import Ack, Bye, Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
 
 if TYPE_CHECKING:  # types only: the ladder's drawing process (lab.report.ladder_drawer) loads no analysis
     from lab.analysis.journeys import Journey
@@ -27,6 +27,7 @@ class Channel(str, Enum):
 
     BROKER = "via the broker"
     DIRECT = "direct path"
+    RELAY = "via the relay"
     CONTROL = "control experiment"
     OTHER = "other"
 
@@ -37,6 +38,8 @@ CHANNELS = {
     PacketRole.PROBE: Channel.DIRECT,
     PacketRole.DATA: Channel.DIRECT,
     PacketRole.CONTROL: Channel.CONTROL,
+    PacketRole.STUN: Channel.OTHER,
+    PacketRole.TURN: Channel.RELAY,
     PacketRole.OTHER: Channel.OTHER,
 }
 
@@ -57,10 +60,11 @@ class Arrow:
     what: str  # the message in a few words, without its sequence number
     seq: int | None = None
     dropped: bool = False
+    relayed: bool = False  # a lab message the relay carried (inside TURN framing)
 
     @property
     def channel(self) -> Channel:
-        return CHANNELS[self.role]
+        return Channel.RELAY if self.relayed else CHANNELS[self.role]
 
 
 @dataclass(frozen=True)
@@ -92,18 +96,22 @@ class Ladder:
     introduction: float | None  # when the broker sent its last introduction
 
     def steps(self) -> list[Step]:
-        """The arrows as the story's lines: consecutive arrows of one role (dropped or not) form a
-        phase; within a phase, one step per (sender, receiver), in the order they first appear."""
+        """The arrows as the story's lines: consecutive arrows of one role (dropped or not, relayed or
+        not) form a phase; within a phase, one step per (sender, receiver), in the order they first appear."""
         out: list[Step] = []
         phase: list[Arrow] = []
         for arrow in [*self.arrows, None]:
-            if phase and (arrow is None or (arrow.role, arrow.dropped) != (phase[0].role, phase[0].dropped)):
+            if phase and (arrow is None or _phase(arrow) != _phase(phase[0])):
                 lanes = dict.fromkeys((a.src, a.dst) for a in phase)
                 out += [Step(tuple(a for a in phase if (a.src, a.dst) == key)) for key in lanes]
                 phase = []
             if arrow is not None:
                 phase.append(arrow)
         return out
+
+
+def _phase(arrow: Arrow) -> tuple:
+    return (arrow.role, arrow.dropped, arrow.relayed)
 
 
 def describe(msg: Message | None) -> str:
@@ -123,6 +131,10 @@ def describe(msg: Message | None) -> str:
             return "probe ack" if msg.ack else "probe"
         case Data():
             return "data"
+        case Ack():
+            return "ack"
+        case Bye():
+            return "bye"
     return "?"
 
 
@@ -180,9 +192,11 @@ def build_ladder(view: RunView, trips: list[Journey]) -> Ladder:
             src=hosts.of(trip.first.src),
             dst=stop or hosts.of(trip.last.dst),
             role=trip.role,
-            what=describe(msg),
+            what=describe(msg) if msg is not None or trip.role not in (PacketRole.STUN, PacketRole.TURN)
+            else stun_summary(trip.first.payload),
             seq=getattr(msg, "seq", None),
             dropped=stop is not None,
+            relayed=trip.first.relayed,
         ))
     named = {lane.node for lane in known}
     strangers = dict.fromkeys(x for a in arrows for x in (a.src, a.dst) if x not in named)

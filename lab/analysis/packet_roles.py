@@ -22,6 +22,7 @@ class PacketRole(str, Enum):
     DATA = "data"  # peer -> peer payload over the punched path (and the chat's acks and byes)
     CONTROL = "control"  # the control experiments' pings and pongs
     STUN = "stun"  # STUN Binding requests and answers: address and NAT behaviour discovery
+    TURN = "turn"  # TURN control with the relay: Allocate, Refresh, CreatePermission, ChannelBind
     OTHER = "other"  # anything no decoder recognises (ICMP, foreign traffic)
 
 
@@ -45,7 +46,8 @@ def lab_role(packet: Packet) -> PacketRole | None:
 
 
 def stun_role(packet: Packet) -> PacketRole | None:
-    """STUN messages that parse as such (a first byte of 0-3 alone is not enough)."""
+    """STUN messages that parse as such (a first byte of 0-3 alone is not enough): Binding is STUN,
+    every other method TURN (a relayed lab message has its own role already)."""
     payload = packet.payload
     if len(payload) < 20 or payload[0] > 3:  # wire.stun.is_stun's test, before loading aioice for it
         return None
@@ -57,7 +59,21 @@ def stun_role(packet: Packet) -> PacketRole | None:
         stun.decode(packet.payload)
     except stun.StunError:
         return None
-    return PacketRole.STUN
+    return PacketRole.STUN if stun.method_and_class(payload)[0] == stun.BINDING else PacketRole.TURN
+
+
+def stun_summary(payload: bytes) -> str:
+    """A STUN/TURN message in a few words: "Allocate request", "Allocate error 401"."""
+    from wire import stun
+
+    method, kind = stun.method_and_class(payload)
+    text = f"{stun.METHOD_NAMES.get(method, f'method {method:#x}')} {stun.CLASS_NAMES[kind]}"
+    if kind == 0x110:
+        try:
+            text += f" {stun.decode(payload).attributes['ERROR-CODE'][0]}"
+        except (stun.StunError, KeyError):
+            pass
+    return text
 
 
 Decoder = Callable[[Packet], "PacketRole | None"]

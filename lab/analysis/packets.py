@@ -33,6 +33,7 @@ class Packet:
     msg: Message | None = None
     quoted: tuple[str, ...] = ()  # addresses inside an ICMP error's quoted header
     length: int = 0  # bytes of the captured frame
+    relayed: bool = False  # the lab message came inside TURN framing (ChannelData, Send/Data indication)
 
     @property
     def src_ep(self) -> Endpoint | None:
@@ -63,12 +64,27 @@ def _ip(raw: bytes) -> str:
 
 
 class Messages(dict):
-    """Payload -> its lab message (None if not one), each payload decoded once: a datagram is
-    captured at up to four vantage points, and a message is immutable, so its sightings share it."""
+    """Payload -> its lab message (None if not one) and whether TURN framing carried it, each payload
+    decoded once: a datagram is captured at up to four vantage points, and a message is immutable,
+    so its sightings share it."""
 
-    def __missing__(self, payload: bytes) -> Message | None:
-        msg = self[payload] = try_decode(payload)
-        return msg
+    def __missing__(self, payload: bytes) -> tuple[Message | None, bool]:
+        decoded = self[payload] = decode_payload(payload)
+        return decoded
+
+
+def decode_payload(payload: bytes) -> tuple[Message | None, bool]:
+    """The lab message a UDP payload carries, directly or relayed through TURN (its first byte tells)."""
+    if payload[:1] == b"{":
+        return try_decode(payload), False
+    if payload and payload[0] < 0x50:  # STUN/TURN (0-3) or a TURN channel (0x40-0x4F): RFC 7983
+        from wire.stun import relayed_payload  # aioice's codec: loaded only for captures with TURN
+
+        inner = relayed_payload(payload)
+        if inner is not None:
+            msg = try_decode(inner)
+            return msg, msg is not None
+    return None, False
 
 
 def parse_frame(vantage: str, time: float, frame: bytes, messages: Messages | None = None) -> Packet | None:
@@ -89,8 +105,8 @@ def parse_frame(vantage: str, time: float, frame: bytes, messages: Messages | No
     if proto == UDP and end - l4 >= 8:
         sport, dport = struct.unpack_from("!HH", frame, l4)
         payload = frame[l4 + 8:end]
-        msg = try_decode(payload) if messages is None else messages[payload]
-        return Packet(*head, sport, dport, payload, msg, length=len(frame))
+        msg, relayed = decode_payload(payload) if messages is None else messages[payload]
+        return Packet(*head, sport, dport, payload, msg, length=len(frame), relayed=relayed)
     return Packet(*head, length=len(frame))
 
 

@@ -95,6 +95,16 @@ class RunView:
             return self.caps.get(vantages[0], [])
         return sorted((p for v in vantages for p in self.caps.get(v, [])), key=lambda p: p.time)
 
+    @property
+    def relay_vantages(self) -> list[str]:
+        relay = self.topology.relay
+        return [] if relay is None else [self.vantage(relay.name, i.side) for i in relay.interfaces]
+
+    @property
+    def relay(self) -> list[Packet]:
+        """What the relay saw, on all its public segments, in time order (nothing in a run without one)."""
+        return sorted((p for v in self.relay_vantages for p in self.caps.get(v, [])), key=lambda p: p.time)
+
     def wan(self, pair: Pair) -> list[Packet]:
         return self.at(pair.router.name, "wan")
 

@@ -5,13 +5,18 @@ reads only the packet records (lab.analysis.packets) and the topology snapshot o
 saw. The checks:
 1. rendezvous   the broker accepted both registrations, from the routers' public addresses only
 2. skip-server  after the broker's last introduction, none of the peers' packets reach it
-3. direct-path  each router's WAN saw all N messages each way, between the two public endpoints
+3. path         each pair took the path its NATs and the relay mode allow (lab.analysis.paths):
+                direct: each router's WAN saw all N messages each way, between the two public
+                addresses; relayed: the relay's capture saw them all each way, between each
+                router's public address and the relay, and none went router to router
 4. nat-real     private addresses on the LANs, never from a WAN (but in the fields that declare
                 a private endpoint by design); LAN↔WAN translation matches what the broker reported
 5a unsolicited  unsolicited packets reach a router's WAN and never its LAN
 5b no-bypass    with its router's forwarding off, a peer reaches nothing beyond its LAN
 6  links        (only in a run whose routers had a link condition) the delay each router's link
                 was set to, seen between its LAN and WAN captures, each way
+7  relay-share  (only in a run that could relay) the relay carried no data of a pair that punched
+                (relay auto), or all of it (relay force)
 With several punch pairs every check is made for each pair on that pair's view of the run (its
 routers' captures, and the broker's packets that concern it), and the verdict's line for a check
 counts the pairs that passed and names those that failed.
@@ -30,6 +35,7 @@ from pathlib import Path
 
 from lab.analysis.link_delays import Crossings, crossings, peer_times
 from lab.analysis.packets import Packet
+from lab.analysis.paths import DIRECT, FAILED, RELAYED, PairPath, allocations, pair_path
 from lab.analysis.run import LoadedRun, RunView, read_run
 from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
@@ -55,13 +61,15 @@ class Check:
 class Verdict:
     run_id: str
     checks: list[Check]
+    paths: list[dict] = field(default_factory=list)  # per punch pair: its path, the expected one and why
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
     def to_json(self) -> dict:
-        return {"run_id": self.run_id, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        return {"run_id": self.run_id, "ok": self.ok, "checks": [asdict(c) for c in self.checks],
+                "paths": self.paths}
 
 
 def _ping_count(packets: list[Packet], ping_tag: str) -> int:
@@ -114,11 +122,86 @@ def check_skip_server(view: RunView) -> Check:
     return Check("2", "traffic after rendezvous skips the server", not problems, detail)
 
 
-def check_direct_path(view: RunView, messages: int) -> Check:
+def check_path(view: RunView, messages: int, relay_mode: str, late_peer: str,
+               reports: dict[str, dict] | None = None) -> Check:
+    """Each pair's path against the expected one, and complete on it."""
+    problems, evidence, summary = [], [], []
+    for pp in view_punch_pairs(view):
+        path = pair_path(view, pp, messages, relay_mode, late_peer)
+        why = _path_reason(view, pp, path, reports or {})
+        evidence.append(f"{path.path}: {why}")
+        if path.path == FAILED:
+            problems.append(f"{path.path}: {why}")
+            continue
+        if path.path != path.expected.path:
+            problems.append(f"{path.path}, not {path.expected.path} as expected: {path.expected.reason}")
+        shown = _direct_path(view, pp, messages) if path.path == DIRECT else _relayed_path(view, pp, messages)
+        problems += shown[0]
+        evidence += shown[1]
+        done = ("public address to public address, on both WANs" if path.path == DIRECT
+                else "through the relay, none router to router")
+        summary.append(f"{path.path}: {why}; all {messages} messages each way, {done}")
+    detail = "; ".join(problems) or "; ".join(summary)
+    return Check("3", "path: direct or relayed, as the NATs allow", not problems, detail, evidence)
+
+
+def view_punch_pairs(view: RunView) -> list[PunchPair]:
+    """The punch pairs the view holds (one, in a pair's view of a big lab)."""
+    return [pp for pp in view.topology.punch_pairs if pp.a in view.pairs]
+
+
+def _path_reason(view: RunView, pp: PunchPair, path: PairPath, reports: dict[str, dict]) -> str:
+    """Why the pair took its path, in one line: the theory, and what the peers and the relay did."""
+    parts = [path.expected.reason if path.path == path.expected.path or path.path == FAILED
+             else f"expected {path.expected.path}"]
+    fell = [r["fell_back_after_s"] for side in pp.sides if (r := reports.get(side.label))
+            and r.get("fell_back_after_s") is not None]
+    if path.path == RELAYED and fell:
+        parts.append(f"no direct path within {min(fell):.1f}s, then the relay")
+    if path.path == FAILED:
+        if view.topology.relay is not None and path.expected.path == RELAYED:
+            parts += [why for side in pp.sides if (why := allocations(view, side).explain(side.label))]
+        missing = [f"{w.sender}->{w.receiver} {len(w.direct | w.relayed)}/{_want(w)}" for w in path.ways]
+        parts.append("messages delivered " + ", ".join(missing))
+    return "; ".join(parts)
+
+
+def _want(way) -> str:
+    return "N" if not way.direct and not way.relayed else str(max(way.direct | way.relayed))
+
+
+def _relayed_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str], list[str]]:
+    """All messages each way through the relay's capture: sender's public address to the relay, the
+    relay to the receiver's; none router to router."""
+    problems, evidence = [], []
+    want = set(range(1, messages + 1))
+    relay_ips = {str(i.address) for i in view.topology.relay.interfaces}  # type: ignore[union-attr]
+    at_relay = [p for p in view.relay if isinstance(p.msg, Data) and p.relayed]
+    for sender, receiver in ((pp.a, pp.b), (pp.b, pp.a)):
+        src, dst = str(sender.public_ip), str(receiver.public_ip)
+        legs = {"in": {p.msg.seq for p in at_relay if p.msg.sender == sender.label and p.src == src
+                       and p.dst in relay_ips},
+                "out": {p.msg.seq for p in at_relay if p.msg.sender == sender.label and p.src in relay_ips
+                        and p.dst == dst}}
+        evidence.append(f"{sender.label}->{receiver.label} at the relay: {len(legs['in'] & want)}/{messages} from "
+                        f"{src}, {len(legs['out'] & want)}/{messages} on to {dst}")
+        for leg, seqs in legs.items():
+            if not want <= seqs:
+                problems.append(f"{sender.label}->{receiver.label} {'into' if leg == 'in' else 'out of'} the relay: "
+                                f"{len(seqs & want)} of {messages} messages")
+        around = {p.msg.seq for p in view.wan(receiver) if isinstance(p.msg, Data) and not p.relayed
+                  and p.msg.sender == sender.label and p.src == src and p.dst == dst}
+        if around:
+            evidence.append(f"{sender.label}->{receiver.label}: {len(around)} messages also went router to router")
+    return problems, evidence
+
+
+def _direct_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str], list[str]]:
+    """All messages each way on both routers' WANs, public address to public address."""
     reported = view.reported_endpoints()
     problems, evidence = [], []
     want = set(range(1, messages + 1))
-    for pair in view.pairs:
+    for pair in pp.sides:
         other = view.partner(pair)
         src, dst = str(pair.public_ip), str(other.public_ip)
         for vantage, packets in ((pair.router.name, view.wan(pair)), (other.router.name, view.wan(other))):
@@ -126,7 +209,8 @@ def check_direct_path(view: RunView, messages: int) -> Check:
             # the NATs chose (a symmetric NAT's differ from the ones the broker saw).
             flow = [
                 p for p in packets
-                if isinstance(p.msg, Data) and p.msg.sender == pair.label and p.src == src and p.dst == dst
+                if isinstance(p.msg, Data) and not p.relayed and p.msg.sender == pair.label and p.src == src
+                and p.dst == dst
             ]
             seqs = {p.msg.seq for p in flow}
             endpoints = sorted({f"{p.src_ep}->{p.dst_ep}" for p in flow})
@@ -139,8 +223,24 @@ def check_direct_path(view: RunView, messages: int) -> Check:
             if not want <= seqs:
                 problems.append(f"{pair.label}->{other.label} at {vantage}-wan: "
                                 f"{len(seqs & want)} of {messages} messages")
-    detail = "; ".join(problems) or f"all {messages} messages each way, public address to public address, on both WANs"
-    return Check("3", "direct path between public endpoints", not problems, detail, evidence)
+    return problems, evidence
+
+
+def check_relay_share(view: RunView, messages: int, relay_mode: str, late_peer: str) -> Check:
+    """The relay carries only what it must: with auto, nothing of a pair that punched; with force, everything."""
+    problems, evidence = [], []
+    for pp in view_punch_pairs(view):
+        path = pair_path(view, pp, messages, relay_mode, late_peer)
+        direct = sum(len(w.direct) for w in path.ways)
+        evidence.append(f"{pp.name}: {'punched' if path.punched else 'no direct path both ways'}; "
+                        f"{path.at_relay} datagrams of data at the relay, {direct} messages arrived directly")
+        if relay_mode == "auto" and path.punched and path.at_relay:
+            problems.append(f"{pp.name} punched, yet the relay carried {path.at_relay} of its datagrams of data")
+        if relay_mode == "force" and direct:
+            problems.append(f"{pp.name}: relay forced, yet {direct} messages arrived directly")
+    detail = "; ".join(problems) or ("no data of a pair that punched went through the relay" if relay_mode == "auto"
+                                     else "every message went through the relay, none directly")
+    return Check("7", "the relay carries only what it must", not problems, detail, evidence)
 
 
 def _session_of(p: Packet, label: str) -> bool:
@@ -154,7 +254,7 @@ def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
     leaving = {}
     public, private = str(pair.public_ip), str(pair.private_ip)
     for p in view.wan(pair):
-        if p.src == public and _session_of(p, pair.label):
+        if p.src == public and not p.relayed and _session_of(p, pair.label):
             leaving.setdefault(p.payload, (str(p.src_ep), str(p.dst_ep)))
     return {(str(p.src_ep), *leaving[p.payload]) for p in view.lan(pair) if p.src == private and p.payload in leaving}
 
@@ -210,7 +310,7 @@ def _filters(pair: Pair) -> bool:
     return not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif"
 
 
-def check_unsolicited(view: RunView, late_peer: str) -> Check:
+def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
     exercised = 0
@@ -229,16 +329,21 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
         if not _filters(pair):
             evidence.append(f"{pair.router.name} filters nothing (EIF) by design: its partner packets are no control")
             continue
-        # This peer "punched" when its first probe or data left its router, whatever port the NAT chose.
+        if relay_mode == "force":
+            evidence.append(f"relay forced: {pair.label}'s partner sent nothing directly, only the outsider tests "
+                            f"{pair.router.name}")
+            continue
+        # This peer "punched" when its first direct probe or data left its router, whatever port the NAT chose.
         first_out = min(
-            (p.time for p in view.wan(pair) if isinstance(p.msg, (Probe, Data)) and p.msg.sender == pair.label),
+            (p.time for p in view.wan(pair)
+             if isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == pair.label),
             default=None,
         )
         partner, public = view.partner(pair), str(pair.public_ip)
         early = [
             p for p in view.wan(pair)
-            if isinstance(p.msg, (Probe, Data)) and p.msg.sender == partner.label and p.dst == public
-            and (first_out is None or p.time < first_out)
+            if isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == partner.label
+            and p.dst == public and (first_out is None or p.time < first_out)
         ]
         lan_payloads = {p.payload for p in view.lan(pair)}
         through = [p for p in early if p.payload in lan_payloads]
@@ -247,7 +352,7 @@ def check_unsolicited(view: RunView, late_peer: str) -> Check:
                         f"{len(through)} on lan")
         if through:
             problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
-    if not exercised and any(p.side == late_peer and _filters(p) for p in view.pairs):
+    if not exercised and relay_mode != "force" and any(p.side == late_peer and _filters(p) for p in view.pairs):
         problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
     detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"
     return Check("5a", "control: unsolicited packets are dropped", not problems, detail, evidence)
@@ -329,16 +434,19 @@ def conditioned(topology: Topology) -> bool:
     return any(p.router.link and not parse_link(p.router.link).is_perfect for p in topology.pairs)
 
 
-def run_checks(view: RunView, messages: int, late_peer: str, reports: dict[str, dict] | None = None) -> list[Check]:
+def run_checks(view: RunView, messages: int, late_peer: str, reports: dict[str, dict] | None = None,
+               relay_mode: str = "off") -> list[Check]:
     checks = [
         check_rendezvous(view),
         check_skip_server(view),
-        check_direct_path(view, messages),
+        check_path(view, messages, relay_mode, late_peer, reports),
         check_nat_real(view),
-        check_unsolicited(view, late_peer),
+        check_unsolicited(view, late_peer, relay_mode),
         check_no_bypass(view),
     ]
-    return checks + ([check_links(view, reports)] if conditioned(view.topology) else [])
+    checks += [check_links(view, reports)] if conditioned(view.topology) else []
+    could_relay = relay_mode != "off" and view.topology.relay is not None
+    return checks + ([check_relay_share(view, messages, relay_mode, late_peer)] if could_relay else [])
 
 
 def combine(results: list[tuple[PunchPair, Check]]) -> Check:
@@ -358,18 +466,23 @@ def combine(results: list[tuple[PunchPair, Check]]) -> Check:
 
 
 def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "",
-            reports: dict[str, dict] | None = None) -> Verdict:
-    """The checks of a run; `reports`, the peers' own (run.json), only to be confirmed by the captures."""
+            reports: dict[str, dict] | None = None, relay_mode: str = "off") -> Verdict:
+    """The checks of a run; `reports`, the peers' own (run.json), only to be confirmed by the captures
+    (and to say why a path was taken)."""
     view = RunView(caps, topology)
     punch_pairs = topology.punch_pairs
+    views = [(pp, view if len(punch_pairs) == 1 else view.for_pair(pp)) for pp in punch_pairs]
+    paths = [pair_path(v, pp, messages, relay_mode, late_peer) for pp, v in views]
+    path_rows = [{"pair": p.number, "path": p.path, "expected": p.expected.path, "reason": p.expected.reason}
+                 for p in paths]
     if len(punch_pairs) == 1:
-        checks = run_checks(view, messages, late_peer, reports)
+        checks = run_checks(view, messages, late_peer, reports, relay_mode)
         for check in checks:
             check.failed_pairs = [] if check.ok else [1]
-        return Verdict(run_id, checks)
-    per_pair = [(pp, run_checks(view.for_pair(pp), messages, late_peer, reports)) for pp in punch_pairs]
+        return Verdict(run_id, checks, path_rows)
+    per_pair = [(pp, run_checks(v, messages, late_peer, reports, relay_mode)) for pp, v in views]
     by_check = zip(*[[(pp, check) for check in checks] for pp, checks in per_pair])
-    return Verdict(run_id, [combine(list(results)) for results in by_check])
+    return Verdict(run_id, [combine(list(results)) for results in by_check], path_rows)
 
 
 def judge(run: LoadedRun) -> Verdict:
@@ -377,7 +490,7 @@ def judge(run: LoadedRun) -> Verdict:
     config = run.record["config"]
     view = run.view
     return analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"],
-                   run.record.get("peers"))
+                   run.record.get("peers"), config.get("relay", "off"))
 
 
 def analyse_run(run_dir: Path) -> Verdict:

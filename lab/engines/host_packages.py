@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from lab.errors import LabError, Progress
 
@@ -14,15 +15,27 @@ def require_root(what: str) -> None:
         raise LabError(f"{what} needs root (network namespaces, iptables, Docker): run it with sudo")
 
 
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")  # Debian's hook: exit 101 tells a package not to start its service
+
+
 def apt_install(packages: list[str], progress: Progress) -> None:
+    """Install Debian packages without starting their services (coturn's would hold port 3478 on the host)."""
     if not shutil.which("apt-get"):
         raise LabError(f"cannot install {' '.join(packages)}: no apt-get here; install them by hand")
     progress(f"installing {' '.join(packages)} from the distribution's packages (once)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise LabError(f"{' '.join(argv)} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+    ours = not POLICY_RC_D.exists()
+    if ours:
+        POLICY_RC_D.write_text("#!/bin/sh\nexit 101\n")
+        POLICY_RC_D.chmod(0o755)
+    try:
+        for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise LabError(f"{' '.join(argv)} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+    finally:
+        if ours:
+            POLICY_RC_D.unlink(missing_ok=True)
 
 
 def ensure_packages(commands: dict[str, str], progress: Progress) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ipaddress import IPv4Interface
 
 from lab.topology import Node, NodeRole, Topology
-from node.settings import RUN_DIR_ENV, encode_addresses, encode_aliases, encode_routes
+from node.settings import RUN_DIR_ENV, encode_addresses, encode_aliases, encode_ranges, encode_routes
 
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
 ROUTER_SYSCTLS = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
@@ -29,6 +29,8 @@ def node_environment(topology: Topology, node: Node, run_dir: str | None = None)
         env["NATLAB_ALIASES"] = encode_aliases([IPv4Interface(f"{a}/{subnet.prefixlen}") for a in node.aliases])
     if node.role is NodeRole.ROUTER:
         env["NATLAB_NAT"] = node.nat or ""
+    if node.role is NodeRole.RELAY:
+        env["NATLAB_RELAY_PEERS"] = encode_ranges(topology.relay_peer_ranges())
     if node.link is not None:
         env["NATLAB_LINK"] = node.link
     if run_dir is not None:

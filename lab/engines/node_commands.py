@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from lab.engines.base import ExecResult
 from lab.errors import LabError
-from lab.topology import Node, NodeRole, Topology
+from lab.topology import TURN_PORT, Node, NodeRole, Topology
+from peers.peer import RELAY_MODES  # noqa: F401 - the peer's relay modes, for the host to offer and check
 
 if TYPE_CHECKING:
     from lab.engines.base import Engine
@@ -28,6 +29,7 @@ PROGRAMS = {
     NodeRole.ROUTER: "nat.router",
     NodeRole.PEER: "node.lifecycle",
     NodeRole.OUTSIDER: "node.lifecycle",
+    NodeRole.RELAY: "relay.turn_server",
 }
 
 
@@ -72,6 +74,8 @@ def node_program(topology: Topology, node: Node) -> list[str]:
     if node.role is NodeRole.BROKER:
         return program(PROGRAMS[node.role], "--port", str(topology.broker_port),
                        "--alt-port", str(topology.broker_alt_port))
+    if node.role is NodeRole.RELAY:
+        return program(PROGRAMS[node.role], "--port", str(TURN_PORT))
     return program(PROGRAMS[node.role])
 
 
@@ -121,12 +125,14 @@ def conntrack_udp(orig_src: str, orig_dst: str, dport: int) -> NodeCommand[ExecR
 
 
 # -- the broker ----------------------------------------------------------------------------------
-def _secrets(rooms: list[str]) -> Callable[[ExecResult, str], dict[str, str]]:
-    def read(res: ExecResult, what: str) -> dict[str, str]:
-        secrets = _ok_result(res, what).get("secrets", {})
-        if set(secrets) != set(rooms):
-            raise LabError(f"{what}: secrets for {sorted(secrets)}, not for {sorted(rooms)}")
-        return secrets
+def _one_each(field: str, names: list[str]) -> Callable[[ExecResult, str], dict]:
+    """A reader of an answer that holds one `field` entry per name asked for (secrets per room,
+    credentials per peer), and nothing else."""
+    def read(res: ExecResult, what: str) -> dict:
+        entries = _ok_result(res, what).get(field, {})
+        if set(entries) != set(names):
+            raise LabError(f"{what}: {field} for {sorted(entries)}, not for {sorted(names)}")
+        return entries
 
     return read
 
@@ -135,7 +141,7 @@ def mint_secrets(rooms: list[str]) -> NodeCommand[dict[str, str]]:
     """The secrets of rooms, derived from the broker key on the broker's node (one command for all)."""
     return NodeCommand("server.broker_key room-secret",
                        program("server.broker_key", "room-secret", *(a for r in rooms for a in ("--room", r))),
-                       _secrets(rooms))
+                       _one_each("secrets", rooms))
 
 
 def broker_status() -> NodeCommand[dict]:
@@ -149,12 +155,41 @@ def standalone_broker(host: str, port: int, state_dir: str, *extra: str) -> list
                    "--state-dir", state_dir, *extra)
 
 
+# -- the relay ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TurnCredential:
+    server: str  # IP:PORT
+    username: str
+    password: str
+
+
+def mint_turn_credentials(users: list[str], ttl_s: int) -> NodeCommand[dict[str, dict]]:
+    """Time-limited TURN credentials, minted from the relay's secret on its node (one command for all)."""
+    return NodeCommand("relay.credentials", program("relay.credentials", *(a for u in users for a in ("--user", u)),
+                                                    "--ttl", str(ttl_s)), _one_each("credentials", users))
+
+
+def relay_check() -> NodeCommand[dict]:
+    """Whether the relay's turnserver answers a STUN Binding on each of its addresses."""
+    return NodeCommand("relay.turn_server check", program("relay.turn_server", "check", "--port", str(TURN_PORT)),
+                       _ok_result)
+
+
+def relay_kill() -> NodeCommand[dict]:
+    """Kill the relay's turnserver (the node stays up without it): the relay-down fault."""
+    return NodeCommand("relay.turn_server kill", program("relay.turn_server", "kill"), _ok_result)
+
+
 # -- the peers and the outsider ------------------------------------------------------------------
 def punch(broker: str, room: str, label: str, secret: str, messages: int, punch_delay_s: float,
-          timeout_s: float) -> NodeCommand[dict]:
-    """Register, punch and exchange `messages` each way; the answer is the peer's own report, with its log."""
+          timeout_s: float, relay: str = "off", turn: TurnCredential | None = None) -> NodeCommand[dict]:
+    """Register, punch and exchange `messages` each way; the answer is the peer's own report, with its log.
+    With a TURN credential and relay auto or force, the peer gathers a relayed candidate first."""
     argv = program("peers.peer", "punch", "--broker", broker, "--room", room, "--id", label, "--secret", secret,
-                   "--messages", str(messages), "--punch-delay", str(punch_delay_s), "--timeout", str(timeout_s))
+                   "--messages", str(messages), "--punch-delay", str(punch_delay_s), "--timeout", str(timeout_s),
+                   "--relay", relay)
+    if turn is not None:
+        argv += ["--turn", turn.server, "--turn-user", turn.username, "--turn-password", turn.password]
 
     def read(res: ExecResult, what: str) -> dict:
         result = json_result(res, what)

@@ -20,6 +20,7 @@ from lab.analysis.packet_roles import PacketRole
 COLOURS = {
     Channel.BROKER: "#1f77b4",
     Channel.DIRECT: "#2ca02c",
+    Channel.RELAY: "#9467bd",
     Channel.CONTROL: "#7f7f7f",
     Channel.OTHER: "#bcbd22",
 }
@@ -118,6 +119,7 @@ def _legend(fig: Figure) -> None:
     handles = [
         Line2D([], [], color=COLOURS[Channel.BROKER], lw=2, label="via the broker: registration, introduction"),
         Line2D([], [], color=COLOURS[Channel.DIRECT], lw=2, label="direct path: probes, data"),
+        Line2D([], [], color=COLOURS[Channel.RELAY], lw=2, label="via the relay: TURN, relayed probes and data"),
         Line2D([], [], color=COLOURS[Channel.CONTROL], lw=2, label="control experiments"),
         Line2D([], [], color="#555555", marker="x", markeredgecolor=DROP, mew=1.6, lw=1,
                label="dropped: the line stops at the router"),

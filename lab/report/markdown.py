@@ -19,6 +19,7 @@ from lab.report.terminal import (
     VERDICT_HEADER,
     flow_rows,
     nat_rows,
+    path_lines,
     verdict_rows,
     verdict_summary,
 )
@@ -27,6 +28,7 @@ from lab.report.terminal import (
 RECT = {
     Channel.BROKER: "rgba(31, 119, 180, 0.12)",
     Channel.DIRECT: "rgba(44, 160, 44, 0.12)",
+    Channel.RELAY: "rgba(148, 103, 189, 0.14)",
     Channel.CONTROL: "rgba(127, 127, 127, 0.12)",
     Channel.OTHER: "rgba(255, 255, 255, 0)",
 }
@@ -97,12 +99,13 @@ def render_report(
         f"# Run {run_id}",
         f"Verdict: **{verdict_summary(verdict)}** (decided from the pcaps alone).",
         markdown_table(verdict_rows(verdict), VERDICT_HEADER),
+        *(["\n".join(f"- {line.strip()}" for line in path_lines(verdict))] if verdict.paths else []),
         "## The run as a ladder",
         (f"The ladder shows {ladder_scope} only; the verdict, the NAT translations and the flows cover "
          "every pair. " if ladder_scope else "")
         + f"One arrow per lab datagram ({len(ladder.arrows)} in all), consecutive ones of a kind as one line; "
         "a cross (`-x`) stops where a router dropped it. Shaded stretches: via the broker (blue), "
-        "direct path (green), control experiments (grey). "
+        "direct path (green), via the relay (purple: TURN, and what it relayed), control experiments (grey). "
         f"The same ladder with times to scale is [{picture}]({picture}), below.",
         "```mermaid\n" + mermaid(ladder) + "\n```",
         f"![the ladder to scale]({picture})",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lab.topology import NodeRole, Topology
+from lab.topology import TURN_PORT, NodeRole, Topology
 from nat.behaviour import parse_nat
 from node.link import parse_link
 
@@ -45,10 +45,29 @@ def verdict_rows(verdict: Verdict, verbose: bool = False) -> list[list[str]]:
     return rows
 
 
+PATHS_SHOWN = 12  # pairs listed by name under the verdict; the rest are counted
+
+
+def path_lines(verdict: Verdict) -> list[str]:
+    """Each pair's path under the verdict: counted, and the pairs listed (the unexpected ones first)."""
+    if not verdict.paths:
+        return []
+    counts = {}
+    for row in verdict.paths:
+        counts[row["path"]] = counts.get(row["path"], 0) + 1
+    lines = ["paths: " + ", ".join(f"{n} {path}" for path, n in sorted(counts.items()))]
+    rows = sorted(verdict.paths, key=lambda r: (r["path"] == r["expected"], r["pair"]))
+    for row in rows[:PATHS_SHOWN]:
+        expected = "as expected" if row["path"] == row["expected"] else f"EXPECTED {row['expected']}"
+        lines.append(f"  pair {row['pair']}: {row['path']} ({expected}: {row['reason']})")
+    if len(rows) > PATHS_SHOWN:
+        lines.append(f"  ... {len(rows) - PATHS_SHOWN} more pairs in verdict.json")
+    return lines
+
+
 def verdict_table(verdict: Verdict, verbose: bool = False) -> str:
-    return f"verdict for run {verdict.run_id}: {verdict_summary(verdict)}\n" + table(
-        verdict_rows(verdict, verbose), VERDICT_HEADER
-    )
+    return "\n".join([f"verdict for run {verdict.run_id}: {verdict_summary(verdict)}",
+                      table(verdict_rows(verdict, verbose), VERDICT_HEADER), *path_lines(verdict)])
 
 
 def flow_rows(flows: list[Flow]) -> list[list[str]]:
@@ -90,15 +109,18 @@ def link_text(setting: str | None) -> str:
     return setting if described == setting else f"{setting} ({described})"
 
 
-def topology_table(topology: Topology) -> str:
+def topology_table(topology: Topology, relay_answering: bool | None = None) -> str:
     """One row per interface; routers show their NAT setting and its effective behaviour, routers and
-    the broker their access link."""
+    the broker their access link, the relay its TURN port (and whether it answers, on a running lab)."""
     rows = []
     for node in topology.nodes:
         role, link = node.role.value, link_text(node.link)
         via = ", ".join(f"{r.destination} via {r.via}" for r in node.routes) or "-"
         if node.role is NodeRole.ROUTER and node.nat:
             via = f"NAT {node.nat}: {parse_nat(node.nat).describe()}"
+        if node.role is NodeRole.RELAY:
+            state = {None: "", True: ", answering", False: ", NOT ANSWERING"}[relay_answering]
+            via = f"TURN (coturn) on udp port {TURN_PORT}{state}"
         addresses = [(i, str(i.address)) for i in node.interfaces] + [(node.interfaces[0], str(a)) for a in node.aliases]
         for iface, address in addresses:
             net = topology.network(iface.network)

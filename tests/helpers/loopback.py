@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from node.key_file import load_or_create_key
 from server import state_files
-from server.broker_key import load_or_create_key
 from tests.helpers import ROOT
 from wire.auth import room_secret
 from wire.protocol import Endpoint

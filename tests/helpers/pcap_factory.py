@@ -12,6 +12,7 @@ translation the routers applied.
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from scapy.utils import wrpcap
 from lab.analysis.run import RunView
 from lab.experiment.punch_test import PunchTestConfig
 from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
-from lab.topology import Pair, Topology, build_topology
+from lab.topology import TURN_PORT, Pair, Topology, build_topology
 from tests.helpers.signed import data, intro, keys, probe, register, waiting
 from wire.protocol import Endpoint, Error, Message, Ping, encode
 
@@ -44,6 +45,9 @@ class Faults:
     bypass: bool = False  # with forwarding off, peer-a still reaches the broker
     leak_in_payload: bool = False  # a's data names its private address in the text
     attacker: bool = False  # the outsider tries to join, replays a register, spoofs b towards a
+    nat_a: str = "port-restricted"
+    relayed: bool = False  # no direct probe gets through; every pair's data go through the relay (TURN channels)
+    turn_refused: bool = False  # the relay refuses a's credentials (401 to its authenticated Allocate)
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,12 @@ class RunBuilder:
         self.clock = 1_700_000_000.0
         self.sent: list[Sent] = []
 
-    def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message, src: str, dst: str,
-             dropped: bool = False) -> None:
-        """One datagram from node `src`, seen at each vantage point with that vantage's (src, dst)."""
+    def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message | None, src: str, dst: str,
+             dropped: bool = False, payload: bytes | None = None) -> None:
+        """One datagram from node `src`, seen at each vantage point with that vantage's (src, dst); its
+        payload is the message's encoding unless given (TURN framing, STUN)."""
         self.clock += 0.001
-        payload = encode(msg)
+        payload = encode(msg) if payload is None else payload
         for vantage, (s, d) in vantages.items():
             frame = Ether() / IP(src=s.ip, dst=d.ip) / UDP(sport=s.port, dport=d.port) / payload
             frame.time = self.clock
@@ -90,9 +95,9 @@ class RunBuilder:
             wrpcap(str(run_dir / f"{vantage}.pcap"), frames, linktype=1)
 
 
-def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES) -> None:
+def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES, relay: str = "off") -> None:
     """A run.json as the scenario writes it, with what the analysis reads from it."""
-    config = PunchTestConfig(messages=messages, late_peer=LATE_PEER)
+    config = PunchTestConfig(messages=messages, late_peer=LATE_PEER, relay=relay)
     record = {"run_id": RUN_ID, "config": asdict(config), "topology": topology.to_json()}
     (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
 
@@ -100,7 +105,7 @@ def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES) ->
 def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES, pairs: int = 1,
               faulty_pair: int = 1) -> BuiltRun:
     """A run of `pairs` punch pairs; the faults hit pair `faulty_pair` only."""
-    topo = build_topology(pairs=pairs, nat_b=faults.nat_b)
+    topo = build_topology(pairs=pairs, nat_a=faults.nat_a, nat_b=faults.nat_b)
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
     priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
@@ -119,6 +124,42 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
 
     def broker_wan(p: Pair) -> str:
         return RunView.vantage(BROKER, on_segment(topo.broker, p).side)
+
+    # Each peer's TURN socket (another port, so another mapping), and the relay on its router's segment.
+    turn_priv = {label: Endpoint(ep.ip, ep.port + 500) for label, ep in priv.items()}
+    turn_pub = {label: Endpoint(ep.ip, ep.port + 500) for label, ep in pub.items()}
+
+    def relay_at(p: Pair) -> tuple[str, Endpoint]:
+        iface = on_segment(topo.relay, p)
+        return RunView.vantage(topo.relay.name, iface.side), Endpoint(str(iface.address), TURN_PORT)
+
+    def to_relay(p: Pair, payload: bytes, msg: Message | None = None) -> None:
+        vantage, relay = relay_at(p)
+        b.send({lan(p): (turn_priv[p.label], relay), wan(p): (turn_pub[p.label], relay),
+                vantage: (turn_pub[p.label], relay)}, msg, p.peer.name, topo.relay.name, payload=payload)
+
+    def from_relay(p: Pair, payload: bytes, msg: Message | None = None) -> None:
+        vantage, relay = relay_at(p)
+        b.send({vantage: (relay, turn_pub[p.label]), wan(p): (relay, turn_pub[p.label]),
+                lan(p): (relay, turn_priv[p.label])}, msg, topo.relay.name, p.peer.name, payload=payload)
+
+    def allocate(p: Pair, refused: bool) -> None:
+        """What an allocation looks like at the relay: refused without credentials, then with them."""
+        first = stun_message(ALLOCATE, REQUEST)
+        to_relay(p, bytes(first))
+        from_relay(p, bytes(stun_message(ALLOCATE, ERROR, first.transaction_id, {"ERROR-CODE": (401, "Unauthorized")})))
+        second = stun_message(ALLOCATE, REQUEST, attributes={"USERNAME": f"1:{p.label}"})
+        to_relay(p, bytes(second))
+        answer = (stun_message(ALLOCATE, ERROR, second.transaction_id, {"ERROR-CODE": (401, "Unauthorized")})
+                  if refused else stun_message(ALLOCATE, SUCCESS, second.transaction_id))
+        from_relay(p, bytes(answer))
+
+    def relayed(src: Pair, dst: Pair, msg: Message) -> None:
+        """One message through the relay: into src's channel, out of dst's."""
+        payload = encode(msg)
+        framed = struct.pack("!HH", 0x4000, len(payload)) + payload
+        to_relay(src, framed, msg)
+        from_relay(dst, framed, msg)
 
     def faulty(p: Pair, side: str) -> bool:
         return p.side == side and p.number == faulty_pair
@@ -181,6 +222,19 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         # a probes first: b's NAT drops these (b has not punched yet).
         for seq in range(4):
             peer_to_peer(a_pair, b_pair, probe(room, la, seq, False), delivered=faults.early_probes_in and faulty_here)
+        if faults.relayed:
+            # No direct path: b's probes stop at a's NAT too; then both go through the relay.
+            peer_to_peer(b_pair, a_pair, probe(room, lb, 0, False), delivered=False)
+            for side in (a_pair, b_pair):
+                allocate(side, faults.turn_refused and side is a_pair and faulty_here)
+            if faults.turn_refused and faulty_here:
+                continue  # a has no relayed candidate: nothing more happens between them
+            relayed(a_pair, b_pair, probe(room, la, 5, False))
+            relayed(b_pair, a_pair, probe(room, lb, 1, True))
+            for seq in range(1, messages + 1):
+                relayed(a_pair, b_pair, data(room, la, seq, f"hello #{seq} from {la}"))
+                relayed(b_pair, a_pair, data(room, lb, seq, f"hello #{seq} from {lb}"))
+            continue
         peer_to_peer(b_pair, a_pair, probe(room, lb, 0, False))
         peer_to_peer(a_pair, b_pair, probe(room, la, 4, True))
         if faults.attacker and faulty_here:
@@ -202,3 +256,16 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
             peer_to_peer(a_pair, b_pair, data(room, la, messages + 1, f"my LAN address is {priv[la].ip}"))
     b.write(run_dir)
     return BuiltRun(topo, priv, pub, b.sent)
+
+
+ALLOCATE, REQUEST, SUCCESS, ERROR = 0x003, 0x000, 0x100, 0x110
+
+
+def stun_message(method: int, kind: int, transaction_id: bytes | None = None, attributes: dict | None = None):
+    """A STUN/TURN message (aioice's codec) of `method` and class `kind`."""
+    from aioice import stun
+
+    msg = stun.Message(message_method=stun.Method(method), message_class=stun.Class(kind),
+                       **({"transaction_id": transaction_id} if transaction_id else {}))
+    msg.attributes.update(attributes or {})
+    return msg

@@ -20,8 +20,8 @@ def keys(room: str) -> RoomKeys:
 
 
 def register(room: str, peer: str, txn: str, private: Endpoint, ts: float | None = None,
-             secret_keys: RoomKeys | None = None) -> Register:
-    msg = Register(room, peer, txn, private, int(time.time() if ts is None else ts), new_nonce())
+             secret_keys: RoomKeys | None = None, relay: Endpoint | None = None) -> Register:
+    msg = Register(room, peer, txn, private, int(time.time() if ts is None else ts), new_nonce(), relay=relay)
     return sign(msg, (secret_keys or keys(room)).to_broker)
 
 

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from server.broker_key import load_or_create_key
+from node.key_file import load_or_create_key
 from server.broker_key import main as credentials_main
 from tests.helpers.signed import BROKER_KEY, keys
 from wire.auth import (

@@ -50,7 +50,8 @@ hexes = st.from_regex(r"[0-9a-f]{0,64}", fullmatch=True)
 ints = st.integers(0, 2**53)
 texts = st.text(max_size=80)
 endpoints = st.builds(Endpoint, st.ip_addresses(v=4).map(str), st.integers(1, 65535))
-KINDS = {"Name": names, "Hex": hexes, "int": ints, "bool": st.booleans(), "str": texts, "Endpoint": endpoints}
+KINDS = {"Name": names, "Hex": hexes, "int": ints, "bool": st.booleans(), "str": texts, "Endpoint": endpoints,
+         "Endpoint | None": st.none() | endpoints}
 
 
 def message_of(cls: type[Message]) -> st.SearchStrategy[Message]:

@@ -11,8 +11,8 @@ import pytest
 from lab.engines.docker.compose_file import CODE_DIRS
 from tests.helpers import ROOT
 
-PACKAGES = ("wire", "node", "nat", "server", "peers", "lab", "bench")
-NODE_PACKAGES = ("wire", "node", "nat", "server", "peers")
+PACKAGES = ("wire", "node", "nat", "server", "peers", "relay", "lab", "bench")
+NODE_PACKAGES = ("wire", "node", "nat", "server", "peers", "relay")
 # What each part of the house may import of the project (besides itself). Listed top-down; the
 # flow is topology -> engines -> experiment -> captures -> analysis -> report.
 MAY_IMPORT = {
@@ -21,8 +21,9 @@ MAY_IMPORT = {
     "nat": {"wire", "node"},
     "server": {"wire", "node"},
     "peers": {"wire", "node"},
+    "relay": {"wire", "node"},
     "lab.model": {"wire", "node", "nat"},  # lab's own root modules: topology, errors, paths, run_format
-    "lab.engines": {"wire", "node", "nat", "server", "peers", "lab.model"},
+    "lab.engines": {"wire", "node", "nat", "server", "peers", "relay", "lab.model"},
     "lab.experiment": {"wire", "node", "nat", "lab.model", "lab.engines"},
     "lab.analysis": {"wire", "node", "nat", "lab.model"},  # node: the link model (node/link.py), as nat: the NAT model
     "lab.report": {"wire", "node", "nat", "lab.model", "lab.analysis"},

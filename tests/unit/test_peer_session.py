@@ -106,3 +106,21 @@ def test_data_is_signed_for_the_session(sockets):
     hole.send(Data(ROOM, "a", 1, "x"), sockets["b"].local)
     msg, _ = sockets["b"].receive(time.monotonic() + 2)
     assert msg == data(ROOM, "a", 1, "x")
+
+
+def test_after_falling_back_only_the_partners_relayed_address_is_probed_and_moves_the_target(sockets):
+    """The relayed address here is a loopback socket standing in for the partner's TURN allocation."""
+    a, b, relayed = sockets["a"].local, sockets["b"].local, sockets["attacker"].local
+    hole = HolePunch(sockets["a"], dataclasses.replace(
+        intro(ROOM, "t1", a, "b", b, Endpoint("10.99.0.1", b.port)), partner_relay=relayed), "a", 0.0, keys(ROOM))
+    assert deliver(sockets, "b", hole, probe(ROOM, "b", 0, False)) and hole.open and not hole.confirmed
+    hole.relay_over(time.monotonic())
+    assert hole.relayed and not hole.open and hole.candidates == [relayed] and hole.target == relayed
+    assert hole.tick(time.monotonic()) is not None  # it probes the relayed address
+    got = sockets["attacker"].receive(time.monotonic() + 2)
+    assert got is not None and isinstance(got[0], Probe) and got[0].sender == "a"
+    assert deliver(sockets, "b", hole, probe(ROOM, "b", 1, True))  # a late direct probe still counts ...
+    assert hole.target == relayed and not hole.open  # ... but the relayed path stays
+    assert deliver(sockets, "attacker", hole, probe(ROOM, "b", 2, True))  # b's probe, through the relay
+    assert hole.open and hole.confirmed and hole.heard_from == relayed
+    assert hole.path == f"relayed address {relayed} (its TURN allocation)"

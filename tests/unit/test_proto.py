@@ -106,3 +106,28 @@ def test_the_text_without_private_fields_leaves_out_exactly_the_declared_ones():
                     b'"text":"\\u0031\\u0030.0.1.10","mac":""}')
     assert b"10.0.1.10" in text_without_private(sneaky)
     assert Register.PRIVATE == ("private",) and Intro.PRIVATE == ("partner_private",) and Data.PRIVATE == ()
+
+
+def test_a_relayed_candidate_rides_in_register_and_intro_and_is_left_out_when_there_is_none():
+    relay = Endpoint("198.51.100.20", 50123)
+    plain = Register("r", "a", "t1", LAN, 1, "00" * 8, MAC)
+    with_relay = Register("r", "a", "t1", LAN, 1, "00" * 8, MAC, relay=relay)
+    assert b"relay" not in encode(plain) and decode(encode(plain)) == plain  # the bytes of before the relay
+    assert decode(encode(with_relay)).relay == relay
+    intro = Intro("r", "t1", EP, "b", EP, LAN, "11" * 16, MAC, partner_relay=relay)
+    assert decode(encode(intro)).partner_relay == relay
+    with pytest.raises(ProtocolError, match="IP:PORT"):
+        decode(encode(plain)[:-1] + b',"relay":null}')
+
+
+def test_a_relayed_candidate_is_covered_by_the_mac_and_absent_changes_nothing():
+    from wire.auth import RoomKeys, canonical, sign, verify
+
+    key = RoomKeys.from_secret(bytes(32)).to_broker
+    plain = Register("r", "a", "t1", LAN, 1, "00" * 8)
+    assert b"relay" not in canonical(plain)
+    signed = sign(Register("r", "a", "t1", LAN, 1, "00" * 8, relay=Endpoint("198.51.100.20", 50000)), key)
+    assert verify(signed, key)
+    import dataclasses
+
+    assert not verify(dataclasses.replace(signed, relay=Endpoint("198.51.100.20", 50001)), key)

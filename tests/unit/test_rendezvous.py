@@ -229,3 +229,12 @@ def test_ping_is_answered_and_peer_traffic_is_not():
 def test_register_carries_the_private_endpoint_it_declares():
     msg = register("r", "a", "t", LAN_A)
     assert isinstance(msg, Register) and msg.private == LAN_A
+
+
+def test_each_member_learns_its_partners_relayed_candidate_in_the_introduction():
+    rv = broker()
+    relay_a, relay_b = Endpoint("198.51.100.20", 50001), Endpoint("198.51.100.20", 50002)
+    reg(rv, "r", "a", "t1", A, LAN_A, relay=relay_a)
+    got = {dest: msg for msg, dest in reg(rv, "r", "b", "t2", B, LAN_B, relay=relay_b)}
+    assert got[A].partner_relay == relay_b and got[B].partner_relay == relay_a
+    assert all(verify(m, keys("r").from_broker) for m in got.values())

@@ -184,7 +184,7 @@ def test_ladder_lanes_and_introduction(good):
     _, run, view = good
     ladder = build_ladder(view, journeys(view.caps))
     topo = run.topology
-    assert [lane.node for lane in ladder.lanes] == ["peer-a", "router-a", "broker", "outsider", "router-b", "peer-b"]
+    assert [lane.node for lane in ladder.lanes] == ["peer-a", "router-a", "broker", "relay", "outsider", "router-b", "peer-b"]
     assert ladder.lanes[1].addresses == tuple(str(i.address) for i in topo.node("router-a").interfaces)
     last_intro = max(p.time for p in view.broker if p.msg is not None and p.msg.TYPE == "intro")
     assert ladder.introduction == pytest.approx(last_intro - view.t0)

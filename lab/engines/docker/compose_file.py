@@ -8,7 +8,7 @@ name is passed on the command line). Design points:
   is its lab route.
 - The node packages' code (CODE_DIRS, nothing of lab/) is mounted read-only; the image holds only
   Debian packages.
-- Peers start when their router is healthy, i.e. when its NAT rules are in place.
+- Peers start when their router and the relay are healthy: NAT rules in place, TURN answering.
 - What a node runs (node_commands.node_program) with which environment and sysctls (launch.py) is
   the same for every engine.
 """
@@ -25,7 +25,7 @@ from lab.topology import Node, NodeRole, Topology
 from node.settings import READY_FILE
 
 NODE_IMAGE = "natlab-node:latest"
-CODE_DIRS = ("nat", "node", "peers", "server", "wire")  # what the nodes run: nothing of the host's lab/
+CODE_DIRS = ("nat", "node", "peers", "relay", "server", "wire")  # what the nodes run: nothing of the host's lab/
 HEADER = "# Generated from lab/topology.py by `make compose`; edit the topology, not this file.\n"
 
 
@@ -90,7 +90,7 @@ def service(topology: Topology, node: Node) -> dict:
     }
     if node.role is NodeRole.PEER:
         router = next(p.router for p in topology.pairs if p.peer == node)
-        svc["depends_on"] = {router.name: {"condition": "service_healthy"}}
+        svc["depends_on"] = {n.name: {"condition": "service_healthy"} for n in (router, topology.relay) if n}
     return svc
 
 

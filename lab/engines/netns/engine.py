@@ -27,7 +27,8 @@ from lab.errors import Progress
 from lab.topology import Topology
 from node.netns import path_of, remove
 
-TOOLS = {"nft": "nftables", "iptables": "iptables", "conntrack": "conntrack", "ip": "iproute2"}
+TOOLS = {"nft": "nftables", "iptables": "iptables", "conntrack": "conntrack", "ip": "iproute2",
+         "turnserver": "coturn"}  # the relay node runs the host's turnserver
 
 
 class NetnsEngine:

@@ -26,7 +26,7 @@ def test_punch_test_writes_report_ladder_and_merged_capture(engine, tmp_path):
     assert (run_dir / "ladder.png").read_bytes().startswith(b"\x89PNG")
 
     parts = frames_per_vantage(run_dir)
-    assert len(parts) == 5 and all(parts.values()), parts
+    assert len(parts) == 6 and all(parts.values()), parts  # the relay's too: the peers allocated
     with PcapNgReader(str(run_dir / "merged.pcapng")) as reader:
         assert len(list(reader)) == sum(parts.values())
     if shutil.which("tshark") is None:

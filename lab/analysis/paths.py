@@ -1,0 +1,153 @@
+"""The path each punch pair's messages took, read from the pcaps alone: direct, relayed or failed.
+
+What reached each peer is read at its router's LAN capture (the last point before the peer):
+a data message arrived directly when it came from the partner's public address outside TURN
+framing, and relayed when it came from the relay inside it. The relay's own capture says what
+it carried. A pair's path is
+- `failed` when some message, either way, reached its peer by no path;
+- `relayed` when the relay carried any of the pair's session datagrams of data (data, acks, byes);
+- `direct` otherwise.
+Beside it, the path the lab expects: from the NAT settings (nat.traversal plays the peer's
+strategy against both NATs) and the relay mode of the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab.analysis.packets import Packet
+from lab.analysis.run import RunView
+from lab.topology import Pair, PunchPair
+from nat.behaviour import DEFAULT_PRESET, parse_nat
+from nat.traversal import direct_possible
+from wire.protocol import Ack, Bye, Data, Probe
+
+SESSION_DATA = (Data, Ack, Bye)
+DIRECT, RELAYED, FAILED = "direct", "relayed", "failed"
+
+
+@dataclass(frozen=True)
+class Expected:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One way of a pair's exchange, as its receiver's router LAN saw it."""
+
+    sender: str
+    receiver: str
+    direct: frozenset[int]  # data seqs that arrived directly
+    relayed: frozenset[int]  # and through the relay
+
+    def complete(self, messages: int) -> bool:
+        return set(range(1, messages + 1)) <= self.direct | self.relayed
+
+
+@dataclass(frozen=True)
+class PairPath:
+    number: int
+    path: str
+    ways: tuple[Direction, Direction]
+    at_relay: int  # the pair's data, acks and byes the relay's capture saw
+    punched: bool  # each side's direct probes or data reached the other's LAN
+    expected: Expected
+
+
+def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b") -> Expected:
+    """What the lab should see for the pair: with `force` the relay; otherwise direct where the NATs allow
+    it, else the relay (with `auto`) or nothing (with `off`)."""
+    if relay_mode == "force":
+        return Expected(RELAYED, "relay forced")
+    a, b = (parse_nat(side.router.nat or DEFAULT_PRESET) for side in pp.sides)
+    theory = direct_possible(a, b, late_peer)
+    if theory.direct:
+        return Expected(DIRECT, theory.reason)
+    return Expected(RELAYED if relay_mode == "auto" else FAILED, theory.reason)
+
+
+def _arrivals(view: RunView, sender: Pair, receiver: Pair, relay_ips: set[str]) -> Direction:
+    direct, relayed = set(), set()
+    private, public = str(receiver.private_ip), str(sender.public_ip)
+    for p in view.lan(receiver):
+        m = p.msg
+        if isinstance(m, Data) and m.sender == sender.label and p.dst == private:
+            if p.relayed and p.src in relay_ips:
+                relayed.add(m.seq)
+            elif not p.relayed and p.src == public:
+                direct.add(m.seq)
+    return Direction(sender.label, receiver.label, frozenset(direct), frozenset(relayed))
+
+
+def _reached_directly(view: RunView, sender: Pair, receiver: Pair) -> bool:
+    public, private = str(sender.public_ip), str(receiver.private_ip)
+    return any(isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == sender.label
+               and p.src == public and p.dst == private for p in view.lan(receiver))
+
+
+def relayed_session(packets: list[Packet], labels: set[str]) -> list[Packet]:
+    """The datagrams of data (data, acks, byes) of the peers `labels` inside TURN framing."""
+    return [p for p in packets if p.relayed and isinstance(p.msg, SESSION_DATA) and p.msg.sender in labels]
+
+
+def pair_path(view: RunView, pp: PunchPair, messages: int, relay_mode: str, late_peer: str = "b") -> PairPath:
+    relay = view.topology.relay
+    relay_ips = {str(i.address) for i in relay.interfaces} if relay else set()
+    ways = (_arrivals(view, pp.a, pp.b, relay_ips), _arrivals(view, pp.b, pp.a, relay_ips))
+    at_relay = len(relayed_session(view.relay, {pp.a.label, pp.b.label}))
+    punched = _reached_directly(view, pp.a, pp.b) and _reached_directly(view, pp.b, pp.a)
+    if not all(w.complete(messages) for w in ways):
+        path = FAILED
+    elif at_relay or any(w.relayed for w in ways):
+        path = RELAYED
+    else:
+        path = DIRECT
+    return PairPath(pp.number, path, ways, at_relay, punched, expected_path(pp, relay_mode, late_peer))
+
+
+@dataclass(frozen=True)
+class Allocations:
+    """A peer's TURN allocations as the relay's capture saw them."""
+
+    requests: int = 0
+    authenticated: int = 0  # requests that carried credentials (the first of each is refused: it has none)
+    granted: int = 0
+    refused: int = 0  # 401 to a request with credentials: wrong or expired
+
+    def explain(self, label: str) -> str | None:
+        """Why the peer had no relayed candidate, if the capture shows it."""
+        if self.refused and not self.granted:
+            return f"the relay refused peer {label}'s credentials (401 to {self.refused} authenticated Allocate)"
+        if self.requests and not self.granted and not self.authenticated:
+            return f"the relay never answered peer {label}'s Allocate ({self.requests} requests)"
+        return None
+
+
+ALLOCATE = 0x003
+REQUEST, SUCCESS, ERROR = 0x000, 0x100, 0x110
+
+
+def allocations(view: RunView, pair: Pair) -> Allocations:
+    from wire import stun  # aioice's codec: only for runs with a relay
+
+    public = str(pair.public_ip)
+    asked: dict[bytes, bool] = {}  # transaction -> with credentials
+    answers: list[tuple[bytes, int, int | None]] = []
+    for p in view.relay:
+        if p.msg is not None or public not in (p.src, p.dst) or not stun.is_stun(p.payload):
+            continue
+        try:
+            message = stun.decode(p.payload)
+        except stun.StunError:
+            continue
+        method, kind = stun.method_and_class(p.payload)
+        if method != ALLOCATE:
+            continue
+        if kind == REQUEST and p.src == public:
+            asked[message.transaction_id] = "USERNAME" in message.attributes
+        elif kind in (SUCCESS, ERROR) and p.dst == public:
+            code = message.attributes.get("ERROR-CODE", (None,))[0] if kind == ERROR else None
+            answers.append((message.transaction_id, kind, code))
+    refused = sum(1 for txn, kind, code in answers if kind == ERROR and code == 401 and asked.get(txn))
+    return Allocations(len(asked), sum(asked.values()), sum(1 for _, kind, _ in answers if kind == SUCCESS), refused)
