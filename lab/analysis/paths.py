@@ -114,6 +114,7 @@ class Allocations:
     authenticated: int = 0  # requests that carried credentials (the first of each is refused: it has none)
     granted: int = 0
     refused: int = 0  # 401 to a request with credentials: wrong or expired
+    challenged: int = 0  # 401 to a request without credentials: how every allocation starts
 
     def explain(self, label: str) -> str | None:
         """Why the peer had no relayed candidate, if the capture shows it."""
@@ -149,5 +150,7 @@ def allocations(view: RunView, pair: Pair) -> Allocations:
         elif kind in (SUCCESS, ERROR) and p.dst == public:
             code = message.attributes.get("ERROR-CODE", (None,))[0] if kind == ERROR else None
             answers.append((message.transaction_id, kind, code))
-    refused = sum(1 for txn, kind, code in answers if kind == ERROR and code == 401 and asked.get(txn))
-    return Allocations(len(asked), sum(asked.values()), sum(1 for _, kind, _ in answers if kind == SUCCESS), refused)
+    unauthorized = [txn for txn, kind, code in answers if kind == ERROR and code == 401 and txn in asked]
+    refused = sum(1 for txn in unauthorized if asked[txn])
+    return Allocations(len(asked), sum(asked.values()), sum(1 for _, kind, _ in answers if kind == SUCCESS), refused,
+                       len(unauthorized) - refused)

@@ -70,6 +70,7 @@ def test_refused_turn_credentials_fail_the_pair_and_the_relay_capture_says_why(t
     a, b = view.topology.pairs
     assert allocations(view, a).refused == 1 and not allocations(view, a).granted
     assert allocations(view, b).granted == 1 and allocations(view, b).requests == 2
+    assert allocations(view, a).challenged == allocations(view, b).challenged == 1  # none had credentials at first
 
 
 def test_paths_are_per_pair_in_a_bigger_lab(tmp_path):
