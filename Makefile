@@ -26,7 +26,14 @@ NAT      ?=
 LINK     ?=
 LIFETIME ?=
 ROOM     ?= chat
-export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES
+A        ?=
+B        ?=
+EXPECT   ?= any
+DURATION ?= 30
+MOUNT    ?=
+export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES A B EXPECT DURATION
+# MOUNT: a directory of your files for `make run`, in every peer (under Docker at lab-up)
+export NATLAB_MOUNT := $(if $(MOUNT),$(abspath $(MOUNT)))
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose); asked only for Docker.
 ifeq ($(ENGINE),docker)
 COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -34,7 +41,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench bench-links clean link-set tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all
+	system-test netns-test docker-test bench bench-links clean link-set tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all run
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +68,9 @@ status: $(STAMP) ## show the topology and whether the lab is up
 
 punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps, then the report
 	$(PY) -m lab punch-test --messages $(MESSAGES)
+
+run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [EXPECT=direct|relayed|any] [DURATION=30] [MOUNT=dir]
+	$(PY) -m lab run
 
 verdict: $(STAMP) ## re-check a run from its pcaps (RUN=<id>, default captures/latest)
 	$(PY) -m lab verdict -v $(RUN)

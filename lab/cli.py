@@ -42,12 +42,13 @@ from lab.engines.registry import ENGINES, make_engine
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError
 from lab.paths import PROJECT_DIR, captures_root
-from lab.run_format import LATEST, RUN_RECORD, VERDICT_FILE
+from lab.run_format import LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
 from lab.topology import TopologyError, build_topology
 from nat.behaviour import UnknownPreset
 from node.link import UnknownLink
 
 if TYPE_CHECKING:
+    from lab.analysis.run import LoadedRun
     from lab.analysis.verdict import Verdict
     from lab.report.run_report import RunReport
 
@@ -158,25 +159,36 @@ def run_dir_of(run: str | None) -> Path:
     return run_dir
 
 
+def verdict_of(run: LoadedRun) -> Verdict:
+    """A punch test's verdict, or a run of the user's programs' (run.json says which)."""
+    from lab.analysis.program_verdict import judge_programs
+    from lab.analysis.verdict import judge
+
+    return judge_programs(run) if run.record.get("kind") == PROGRAMS_KIND else judge(run)
+
+
 def cmd_verdict(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.analysis.verdict import analyse_run
+    from lab.analysis.run import read_run
     from lab.report.terminal import verdict_table
 
     run_dir = run_dir_of(args.run)
-    verdict = analyse_run(run_dir)
+    verdict = verdict_of(read_run(run_dir))
     save_verdict(run_dir, verdict)
     print(verdict_table(verdict, verbose=args.verbose))
     return 0 if verdict.ok else 1
 
 
 def cmd_report(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.analysis.run import read_run
+    from lab.analysis.run import read_record, read_run
     from lab.analysis.verdict import judge
     from lab.report.ladder_drawer import LadderDrawer
     from lab.report.run_report import RunReport
     from lab.report.terminal import verdict_summary
 
     run_dir = run_dir_of(args.run)
+    if read_record(run_dir).get("kind") == PROGRAMS_KIND:
+        raise LabError(f"{run_dir.name} is a run of your programs: its report (report.md, ladder) is not written yet; "
+                       "`make verdict` judges it and `make pcap-summary` shows its flows")
     with LadderDrawer() as drawer:
         run = read_run(run_dir)
         report = RunReport(run, drawer)
@@ -184,6 +196,25 @@ def cmd_report(args: argparse.Namespace, engine: Engine | None) -> int:
         print(f"run {verdict.run_id}: {verdict_summary(verdict)}")
         write_run_report(report, verdict)
     return 0
+
+
+def cmd_run(args: argparse.Namespace, engine: Engine) -> int:
+    from lab.analysis.run import read_run
+    from lab.experiment.user_run import ProgramRunConfig, run_programs
+    from lab.report.terminal import verdict_table
+
+    config = ProgramRunConfig(a=args.a or "", b=args.b or "", duration_s=args.duration, expect=args.expect,
+                              relay=args.relay)
+    run_dir = run_programs(engine, config, captures_root(), progress)
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    for label, result in sorted(record.get("programs", {}).items()):
+        code = f" with {result['exit_code']}" if result["ended"] == "exited" else ""
+        progress(f"program {label}: {result['ended']}{code} after {result['seconds']}s; log {run_dir / (label + '.log')}")
+    verdict = verdict_of(read_run(run_dir))
+    save_verdict(run_dir, verdict)
+    print(verdict_table(verdict, verbose=args.verbose))
+    print(f"\npcaps, logs, mailboxes, run.json and verdict.json in {run_dir}")
+    return 0 if verdict.ok else 1
 
 
 def cmd_show(args: argparse.Namespace, engine: Engine | None) -> int:
@@ -296,6 +327,20 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="stand the lab up").set_defaults(func=cmd_up)
     sub.add_parser("down", help="tear the lab down").set_defaults(func=cmd_down)
     sub.add_parser("status", help="topology and state").set_defaults(func=cmd_status)
+    rn = sub.add_parser("run", help="your own programs as the peers, captured; their path judged from the pcaps",
+                        description="Runs --a in every pair's peer a and --b in every peer b, at once, under capture; "
+                        "their environment says what they need (NATLAB_STUN, NATLAB_TURN..., NATLAB_MAILBOX; see the "
+                        "README). The path their traffic took is decided from the pcaps alone.")
+    rn.add_argument("--a", default=os.environ.get("A") or None, help="side a's command line (env A)")
+    rn.add_argument("--b", default=os.environ.get("B") or None, help="side b's command line (env B)")
+    rn.add_argument("--duration", type=float, default=float(os.environ.get("DURATION") or 30),
+                    help="seconds before the programs still running are stopped (env DURATION; 30)")
+    rn.add_argument("--expect", choices=("direct", "relayed", "any"), default=os.environ.get("EXPECT") or "any",
+                    help="the path the run must show (env EXPECT; any: some path)")
+    rn.add_argument("--relay", choices=node_commands.RELAY_MODES, default=os.environ.get("RELAY") or "auto",
+                    help="off: the programs get no TURN credentials (env RELAY)")
+    rn.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every check")
+    rn.set_defaults(func=cmd_run)
     pt = sub.add_parser("punch-test", help="captured rendezvous + punch + exchange, verified from pcaps")
     pt.add_argument("--messages", type=int, default=int(os.environ.get("MESSAGES") or 10), help="messages each way")
     pt.add_argument("--punch-delay", type=float, default=1.0, help="seconds peer b waits before probing")

@@ -16,5 +16,8 @@ TAG_NO_BYPASS = "control-no-bypass"
 TAG_UNSOLICITED = "control-unsolicited"
 
 
+PROGRAMS_KIND = "programs"  # run.json "kind" of a `make run` of the user's programs (a punch test has none)
+
+
 def tag(base: str, pair: Pair) -> str:
     return f"{base}-{pair.label}"

@@ -265,9 +265,11 @@ def _scanned_text(msg: Message) -> bytes:
     return text_without_private(msg)
 
 
-def check_nat_real(view: RunView) -> Check:
-    problems, evidence = [], []
-    reported = view.reported_endpoints()
+def wan_leaks(view: RunView) -> list[str]:
+    """Private addresses seen on a public capture point, at most one per vantage: as a source (or
+    quoted in an ICMP error), as a destination at the broker, or a peer's private address as text in
+    a payload (the lab's messages but the fields that declare a private endpoint by design)."""
+    problems = []
     wan_vantages = {view.vantage(n.name, i.side) for n, i in view.topology.captures if view.topology.is_public(i)}
     # A private address as a whole word: 10.0.1.10 must not match inside 10.0.1.100.
     private_texts = [re.compile(rb"(?<![0-9.])" + re.escape(str(p.private_ip).encode()) + rb"(?![0-9])")
@@ -284,6 +286,12 @@ def check_nat_real(view: RunView) -> Check:
             if leaked:
                 problems.append(f"{vantage}: private {leaked[0]} in {p.src}->{p.dst} at {view.when(p)}")
                 break
+    return problems
+
+
+def check_nat_real(view: RunView) -> Check:
+    problems, evidence = wan_leaks(view), []
+    reported = view.reported_endpoints()
     for pair in view.pairs:
         private = str(pair.private_ip)
         if not any(p.src == private for p in view.lan(pair)):

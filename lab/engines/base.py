@@ -68,3 +68,7 @@ class Engine(Protocol):
 
     def capture_agents(self) -> list[CaptureAgent]:
         """The capture processes that together record every vantage point of the topology."""
+
+    def program_paths(self) -> tuple[str, str]:
+        """Where a peer's program sees (the lab's mailboxes, the user's files): `make run`'s two directories,
+        the same on the host (mailbox_dir, MOUNT) whatever the engine."""

@@ -199,6 +199,14 @@ def punch(broker: str, room: str, label: str, secret: str, messages: int, punch_
     return NodeCommand("peers.peer punch", argv, read)
 
 
+def run_program(command: str, out: str, cwd: str, duration_s: float, env: dict[str, str]) -> NodeCommand[dict]:
+    """A user's command line in a node, bounded by `duration_s` (peers.program_runner); the answer is how it
+    ended: exit code, stopped or not, seconds, the first lines of its output."""
+    argv = program("peers.program_runner", "--out", out, "--cwd", cwd, "--duration", f"{duration_s:g}",
+                   *(a for key, value in env.items() for a in ("--env", f"{key}={value}")), "--", command)
+    return NodeCommand("peers.program_runner", argv, _ok_result)
+
+
 def reach(targets: list[tuple[str, str]], attempts: int, wait_s: float) -> NodeCommand[list[dict]]:
     """Tagged pings to each (IP:PORT, tag), all from one socket; the answer says, per target, what came back."""
     argv = program("peers.peer", "reach", *(a for to, tag in targets for a in ("--to", to, "--tag", tag)),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
 
 
@@ -39,3 +41,12 @@ def test_help_explains_the_commands():
     assert proc.returncode == 0
     for command in ("up", "down", "punch-test", "verdict", "report", "show", "compose"):
         assert command in proc.stdout
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--b", "x"], "give both programs: A='command line' B='command line'"),
+    (["--a", "x", "--b", "y", "--duration", "0"], "DURATION must be 1 to 3600 seconds, not 0"),
+])
+def test_make_run_refuses_bad_settings_in_one_line_before_touching_a_lab(args, said):
+    proc = run("run", *args)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"natlab: error: {said}", proc.stderr

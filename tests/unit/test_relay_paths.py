@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.analysis.ladder import Channel, build_ladder
 from lab.analysis.journeys import journeys
+from lab.analysis.ladder import Channel, build_ladder
 from lab.analysis.packets import load_run
 from lab.analysis.paths import allocations, expected_path, pair_path
 from lab.analysis.run import RunView

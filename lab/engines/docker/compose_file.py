@@ -21,6 +21,7 @@ import yaml
 
 from lab.engines.launch import node_environment, node_sysctls
 from lab.engines.node_commands import node_program
+from lab.paths import MOUNT_ENV, lab_runtime
 from lab.topology import Node, NodeRole, Topology
 from node.settings import READY_FILE
 
@@ -68,6 +69,17 @@ def bridge_name(topology: Topology, network: str) -> str:
     return name if len(name) <= 15 else "nl" + hashlib.sha1(name.encode()).hexdigest()[:13]
 
 
+MAILBOX_IN_NODE = "/natlab/mailbox"  # where a peer container sees the lab's mailboxes
+FILES_IN_NODE = "/natlab/files"  # and the user's files (MOUNT), read-only
+
+
+def user_volumes(topology: Topology) -> list[str]:
+    """What `make run` needs in a peer: the mailboxes, shared by the peers, and the user's files
+    (NATLAB_MOUNT when compose runs; without it an empty directory of the lab's)."""
+    runtime = f"./{lab_runtime(topology.project)}"
+    return [f"{runtime}/mailbox:{MAILBOX_IN_NODE}", f"${{{MOUNT_ENV}:-{runtime}/no-files}}:{FILES_IN_NODE}:ro"]
+
+
 def service(topology: Topology, node: Node) -> dict:
     svc: dict = {
         "image": NODE_IMAGE,
@@ -75,7 +87,8 @@ def service(topology: Topology, node: Node) -> dict:
         "hostname": node.name,
         "command": node_program(topology, node),
         "environment": compose_environment(topology, node),
-        "volumes": [f"./{d}:/opt/natlab/{d}:ro" for d in CODE_DIRS],
+        "volumes": [f"./{d}:/opt/natlab/{d}:ro" for d in CODE_DIRS] + (user_volumes(topology)
+                                                                      if node.role is NodeRole.PEER else []),
         "cap_add": ["NET_ADMIN", "NET_RAW"],
         "sysctls": node_sysctls(node),
         "networks": {i.network: {"ipv4_address": str(i.address)} for i in node.interfaces},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -17,11 +18,11 @@ from lab.engines.host_packages import require_root
 from lab.engines.node_commands import capture_agent
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, Progress
+from lab.paths import RUNTIME_DIR, lab_runtime
 from lab.topology import Topology, build_topology
 
 HEALTH_WAIT_S = 90
 CAPTURE_DIR = "/tmp/natlab-capture"  # a capture agent's directory in its container
-RUNTIME_DIR = ".run"  # generated compose files of labs other than the committed one (git-ignored)
 
 
 class DockerEngine:
@@ -149,8 +150,12 @@ class DockerEngine:
         label = f"com.docker.compose.project={self.topology.project}"
         for net in self.client.networks.list(filters={"label": label}):
             net.remove()
+        shutil.rmtree(self.project_dir / lab_runtime(self.topology.project), ignore_errors=True)  # its mailboxes
         if containers:
             progress(f"removed {len(containers)} containers and the lab's networks")
+
+    def program_paths(self) -> tuple[str, str]:
+        return compose_file.MAILBOX_IN_NODE, compose_file.FILES_IN_NODE
 
     def is_up(self) -> bool:
         try:

@@ -24,6 +24,7 @@ from lab.engines.netns.wiring import Wiring
 from lab.engines.node_commands import capture_agent
 from lab.engines.rollback import undone_on_failure
 from lab.errors import Progress
+from lab.paths import lab_runtime, mailbox_dir, user_files
 from lab.topology import Topology
 from node.netns import path_of, remove
 
@@ -92,10 +93,15 @@ class NetnsEngine:
                 progress(f"could not remove namespace {name}: {exc}")
         restore_arp_limits(self.layout)
         shutil.rmtree(self.layout.state_dir, ignore_errors=True)
+        shutil.rmtree(self.project_dir / lab_runtime(self.topology.project), ignore_errors=True)  # its mailboxes
         if STATE_ROOT.exists() and not any(STATE_ROOT.iterdir()):
             STATE_ROOT.rmdir()
         if names:
             progress(f"removed {len(names)} namespaces (with their links) and stopped {stopped} processes")
+
+    def program_paths(self) -> tuple[str, str]:
+        """Nodes share the host's filesystem: the mailboxes and the user's files are where they are."""
+        return str(mailbox_dir(self.topology.project)), str(user_files() or self.project_dir)
 
     def is_up(self) -> bool:
         """Every node's namespace exists, has said it is ready and still has a process running in it."""

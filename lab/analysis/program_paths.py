@@ -1,0 +1,123 @@
+"""Which path a user's programs took, from the pcaps alone and without knowing their protocol.
+
+Every IP datagram that reached a peer (its router's LAN capture, towards the peer's private
+address) is placed by where it came from on the WAN:
+- `direct`: from the partner's router's public address (any port, any protocol): the two NATs
+  let the programs' traffic through to each other;
+- `relayed`: from the relay, carrying data for the peer: from one of its allocations (a relayed
+  address: the partner's data, as they left the relay), or from its TURN port inside a ChannelData
+  or Data indication (TURN's own control there, Allocate, Refresh and the rest, is signalling);
+- `signalling`: from the broker (STUN, rendezvous) or the relay's TURN control;
+- `other`: anything else.
+The answer for a pair: `direct` when direct datagrams reached both peers and, from the moment the
+later of the two first arrived, carried at least as many bytes as the relay did; `relayed` when
+relayed data reached both peers and the direct path did not win; `none` otherwise. Beside it: when
+the first direct datagram arrived each way, and the bytes of each path per second.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from lab.analysis.packets import Packet
+from lab.analysis.run import RunView
+from lab.topology import TURN_PORT, Pair, PunchPair
+
+DIRECT, RELAYED, SIGNALLING, OTHER = "direct", "relayed", "signalling", "other"
+NONE = "none"
+
+
+@dataclass
+class Arrivals:
+    """What reached one peer, by path."""
+
+    label: str
+    packets: Counter = field(default_factory=Counter)
+    bytes: Counter = field(default_factory=Counter)
+    first: dict[str, float] = field(default_factory=dict)  # path -> time of its first datagram
+    timeline: list[tuple[float, str, int]] = field(default_factory=list)  # (time, path, bytes)
+
+
+@dataclass(frozen=True)
+class ProgramPath:
+    number: int
+    path: str  # direct, relayed or none
+    arrivals: tuple[Arrivals, Arrivals]
+    first_direct: dict[str, float | None]  # label -> seconds since the run's start, at its LAN
+    after_direct: dict[str, int]  # path -> bytes delivered from the later first direct datagram on
+    per_second: dict[str, list[int]]  # path -> bytes delivered in each second of the run
+
+    @property
+    def reason(self) -> str:
+        a, b = self.arrivals
+        seen = "; ".join(f"to {x.label}: " + (", ".join(f"{p} {x.packets[p]} datagrams/{x.bytes[p]} B"
+                                                         for p in (DIRECT, RELAYED) if x.packets[p]) or "nothing")
+                         for x in (a, b))
+        return seen
+
+
+def _relay_data(payload: bytes) -> bool:
+    """TURN that carries a peer's bytes (ChannelData, Send/Data indication), not TURN's own control."""
+    from wire import stun
+
+    if stun.is_channel_data(payload):
+        return True
+    return stun.relayed_payload(payload) is not None
+
+
+def arrivals(view: RunView, receiver: Pair, sender: Pair) -> Arrivals:
+    topo = view.topology
+    relay_ips = {str(i.address) for i in topo.relay.interfaces} if topo.relay else set()
+    broker_ips = {str(i.address) for i in topo.broker.interfaces} | {str(a) for a in topo.broker.aliases}
+    private, partner = str(receiver.private_ip), str(sender.public_ip)
+    out = Arrivals(receiver.label)
+    for p in view.lan(receiver):
+        if p.dst != private:
+            continue
+        path = _path_of(p, partner, relay_ips, broker_ips)
+        size = len(p.payload) if p.payload else p.length
+        out.packets[path] += 1
+        out.bytes[path] += size
+        out.first.setdefault(path, p.time)
+        out.timeline.append((p.time, path, size))
+    return out
+
+
+def _path_of(p: Packet, partner: str, relay_ips: set[str], broker_ips: set[str]) -> str:
+    if p.src == partner:
+        return DIRECT
+    if p.src in relay_ips:
+        if p.sport != TURN_PORT:
+            return RELAYED
+        return RELAYED if p.payload and _relay_data(p.payload) else SIGNALLING
+    if p.src in broker_ips:
+        return SIGNALLING
+    return OTHER
+
+
+def program_path(view: RunView, pp: PunchPair) -> ProgramPath:
+    ways = (arrivals(view, pp.a, pp.b), arrivals(view, pp.b, pp.a))
+    firsts = [w.first.get(DIRECT) for w in ways]
+    both_direct = all(t is not None for t in firsts)
+    since = max(firsts) if both_direct else None  # type: ignore[type-var]
+    after: Counter = Counter()
+    for w in ways:
+        for t, path, size in w.timeline:
+            if since is not None and t >= since:
+                after[path] += size
+    if both_direct and after[DIRECT] >= after[RELAYED]:
+        path = DIRECT
+    elif all(w.packets[RELAYED] for w in ways):
+        path = RELAYED
+    else:
+        path = NONE
+    seconds = int(max((t for w in ways for t, _, _ in w.timeline), default=view.t0) - view.t0) + 1
+    per_second = {p: [0] * seconds for p in (DIRECT, RELAYED)}
+    for w in ways:
+        for t, p, size in w.timeline:
+            if p in per_second:
+                per_second[p][int(t - view.t0)] += size
+    return ProgramPath(pp.number, path, ways,
+                       {w.label: None if t is None else round(t - view.t0, 6) for w, t in zip(ways, firsts)},
+                       {DIRECT: after[DIRECT], RELAYED: after[RELAYED]}, per_second)

@@ -1,0 +1,51 @@
+"""The verdict of a `make run` of the user's programs: the path, from the pcaps alone; no private
+address on a WAN; and how each program ended (a program that failed is not hidden by a good path,
+nor the reverse).
+
+1  path          each pair's path (lab.analysis.program_paths) is the one EXPECT asks for
+                 (`any`: direct or relayed, but some path)
+2  no-leak       no private address on any public capture point
+3  programs      every program exited 0, or ran until the duration and was stopped then
+"""
+
+from __future__ import annotations
+
+from lab.analysis.program_paths import NONE, program_path
+from lab.analysis.run import LoadedRun
+from lab.analysis.verdict import Check, Verdict, wan_leaks
+
+
+def judge_programs(run: LoadedRun) -> Verdict:
+    config, view = run.record["config"], run.view
+    expect = config.get("expect", "any")
+    checks, rows = [], []
+    problems, evidence, failed = [], [], []
+    for pp in view.topology.punch_pairs:
+        path = program_path(view.for_pair(pp) if len(view.topology.punch_pairs) > 1 else view, pp)
+        firsts = ", ".join(f"{label} at +{t:.3f}s" if t is not None else f"{label} never"
+                           for label, t in path.first_direct.items())
+        evidence.append(f"{pp.name}: {path.path}; first direct datagram: {firsts}; {path.reason}; "
+                        f"bytes from the later first direct datagram on: {path.after_direct}")
+        rows.append({"pair": pp.number, "path": path.path, "expected": expect, "reason": path.reason})
+        if path.path == NONE or (expect != "any" and path.path != expect):
+            failed.append(pp.number)
+            problems.append(f"{pp.name}: {path.path}" + ("" if expect == "any" else f", not {expect}")
+                            + f" ({path.reason})")
+    detail = "; ".join(problems) or ", ".join(f"pair {r['pair']}: {r['path']}" for r in rows) + \
+        ("" if expect == "any" else f", as expected ({expect})")
+    checks.append(Check("1", f"path of the programs' traffic (expect {expect})", not problems, detail, evidence,
+                        len(rows), failed))
+    leaks = wan_leaks(view)
+    checks.append(Check("2", "no private address on a WAN", not leaks,
+                        "; ".join(leaks) or "private addresses only on the LANs"))
+    ended, bad = [], []
+    for label, result in sorted(run.record.get("programs", {}).items()):
+        how = result.get("ended")
+        code = result.get("exit_code")
+        ended.append(f"{label}: {how}" + (f" with {code}" if how == "exited" else "")
+                     + f" after {result.get('seconds')}s")
+        if how == "not started" or (how == "exited" and code != 0):
+            head = " | ".join(result.get("head") or [])[:300]
+            bad.append(f"{label}: {how}" + (f" with exit code {code}" if how == "exited" else "") + f": {head}")
+    checks.append(Check("3", "the programs ended well", not bad, "; ".join(bad) or "; ".join(ended), ended))
+    return Verdict(run.record["run_id"], checks, rows)

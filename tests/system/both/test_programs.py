@@ -1,0 +1,75 @@
+"""System tests: `make run` with programs no one here wrote (aioice's ICE agent, docs/recipes), their
+path judged from the pcaps alone, on each engine. The recipes are the user's files (MOUNT)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lab.analysis.program_verdict import judge_programs
+from lab.analysis.run import read_run
+from lab.experiment.nat_control import set_nat
+from lab.experiment.user_run import ProgramRunConfig, run_programs
+from lab.paths import MOUNT_ENV
+from tests.conftest import ENGINES
+from tests.helpers import ROOT
+from tests.helpers.labs import lab, needs_root, say
+
+pytestmark = [needs_root]
+ICE = "python3 ice_agent.py"
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request):
+    before = os.environ.get(MOUNT_ENV)
+    os.environ[MOUNT_ENV] = str(ROOT / "docs" / "recipes")  # Docker mounts it at lab-up
+    eng = lab(request.param)
+    eng.up(say)
+    yield eng
+    eng.down(say)
+    os.environ.pop(MOUNT_ENV) if before is None else os.environ.update({MOUNT_ENV: before})
+
+
+def run(engine, tmp_path, **config):
+    run_dir = run_programs(engine, ProgramRunConfig(**{"a": ICE, "b": ICE, "duration_s": 25, **config}), tmp_path, say)
+    record = json.loads((run_dir / "run.json").read_text())
+    return run_dir, record, judge_programs(read_run(run_dir))
+
+
+def test_two_ice_agents_behind_port_restricted_nats_connect_directly(engine, tmp_path):
+    # No TURN offered: with a relayed candidate too, aioice may nominate a relayed pair whose check
+    # completed first (the lab then says relayed, rightly).
+    run_dir, record, verdict = run(engine, tmp_path, expect="direct", relay="off")
+    assert all(p["ended"] == "exited" and p["exit_code"] == 0 for p in record["programs"].values()), record["programs"]
+    assert verdict.ok, [(c.id, c.detail) for c in verdict.checks if not c.ok]
+    assert verdict.paths[0]["path"] == "direct"
+    assert "10 messages echoed" in (run_dir / "a.log").read_text()
+    offers = {p.name for p in (run_dir / "mailbox-1").iterdir()}
+    assert offers == {"a.json", "b.json"}  # the mailbox, saved with the run
+
+
+def test_behind_symmetric_nats_the_ice_agents_go_through_the_turn_relay(engine, tmp_path):
+    try:
+        for pair in engine.topology.pairs:
+            set_nat(engine, pair.router.name, "symmetric")
+        run_dir, record, verdict = run(engine, tmp_path, expect="relayed")
+    finally:
+        for pair in engine.topology.pairs:
+            set_nat(engine, pair.router.name, "port-restricted")
+    assert verdict.ok, ([(c.id, c.detail) for c in verdict.checks if not c.ok], (run_dir / "a.log").read_text())
+    assert verdict.paths[0]["path"] == "relayed"
+
+
+def test_a_command_that_does_not_exist_fails_the_run_with_its_exit_code_through_the_cli(engine, tmp_path):
+    env = {**os.environ, "NATLAB_CAPTURES": str(tmp_path), "ENGINE": engine.name,
+           "NATLAB_PROJECT": engine.topology.project}
+    proc = subprocess.run([sys.executable, "-m", "lab", "run", "--a", "no-such-program", "--b", "sleep 30",
+                           "--duration", "2"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "a: exited with exit code 127" in proc.stdout and "not found" in proc.stdout, proc.stdout
+    assert "program b: stopped" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,98 @@
+"""The path of any program's traffic, from built pcaps that carry no natlab message at all."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from lab.analysis.packets import load_run
+from lab.analysis.program_paths import program_path
+from lab.analysis.program_verdict import judge_programs
+from lab.analysis.run import RunView, read_run
+from lab.run_format import PROGRAMS_KIND
+from lab.topology import TURN_PORT, build_topology
+from tests.helpers.pcap_factory import RunBuilder
+from wire.protocol import Endpoint
+
+TOPO = build_topology(nat_a="symmetric", nat_b="symmetric")
+A, B = TOPO.pair("a"), TOPO.pair("b")
+RELAY = Endpoint(str(TOPO.relay.address), TURN_PORT)
+
+
+def ep(pair, public: bool, port: int = 5000) -> Endpoint:
+    return Endpoint(str(pair.public_ip if public else pair.private_ip), port)
+
+
+def direct(b: RunBuilder, src, dst, payload: bytes) -> None:
+    """src's datagram to dst's public address, through both NATs to dst's peer."""
+    b.send({f"{src.router.name}-lan": (ep(src, False), ep(dst, True)), f"{src.router.name}-wan": (ep(src, True), ep(dst, True)),
+            f"{dst.router.name}-wan": (ep(src, True), ep(dst, True)), f"{dst.router.name}-lan": (ep(src, True), ep(dst, False))},
+           None, src.peer.name, dst.peer.name, payload=payload)
+
+
+def relayed(b: RunBuilder, src, dst, payload: bytes) -> None:
+    framed = struct.pack("!HH", 0x4000, len(payload)) + payload
+    b.send({f"{src.router.name}-lan": (ep(src, False, 6000), RELAY), f"{src.router.name}-wan": (ep(src, True, 6000), RELAY),
+            "relay-wan": (ep(src, True, 6000), RELAY)}, None, src.peer.name, "relay", payload=framed)
+    b.send({"relay-wan": (RELAY, ep(dst, True, 6000)), f"{dst.router.name}-wan": (RELAY, ep(dst, True, 6000)),
+            f"{dst.router.name}-lan": (RELAY, ep(dst, False, 6000))}, None, "relay", dst.peer.name, payload=framed)
+
+
+def build(tmp_path, steps, programs=None, expect="any"):
+    b = RunBuilder(TOPO)
+    for step in steps:
+        step(b)
+    b.write(tmp_path)
+    record = {"format": 1, "kind": PROGRAMS_KIND, "run_id": "built", "topology": TOPO.to_json(),
+              "config": {"a": "x", "b": "y", "duration_s": 5, "expect": expect, "relay": "auto"},
+              "programs": programs or {s: {"exit_code": 0, "ended": "exited", "seconds": 1.0, "head": []} for s in "ab"}}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    return RunView(load_run(tmp_path), TOPO)
+
+
+def test_traffic_between_the_two_public_addresses_is_direct(tmp_path):
+    view = build(tmp_path, [lambda b: direct(b, A, B, b"\x17" * 100), lambda b: direct(b, B, A, b"\x17" * 50)])
+    path = program_path(view, TOPO.punch_pairs[0])
+    assert path.path == "direct" and path.first_direct["a"] is not None and path.first_direct["b"] is not None
+    assert path.arrivals[0].bytes["direct"] == 50 and path.arrivals[1].bytes["direct"] == 100
+
+
+def test_traffic_through_turn_channels_is_relayed_and_a_later_direct_path_wins_when_it_carries_more(tmp_path):
+    steps = [lambda b: relayed(b, A, B, b"x" * 200), lambda b: relayed(b, B, A, b"y" * 200)]
+    assert program_path(build(tmp_path / "r", steps), TOPO.punch_pairs[0]).path == "relayed"
+    upgraded = steps + [lambda b: direct(b, A, B, b"z" * 300), lambda b: direct(b, B, A, b"z" * 300)]
+    path = program_path(build(tmp_path / "u", upgraded), TOPO.punch_pairs[0])
+    assert path.path == "direct" and path.after_direct == {"direct": 300, "relayed": 0}  # from b->a, the later first
+
+
+def test_one_way_only_is_no_path(tmp_path):
+    path = program_path(build(tmp_path, [lambda b: direct(b, A, B, b"q" * 10)]), TOPO.punch_pairs[0])
+    assert path.path == "none"
+
+
+def test_the_verdict_holds_the_path_to_expect_and_reports_a_failed_program(tmp_path):
+    steps = [lambda b: relayed(b, A, B, b"x" * 20), lambda b: relayed(b, B, A, b"y" * 20)]
+    build(tmp_path, steps, expect="direct")
+    verdict = judge_programs(read_run(tmp_path))
+    assert not verdict.checks[0].ok and "pair 1: relayed, not direct" in verdict.checks[0].detail
+    assert verdict.paths == [{"pair": 1, "path": "relayed", "expected": "direct", "reason": verdict.paths[0]["reason"]}]
+    failed = {"a": {"exit_code": 2, "ended": "exited", "seconds": 0.1, "head": ["boom"]},
+              "b": {"exit_code": -15, "ended": "stopped", "seconds": 5.0, "head": []}}
+    build(tmp_path, steps, programs=failed)
+    verdict = judge_programs(read_run(tmp_path))
+    assert verdict.checks[0].ok and verdict.checks[1].ok
+    assert not verdict.checks[2].ok and verdict.checks[2].detail == "a: exited with exit code 2: boom"
+
+
+def test_datagrams_from_one_of_the_relays_allocations_are_relayed_too(tmp_path):
+    """ICE may pair a relayed candidate with a reflexive one: the partner's data then reach the peer
+    unframed, from the relay's allocation (its relayed address), not its TURN port."""
+    allocation = Endpoint(RELAY.ip, 62166)
+
+    def from_allocation(b: RunBuilder, dst) -> None:
+        b.send({"relay-wan": (allocation, ep(dst, True)), f"{dst.router.name}-wan": (allocation, ep(dst, True)),
+                f"{dst.router.name}-lan": (allocation, ep(dst, False))}, None, "relay", dst.peer.name, payload=b"d" * 30)
+
+    path = program_path(build(tmp_path, [lambda b: from_allocation(b, A), lambda b: relayed(b, A, B, b"x" * 20)]),
+                        TOPO.punch_pairs[0])
+    assert path.path == "relayed" and path.arrivals[0].bytes["relayed"] == 30

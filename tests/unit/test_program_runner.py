@@ -1,0 +1,64 @@
+"""peers.program_runner, run here on the host: how a user's program ends is reported, never hidden."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from peers import program_runner
+from peers.program_runner import run
+
+
+def test_a_program_that_exits_is_reported_with_its_code_and_output(tmp_path):
+    result = run("echo hello; echo oops >&2; exit 3", tmp_path / "out", tmp_path, 5, {"NATLAB_SIDE": "a"})
+    assert result["exit_code"] == 3 and result["ended"] == "exited"
+    assert result["head"] == ["hello", "oops"] and (tmp_path / "out" / "program.log").read_text() == "hello\noops\n"
+
+
+def test_the_environment_reaches_the_program(tmp_path):
+    result = run('echo "$NATLAB_SIDE $NATLAB_PAIR"', tmp_path / "out", tmp_path, 5,
+                 {"NATLAB_SIDE": "b", "NATLAB_PAIR": "2"})
+    assert result["head"] == ["b 2"]
+
+
+def test_a_program_still_running_at_the_duration_is_stopped_and_so_are_its_children(tmp_path):
+    started = time.monotonic()
+    result = run(f"sleep 60 & echo $! > {tmp_path}/child; sleep 60", tmp_path / "out", tmp_path, 0.5, {})
+    assert result["ended"] == "stopped" and result["exit_code"] != 0
+    assert time.monotonic() - started < 5
+    assert gone(int((tmp_path / "child").read_text()))
+
+
+def gone(pid: int, within_s: float = 2.0) -> bool:
+    """No such process, or a dead one not yet reaped, within a moment (a signal takes its time to land)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_program_that_ignores_term_is_killed(tmp_path):
+    result = run("trap '' TERM; sleep 60", tmp_path / "out", tmp_path, 0.3, {})
+    assert result["ended"] == "killed"
+
+
+def test_a_command_that_does_not_exist_says_so(tmp_path):
+    result = run("no-such-program --flag", tmp_path / "out", tmp_path, 5, {})
+    assert result["exit_code"] == 127 and "not found" in " ".join(result["head"])
+
+
+def test_a_missing_start_directory_means_not_started(tmp_path):
+    result = run("true", tmp_path / "out", tmp_path / "nowhere", 5, {})
+    assert result["ended"] == "not started" and result["exit_code"] is None
+
+
+def test_the_answer_is_one_json_line(tmp_path, capsys):
+    assert program_runner.main(["--out", str(tmp_path / "o"), "--cwd", str(tmp_path), "--duration", "5",
+                                "--env", "X=1", "--", "echo", "$X"]) == 0
+    assert json.loads(capsys.readouterr().out)["head"] == ["1"]
