@@ -20,8 +20,8 @@ def judge_programs(run: LoadedRun) -> Verdict:
     expect = config.get("expect", "any")
     checks, rows = [], []
     problems, evidence, failed = [], [], []
-    for pp in view.topology.punch_pairs:
-        path = program_path(view.for_pair(pp) if len(view.topology.punch_pairs) > 1 else view, pp)
+    for pp, pair_view in view.per_pair():
+        path = program_path(pair_view, pp)
         firsts = ", ".join(f"{label} at +{t:.3f}s" if t is not None else f"{label} never"
                            for label, t in path.first_direct.items())
         evidence.append(f"{pp.name}: {path.path}; first direct datagram: {firsts}; {path.reason}; "

@@ -48,6 +48,11 @@ class RunView:
                 caps[vantage] = [p for p, addrs, unowned in self._shared[vantage] if unowned or addrs & own]
         return RunView(caps, self.topology, list(punch_pair.sides), self.t0)
 
+    def per_pair(self) -> list[tuple[PunchPair, RunView]]:
+        """Each punch pair with its view of the run (this view itself when the lab has one pair)."""
+        punch_pairs = self.topology.punch_pairs
+        return [(pp, self if len(punch_pairs) == 1 else self.for_pair(pp)) for pp in punch_pairs]
+
     @cached_property
     def _shared(self) -> dict[str, list[tuple[Packet, set[str], bool]]]:
         """The packets of the vantage points no pair of the view owns (the broker's), each with its
@@ -100,7 +105,7 @@ class RunView:
         relay = self.topology.relay
         return [] if relay is None else [self.vantage(relay.name, i.side) for i in relay.interfaces]
 
-    @property
+    @cached_property
     def relay(self) -> list[Packet]:
         """What the relay saw, on all its public segments, in time order (nothing in a run without one)."""
         return sorted((p for v in self.relay_vantages for p in self.caps.get(v, [])), key=lambda p: p.time)

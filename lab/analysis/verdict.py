@@ -122,35 +122,27 @@ def check_skip_server(view: RunView) -> Check:
     return Check("2", "traffic after rendezvous skips the server", not problems, detail)
 
 
-def check_path(view: RunView, messages: int, relay_mode: str, late_peer: str,
+def check_path(view: RunView, pp: PunchPair, path: PairPath, messages: int,
                reports: dict[str, dict] | None = None) -> Check:
-    """Each pair's path against the expected one, and complete on it."""
-    problems, evidence, summary = [], [], []
-    for pp in view_punch_pairs(view):
-        path = pair_path(view, pp, messages, relay_mode, late_peer)
-        why = _path_reason(view, pp, path, reports or {})
-        evidence.append(f"{path.path}: {why}")
-        if path.path == FAILED:
-            problems.append(f"{path.path}: {why}")
-            continue
+    """The pair's path (lab.analysis.paths) against the expected one, and complete on it."""
+    problems = []
+    why = _path_reason(view, pp, path, messages, reports or {})
+    evidence = [f"{path.path}: {why}"]
+    if path.path == FAILED:
+        problems.append(f"{path.path}: {why}")
+    else:
         if path.path != path.expected.path:
             problems.append(f"{path.path}, not {path.expected.path} as expected: {path.expected.reason}")
         shown = _direct_path(view, pp, messages) if path.path == DIRECT else _relayed_path(view, pp, messages)
         problems += shown[0]
         evidence += shown[1]
-        done = ("public address to public address, on both WANs" if path.path == DIRECT
-                else "through the relay, none router to router")
-        summary.append(f"{path.path}: {why}; all {messages} messages each way, {done}")
-    detail = "; ".join(problems) or "; ".join(summary)
+    done = ("public address to public address, on both WANs" if path.path == DIRECT
+            else "through the relay, none router to router")
+    detail = "; ".join(problems) or f"{path.path}: {why}; all {messages} messages each way, {done}"
     return Check("3", "path: direct or relayed, as the NATs allow", not problems, detail, evidence)
 
 
-def view_punch_pairs(view: RunView) -> list[PunchPair]:
-    """The punch pairs the view holds (one, in a pair's view of a big lab)."""
-    return [pp for pp in view.topology.punch_pairs if pp.a in view.pairs]
-
-
-def _path_reason(view: RunView, pp: PunchPair, path: PairPath, reports: dict[str, dict]) -> str:
+def _path_reason(view: RunView, pp: PunchPair, path: PairPath, messages: int, reports: dict[str, dict]) -> str:
     """Why the pair took its path, in one line: the theory, and what the peers and the relay did."""
     parts = [path.expected.reason if path.path == path.expected.path or path.path == FAILED
              else f"expected {path.expected.path}"]
@@ -161,13 +153,9 @@ def _path_reason(view: RunView, pp: PunchPair, path: PairPath, reports: dict[str
     if path.path == FAILED:
         if view.topology.relay is not None and path.expected.path == RELAYED:
             parts += [why for side in pp.sides if (why := allocations(view, side).explain(side.label))]
-        missing = [f"{w.sender}->{w.receiver} {len(w.direct | w.relayed)}/{_want(w)}" for w in path.ways]
+        missing = [f"{w.sender}->{w.receiver} {len(w.direct | w.relayed)}/{messages}" for w in path.ways]
         parts.append("messages delivered " + ", ".join(missing))
     return "; ".join(parts)
-
-
-def _want(way) -> str:
-    return "N" if not way.direct and not way.relayed else str(max(way.direct | way.relayed))
 
 
 def _relayed_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str], list[str]]:
@@ -226,18 +214,16 @@ def _direct_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str]
     return problems, evidence
 
 
-def check_relay_share(view: RunView, messages: int, relay_mode: str, late_peer: str) -> Check:
+def check_relay_share(pp: PunchPair, path: PairPath, relay_mode: str) -> Check:
     """The relay carries only what it must: with auto, nothing of a pair that punched; with force, everything."""
-    problems, evidence = [], []
-    for pp in view_punch_pairs(view):
-        path = pair_path(view, pp, messages, relay_mode, late_peer)
-        direct = sum(len(w.direct) for w in path.ways)
-        evidence.append(f"{pp.name}: {'punched' if path.punched else 'no direct path both ways'}; "
-                        f"{path.at_relay} datagrams of data at the relay, {direct} messages arrived directly")
-        if relay_mode == "auto" and path.punched and path.at_relay:
-            problems.append(f"{pp.name} punched, yet the relay carried {path.at_relay} of its datagrams of data")
-        if relay_mode == "force" and direct:
-            problems.append(f"{pp.name}: relay forced, yet {direct} messages arrived directly")
+    problems = []
+    direct = sum(len(w.direct) for w in path.ways)
+    evidence = [f"{pp.name}: {'punched' if path.punched else 'no direct path both ways'}; "
+                f"{path.at_relay} datagrams of data at the relay, {direct} messages arrived directly"]
+    if relay_mode == "auto" and path.punched and path.at_relay:
+        problems.append(f"{pp.name} punched, yet the relay carried {path.at_relay} of its datagrams of data")
+    if relay_mode == "force" and direct:
+        problems.append(f"{pp.name}: relay forced, yet {direct} messages arrived directly")
     detail = "; ".join(problems) or ("no data of a pair that punched went through the relay" if relay_mode == "auto"
                                      else "every message went through the relay, none directly")
     return Check("7", "the relay carries only what it must", not problems, detail, evidence)
@@ -442,19 +428,20 @@ def conditioned(topology: Topology) -> bool:
     return any(p.router.link and not parse_link(p.router.link).is_perfect for p in topology.pairs)
 
 
-def run_checks(view: RunView, messages: int, late_peer: str, reports: dict[str, dict] | None = None,
-               relay_mode: str = "off") -> list[Check]:
+def run_checks(view: RunView, pp: PunchPair, path: PairPath, messages: int, late_peer: str,
+               reports: dict[str, dict] | None = None, relay_mode: str = "off") -> list[Check]:
+    """The checks of one punch pair's view; `path`, its path, read once (the verdict lists it too)."""
     checks = [
         check_rendezvous(view),
         check_skip_server(view),
-        check_path(view, messages, relay_mode, late_peer, reports),
+        check_path(view, pp, path, messages, reports),
         check_nat_real(view),
         check_unsolicited(view, late_peer, relay_mode),
         check_no_bypass(view),
     ]
     checks += [check_links(view, reports)] if conditioned(view.topology) else []
     could_relay = relay_mode != "off" and view.topology.relay is not None
-    return checks + ([check_relay_share(view, messages, relay_mode, late_peer)] if could_relay else [])
+    return checks + ([check_relay_share(pp, path, relay_mode)] if could_relay else [])
 
 
 def combine(results: list[tuple[PunchPair, Check]]) -> Check:
@@ -477,18 +464,17 @@ def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, la
             reports: dict[str, dict] | None = None, relay_mode: str = "off") -> Verdict:
     """The checks of a run; `reports`, the peers' own (run.json), only to be confirmed by the captures
     (and to say why a path was taken)."""
-    view = RunView(caps, topology)
-    punch_pairs = topology.punch_pairs
-    views = [(pp, view if len(punch_pairs) == 1 else view.for_pair(pp)) for pp in punch_pairs]
+    views = RunView(caps, topology).per_pair()
     paths = [pair_path(v, pp, messages, relay_mode, late_peer) for pp, v in views]
     path_rows = [{"pair": p.number, "path": p.path, "expected": p.expected.path, "reason": p.expected.reason}
                  for p in paths]
-    if len(punch_pairs) == 1:
-        checks = run_checks(view, messages, late_peer, reports, relay_mode)
+    per_pair = [(pp, run_checks(v, pp, path, messages, late_peer, reports, relay_mode))
+                for (pp, v), path in zip(views, paths)]
+    if len(per_pair) == 1:
+        (_, checks), = per_pair
         for check in checks:
             check.failed_pairs = [] if check.ok else [1]
         return Verdict(run_id, checks, path_rows)
-    per_pair = [(pp, run_checks(v, messages, late_peer, reports, relay_mode)) for pp, v in views]
     by_check = zip(*[[(pp, check) for check in checks] for pp, checks in per_pair])
     return Verdict(run_id, [combine(list(results)) for results in by_check], path_rows)
 
