@@ -57,10 +57,11 @@ def is_stun(data: bytes) -> bool:
 
 
 # TURN (RFC 8656) on the same port: methods beyond Binding, and the relayed payload's two framings.
-METHOD_NAMES = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send", 0x007: "Data",
+BINDING, ALLOCATE = 0x001, 0x003  # methods
+REQUEST, INDICATION, SUCCESS, ERROR = 0x000, 0x010, 0x100, 0x110  # classes (their bits in the message type)
+METHOD_NAMES = {BINDING: "Binding", ALLOCATE: "Allocate", 0x004: "Refresh", 0x006: "Send", 0x007: "Data",
                 0x008: "CreatePermission", 0x009: "ChannelBind"}
-CLASS_NAMES = {0x000: "request", 0x010: "indication", 0x100: "success", 0x110: "error"}
-BINDING = 0x001
+CLASS_NAMES = {REQUEST: "request", INDICATION: "indication", SUCCESS: "success", ERROR: "error"}
 SEND_INDICATION, DATA_INDICATION = 0x0016, 0x0017  # message types
 
 

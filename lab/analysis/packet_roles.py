@@ -68,7 +68,7 @@ def stun_summary(payload: bytes) -> str:
 
     method, kind = stun.method_and_class(payload)
     text = f"{stun.METHOD_NAMES.get(method, f'method {method:#x}')} {stun.CLASS_NAMES[kind]}"
-    if kind == 0x110:
+    if kind == stun.ERROR:
         try:
             text += f" {stun.decode(payload).attributes['ERROR-CODE'][0]}"
         except (stun.StunError, KeyError):

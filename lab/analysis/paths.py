@@ -125,10 +125,6 @@ class Allocations:
         return None
 
 
-ALLOCATE = 0x003
-REQUEST, SUCCESS, ERROR = 0x000, 0x100, 0x110
-
-
 def allocations(view: RunView, pair: Pair) -> Allocations:
     from wire import stun  # aioice's codec: only for runs with a relay
 
@@ -143,14 +139,14 @@ def allocations(view: RunView, pair: Pair) -> Allocations:
         except stun.StunError:
             continue
         method, kind = stun.method_and_class(p.payload)
-        if method != ALLOCATE:
+        if method != stun.ALLOCATE:
             continue
-        if kind == REQUEST and p.src == public:
+        if kind == stun.REQUEST and p.src == public:
             asked[message.transaction_id] = "USERNAME" in message.attributes
-        elif kind in (SUCCESS, ERROR) and p.dst == public:
-            code = message.attributes.get("ERROR-CODE", (None,))[0] if kind == ERROR else None
+        elif kind in (stun.SUCCESS, stun.ERROR) and p.dst == public:
+            code = message.attributes.get("ERROR-CODE", (None,))[0] if kind == stun.ERROR else None
             answers.append((message.transaction_id, kind, code))
-    unauthorized = [txn for txn, kind, code in answers if kind == ERROR and code == 401 and txn in asked]
+    unauthorized = [txn for txn, kind, code in answers if kind == stun.ERROR and code == 401 and txn in asked]
     refused = sum(1 for txn in unauthorized if asked[txn])
-    return Allocations(len(asked), sum(asked.values()), sum(1 for _, kind, _ in answers if kind == SUCCESS), refused,
+    return Allocations(len(asked), sum(asked.values()), sum(1 for _, kind, _ in answers if kind == stun.SUCCESS), refused,
                        len(unauthorized) - refused)

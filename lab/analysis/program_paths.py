@@ -59,11 +59,9 @@ class ProgramPath:
 
 def _relay_data(payload: bytes) -> bool:
     """TURN that carries a peer's bytes (ChannelData, Send/Data indication), not TURN's own control."""
-    from wire import stun
+    from wire.stun import relayed_payload
 
-    if stun.is_channel_data(payload):
-        return True
-    return stun.relayed_payload(payload) is not None
+    return relayed_payload(payload) is not None
 
 
 def arrivals(view: RunView, receiver: Pair, sender: Pair) -> Arrivals:

@@ -26,6 +26,7 @@ from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import TURN_PORT, Pair, Topology, build_topology
 from tests.helpers.signed import data, intro, keys, probe, register, waiting
 from wire.protocol import Endpoint, Error, Message, Ping, encode
+from wire.stun import ALLOCATE, ERROR, REQUEST, SUCCESS
 
 MESSAGES = 5
 LATE_PEER = "b"
@@ -256,9 +257,6 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
             peer_to_peer(a_pair, b_pair, data(room, la, messages + 1, f"my LAN address is {priv[la].ip}"))
     b.write(run_dir)
     return BuiltRun(topo, priv, pub, b.sent)
-
-
-ALLOCATE, REQUEST, SUCCESS, ERROR = 0x003, 0x000, 0x100, 0x110
 
 
 def stun_message(method: int, kind: int, transaction_id: bytes | None = None, attributes: dict | None = None):
