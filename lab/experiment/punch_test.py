@@ -26,15 +26,16 @@ from pathlib import Path
 
 from lab.engines import node_commands
 from lab.engines.base import Engine
-from lab.engines.node_commands import RELAY_MODES, TurnCredential
+from lab.engines.node_commands import RELAY_MODES
 from lab.errors import LabError, Progress
 from lab.experiment.captures import Captures
 from lab.experiment.link_control import read_back
 from lab.experiment.live import live_topology
 from lab.experiment.nat_control import flush_nat_state
+from lab.experiment.relay_credentials import turn_credentials
 from lab.experiment.room_secrets import mint_many
 from lab.run_format import LATEST, RUN_FORMAT, RUN_RECORD, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
-from lab.topology import TURN_PORT, Pair, PunchPair
+from lab.topology import Pair, PunchPair
 from node.link import parse_link
 
 PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
@@ -117,25 +118,11 @@ def control_unsolicited(engine: Engine, pairs: list[Pair], port: int) -> dict[st
     return {pair.label: outcome for pair, outcome in zip(pairs, outcomes)}
 
 
-def turn_credentials(engine: Engine, config: PunchTestConfig) -> dict[str, TurnCredential]:
-    """Each peer's TURN credential, valid for the run, and the relay's address on its router's segment;
-    none with relay off (or a lab without a relay)."""
-    relay = engine.topology.relay
-    if config.relay == "off" or relay is None:
-        return {}
-    pairs = engine.topology.pairs
-    minted = node_commands.mint_turn_credentials([p.label for p in pairs], int(config.timeout_s) + 60).run(
-        engine, relay.name)
-    on_segment = {i.network: i.address for i in relay.interfaces}
-    return {p.label: TurnCredential(f"{on_segment[p.router.interface('wan').network]}:{TURN_PORT}",
-                                    minted[p.label]["username"], minted[p.label]["password"]) for p in pairs}
-
-
 def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) -> dict[str, dict]:
     """Every pair at once, each in its room with the room's secret; side a registers first, then the late side."""
     punch_pairs = engine.topology.punch_pairs
     secrets = mint_many(engine, [room(base_room, pp) for pp in punch_pairs])
-    turn = turn_credentials(engine, config)
+    turn = turn_credentials(engine, config.relay, config.timeout_s)
 
     def one(pair: Pair, pair_room: str) -> dict:
         delay = config.punch_delay_s if pair.side == config.late_peer else 0.0

@@ -26,7 +26,8 @@ from lab.errors import LabError, Progress
 from lab.experiment.captures import Captures
 from lab.experiment.live import live_topology
 from lab.experiment.nat_control import flush_nat_state
-from lab.experiment.punch_test import PunchTestConfig, each, new_run_dir, point_latest, turn_credentials
+from lab.experiment.punch_test import each, new_run_dir, point_latest
+from lab.experiment.relay_credentials import turn_credentials
 from lab.paths import mailbox_dir
 from lab.run_format import RUN_FORMAT, RUN_RECORD
 from lab.topology import Pair, Topology
@@ -90,7 +91,7 @@ def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, 
     for pp in topology.punch_pairs:
         (host_shared / f"pair-{pp.number}").mkdir(parents=True)
     shared, files = engine.program_paths()
-    turn = turn_credentials(engine, PunchTestConfig(timeout_s=config.duration_s, relay=config.relay))
+    turn = turn_credentials(engine, config.relay, config.duration_s)
     run_dir = new_run_dir(captures_root)
     progress(f"run {run_dir.name}: flushing NAT state, starting captures")
     each(lambda p: flush_nat_state(engine, p.router.name), topology.pairs)

@@ -91,8 +91,8 @@ def test_relay_forced_on_a_pair_that_could_punch_goes_through_the_relay(engine, 
 def test_a_wrong_turn_password_is_refused_and_the_verdict_says_so(engine, nats, tmp_path, monkeypatch):
     minted = punch_test.turn_credentials
 
-    def wrong_for_a(eng, config):
-        creds = minted(eng, config)
+    def wrong_for_a(eng, relay, valid_s):
+        creds = minted(eng, relay, valid_s)
         creds["a"] = creds["a"].__class__(creds["a"].server, creds["a"].username, "not-the-password")
         return creds
 
