@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from wire.auth import new_secret, parse_secret
+from wire.auth import CredentialError, new_secret, parse_secret
 
 
 def load_or_create_key(path: Path, what: str = "key") -> bytes:
@@ -23,3 +23,11 @@ def load_or_create_key(path: Path, what: str = "key") -> bytes:
     with os.fdopen(fd, "w") as f:
         f.write(new_secret() + "\n")
     return parse_secret(path.read_text(), f"{what} in {path}")
+
+
+def existing_key(path: Path, what: str, owner: str) -> bytes:
+    """The key the node's `owner` made, to mint from it; CredentialError if there is none (the owner does
+    not run here) or the file is not a key. Minting never makes a key of its own."""
+    if not path.exists():
+        raise CredentialError(f"no {what} at {path}: is the {owner} running here?")
+    return load_or_create_key(path, what)

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from node.key_file import load_or_create_key
+from node.key_file import existing_key
 from node.settings import node_file
 from wire.auth import CredentialError
 from wire.protocol import NAME_RE
@@ -55,12 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("a user name is 1-64 of A-Z a-z 0-9 . _ -")
     if not 1 <= args.ttl <= MAX_TTL_S:
         parser.error(f"--ttl must be 1 to {MAX_TTL_S} seconds, not {args.ttl}")
-    path = secret_file()
-    if not path.exists():
-        print(f"relay.credentials: no TURN secret at {path}: is the relay running here?", file=sys.stderr)
-        return 2
     try:
-        key = load_or_create_key(path, "TURN secret")
+        key = existing_key(secret_file(), "TURN secret", "relay")
     except CredentialError as exc:
         print(f"relay.credentials: {exc}", file=sys.stderr)
         return 2

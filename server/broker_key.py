@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from node.key_file import load_or_create_key
+from node.key_file import existing_key
 from server.state_files import key_file, state_dir
 from wire.auth import CredentialError, room_secret
 from wire.protocol import NAME_RE
@@ -30,12 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not all(NAME_RE.fullmatch(room) for room in args.room):
         parser.error("a room name is 1-64 of A-Z a-z 0-9 . _ -")
-    path = key_file(state_dir(args.state_dir))
-    if not path.exists():
-        print(f"server.broker_key: no broker key at {path}: is the broker running here?", file=sys.stderr)
-        return 2
     try:
-        key = load_or_create_key(path, "broker key")
+        key = existing_key(key_file(state_dir(args.state_dir)), "broker key", "broker")
         print(json.dumps({"secrets": {room: room_secret(key, room) for room in args.room}}))
     except CredentialError as exc:
         print(f"server.broker_key: {exc}", file=sys.stderr)
