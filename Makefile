@@ -30,10 +30,15 @@ A        ?=
 B        ?=
 EXPECT   ?= any
 DURATION ?= 30
+WAN      ?=
 MOUNT    ?=
-export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES A B EXPECT DURATION
-# MOUNT: a directory of your files for `make run`, in every peer (under Docker at lab-up)
+NODE_IMAGE ?=
+export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES A B WAN EXPECT DURATION
+# MOUNT: a directory of your files for `make run`, in every peer and the WAN host (under Docker at lab-up)
 export NATLAB_MOUNT := $(if $(MOUNT),$(abspath $(MOUNT)))
+# NODE_IMAGE: your image (FROM natlab-node), or a directory whose Dockerfile builds it, for the
+# peers and the WAN host under Docker (at lab-up)
+export NATLAB_NODE_IMAGE := $(NODE_IMAGE)
 # Compose v2 plugin where present, else Compose v1.29 (Debian's docker-compose); asked only for Docker.
 ifeq ($(ENGINE),docker)
 COMPOSE  ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -41,7 +46,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench bench-links clean link-set tshark host-stun-tools chat-a chat-b bench-broker nat-set classify classify-all run
+	system-test netns-test docker-test bench bench-links clean link-set tshark host-tools chat-a chat-b bench-broker nat-set classify classify-all run
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,7 +74,7 @@ status: $(STAMP) ## show the topology and whether the lab is up
 punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps, then the report
 	$(PY) -m lab punch-test --messages $(MESSAGES)
 
-run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [EXPECT=direct|relayed|any] [DURATION=30] [MOUNT=dir]
+run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [WAN='cmd'] [EXPECT=direct|relayed|any] [DURATION=30]
 	$(PY) -m lab run
 
 verdict: $(STAMP) ## re-check a run from its pcaps (RUN=<id>, default captures/latest)
@@ -104,23 +109,17 @@ tshark:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null || \
 	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null; }; }
 
-# On netns a node runs the host's programs, so the NAT-behaviour tests' outside classifiers (coturn's
-# turnutils_natdiscovery, stun-client's stun) must be on the host, as the node image has them for Docker.
-# Only their clients are wanted: a policy-rc.d put there for the install keeps the package from
-# starting a turnserver, and under systemd its unit is disabled (it would start at the next boot).
-host-stun-tools:
-	@command -v turnutils_natdiscovery >/dev/null && command -v stun >/dev/null || { \
-	  echo "installing coturn and stun-client (the NAT-behaviour tests on netns run them on the host)"; \
-	  [ -e /usr/sbin/policy-rc.d ] || { trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
-	    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q coturn stun-client >/dev/null || \
-	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q coturn stun-client >/dev/null; } || exit; \
-	  [ ! -d /run/systemd/system ] || systemctl disable --now coturn.service >/dev/null 2>&1 || true; }
+# On netns a node runs the host's programs, so the tests' outside tools must be on the host, as the
+# node image (or the recipe's image) has them for Docker: the NAT-behaviour tests' classifiers
+# (coturn's turnutils_natdiscovery, stun-client's stun) and the n2n recipe's edge and supernode.
+# Installed without starting their services (a turnserver would hold port 3478 on the host).
+host-tools: $(STAMP)
+	@$(PY) -m lab host-tools turnutils_natdiscovery=coturn stun=stun-client edge=n2n supernode=n2n
 
 unit-test: $(STAMP) tshark ## fast tests (tests/unit): codecs, rules, broker logic, pcap analysis on built pcaps
 	$(PY) -m pytest tests/unit -q
 
-netns-test: $(STAMP) tshark host-stun-tools ## the real lab on network namespaces (tests/system, marker netns; root, no Docker)
+netns-test: $(STAMP) tshark host-tools ## the real lab on network namespaces (tests/system, marker netns; root, no Docker)
 	$(PY) -m pytest tests/system -m netns -q
 
 docker-test: $(STAMP) tshark ## the real lab under Docker (tests/system, marker docker; root; installs Docker if needed)

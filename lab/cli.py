@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -203,8 +204,8 @@ def cmd_run(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.user_run import ProgramRunConfig, run_programs
     from lab.report.terminal import verdict_table
 
-    config = ProgramRunConfig(a=args.a or "", b=args.b or "", duration_s=args.duration, expect=args.expect,
-                              relay=args.relay)
+    config = ProgramRunConfig(a=args.a or "", b=args.b or "", wan=args.wan, duration_s=args.duration,
+                              expect=args.expect, relay=args.relay)
     run_dir = run_programs(engine, config, captures_root(), progress)
     record = json.loads((run_dir / RUN_RECORD).read_text())
     for label, result in sorted(record.get("programs", {}).items()):
@@ -294,6 +295,21 @@ def cmd_classify_all(args: argparse.Namespace, engine: Engine) -> int:
     return 0 if all(not r.disagreements for r in rows) else 1
 
 
+def cmd_host_tools(args: argparse.Namespace, engine: Engine | None) -> int:
+    from lab.engines.host_packages import ensure_packages, require_root
+
+    wanted = {}
+    for item in args.tools:
+        command, _, package = item.partition("=")
+        if not command or not package:
+            raise LabError(f"host-tools takes COMMAND=PACKAGE (edge=n2n), not {item!r}")
+        wanted[command] = package
+    if not all(shutil.which(c) for c in wanted):
+        require_root("installing host tools")
+        ensure_packages(wanted, progress)
+    return 0
+
+
 def cmd_compose(args: argparse.Namespace, engine: Engine | None) -> int:
     from lab.engines.docker.compose_file import render
 
@@ -328,11 +344,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="tear the lab down").set_defaults(func=cmd_down)
     sub.add_parser("status", help="topology and state").set_defaults(func=cmd_status)
     rn = sub.add_parser("run", help="your own programs as the peers, captured; their path judged from the pcaps",
-                        description="Runs --a in every pair's peer a and --b in every peer b, at once, under capture; "
-                        "their environment says what they need (NATLAB_STUN, NATLAB_TURN..., NATLAB_MAILBOX; see the "
-                        "README). The path their traffic took is decided from the pcaps alone.")
+                        description="Runs --a in every pair's peer a and --b in every peer b, at once, under capture "
+                        "(after --wan on the WAN host, when given, listens); their environment says what they need "
+                        "(NATLAB_STUN, NATLAB_TURN..., NATLAB_MAILBOX, NATLAB_WAN; see the README). The path their "
+                        "traffic took is decided from the pcaps alone.")
     rn.add_argument("--a", default=os.environ.get("A") or None, help="side a's command line (env A)")
     rn.add_argument("--b", default=os.environ.get("B") or None, help="side b's command line (env B)")
+    rn.add_argument("--wan", default=os.environ.get("WAN") or "",
+                    help="a program of yours on the WAN host (a rendezvous or relay; env WAN), stopped when the "
+                    "peers' programs end")
     rn.add_argument("--duration", type=float, default=float(os.environ.get("DURATION") or 30),
                     help="seconds before the programs still running are stopped (env DURATION; 30)")
     rn.add_argument("--expect", choices=("direct", "relayed", "any"), default=os.environ.get("EXPECT") or "any",
@@ -379,6 +399,11 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--settings", nargs="*", help="NAT settings to try (default: every preset)")
     ca.add_argument("--lifetime-max", type=float, default=0)
     ca.set_defaults(func=cmd_classify_all)
+    ht = sub.add_parser("host-tools", help="install the Debian package of each missing command (the tests' tools)",
+                        description="For netns, where nodes run the host's programs: COMMAND=PACKAGE ... installs "
+                        "PACKAGE where COMMAND is missing, without starting its services.")
+    ht.add_argument("tools", nargs="+", metavar="COMMAND=PACKAGE")
+    ht.set_defaults(func=cmd_host_tools, engine_free=True)
     c = sub.add_parser("compose", help="regenerate compose.yaml from the topology")
     c.add_argument("--check", action="store_true", help="fail if compose.yaml is out of date")
     c.set_defaults(func=cmd_compose, engine_free=True)

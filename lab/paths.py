@@ -16,6 +16,7 @@ def captures_root() -> Path:
 
 RUNTIME_DIR = ".run"  # what labs make at run time, per lab (git-ignored)
 MOUNT_ENV = "NATLAB_MOUNT"  # a host directory of the user's files for `make run` (MOUNT=)
+USER_IMAGE_ENV = "NATLAB_NODE_IMAGE"  # NODE_IMAGE=: the user's image for the program nodes (Docker only)
 
 
 def lab_runtime(project: str) -> Path:

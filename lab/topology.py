@@ -24,6 +24,11 @@ class NodeRole(str, Enum):
     PEER = "peer"
     OUTSIDER = "outsider"
     RELAY = "relay"
+    WAN_HOST = "wan-host"  # a public host for the user's WAN program (make run WAN=): rendezvous, relay, server
+
+
+# The nodes where `make run` runs the user's programs: every peer (A, B) and the WAN host (WAN).
+PROGRAM_ROLES = (NodeRole.PEER, NodeRole.WAN_HOST)
 
 
 @dataclass(frozen=True)
@@ -194,10 +199,24 @@ class Topology:
         relays = self.by_role(NodeRole.RELAY)
         return relays[0] if relays else None
 
+    @property
+    def wan_host(self) -> Node | None:
+        """The public host of the user's WAN program (None in a run recorded before the lab had one)."""
+        hosts = self.by_role(NodeRole.WAN_HOST)
+        return hosts[0] if hosts else None
+
+    def wan_host_address(self, pair: Pair) -> IPv4Address | None:
+        """The WAN host's address on the pair's own public segment: where its programs reach it."""
+        host = self.wan_host
+        if host is None:
+            return None
+        segment = self.network(pair.router.interface("wan").network)
+        return next((i.address for i in host.interfaces if i.address in segment.subnet), host.address)
+
     def relay_peer_ranges(self) -> list[tuple[IPv4Address, IPv4Address]]:
-        """The addresses the relay may relay to: every public address but the broker's and the outsider's
-        (routers' and its own), as ranges."""
-        excluded = {i.address for n in self.nodes if n.role in (NodeRole.BROKER, NodeRole.OUTSIDER)
+        """The addresses the relay may relay to: every public address but the broker's, the outsider's and
+        the WAN host's (routers' and its own), as ranges."""
+        excluded = {i.address for n in self.nodes if n.role in (NodeRole.BROKER, NodeRole.OUTSIDER, NodeRole.WAN_HOST)
                     for i in n.interfaces} | {a for n in self.by_role(NodeRole.BROKER) for a in n.aliases}
         ranges: list[tuple[IPv4Address, IPv4Address]] = []
         for network in self.public_networks:
@@ -315,7 +334,7 @@ BROKER_ALT_IP = IPv4Address("198.51.100.11")  # RFC 5780 needs a second address
 OUTSIDER_IP = IPv4Address("198.51.100.66")
 RELAY_IP = IPv4Address("198.51.100.20")
 TURN_PORT = 3478  # the relay's TURN port (relay/turn_server.py listens on it)
-BROKER_HOST, OUTSIDER_HOST, RELAY_HOST = 10, 66, 20  # .10, .66 and .20 on every public segment
+BROKER_HOST, OUTSIDER_HOST, RELAY_HOST, WAN_HOST_HOST = 10, 66, 20, 30  # the same host number on every public segment
 FIRST_ROUTER_HOST = 101  # routers fill a segment from .101 up, then from its bottom
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
@@ -326,7 +345,7 @@ def _host(network: Network, number: int) -> IPv4Address:
 
 def router_addresses(segment: Network) -> list[IPv4Address]:
     """The addresses a segment has for routers, in the order they are handed out (pair 1 gets .101, .102)."""
-    taken = {_host(segment, BROKER_HOST), _host(segment, OUTSIDER_HOST), _host(segment, RELAY_HOST), BROKER_ALT_IP,
+    taken = {*(_host(segment, h) for h in (BROKER_HOST, OUTSIDER_HOST, RELAY_HOST, WAN_HOST_HOST)), BROKER_ALT_IP,
              segment.reserved_gateway}
     free = [ip for ip in segment.subnet.hosts() if ip not in taken]
     first = _host(segment, FIRST_ROUTER_HOST)
@@ -374,7 +393,8 @@ def build_topology(
     broker and the outsider get an address too (routers there reach the broker's first addresses through
     it: it answers for them, it forwards nothing).
 
-    The relay is a TURN server on the WAN, the peers' fallback when no hole opens.
+    The relay is a TURN server on the WAN, the peers' fallback when no hole opens. The WAN host is
+    where `make run WAN=...` runs the user's own rendezvous or relay; idle otherwise.
     The outsider is a WAN host with no business in the session: the controls send the unsolicited
     packets from it (it routes each LAN prefix at that LAN's router, as an attacker on the same
     segment could).
@@ -428,6 +448,7 @@ def build_topology(
                   link=link_broker)
     # The TURN relay (coturn): on every segment, as the broker, so that every router reaches it directly.
     relay = Node("relay", NodeRole.RELAY, on_every_segment(RELAY_HOST), captured=True)
+    wan_host = Node("wan-host", NodeRole.WAN_HOST, on_every_segment(WAN_HOST_HOST), captured=True)
     outsider = Node(
         "outsider",
         NodeRole.OUTSIDER,
@@ -437,5 +458,5 @@ def build_topology(
     return Topology(
         project=project,
         networks=tuple(networks),
-        nodes=(broker, relay, *routers, *peers, outsider),
+        nodes=(broker, relay, wan_host, *routers, *peers, outsider),
     )

@@ -6,13 +6,18 @@ CMD is one shell command line (`sh -c`), run as root in the node with the node's
 routes, the environment given (--env, on top of the node's), in a session of its own. Its stdout
 and stderr go to DIR/program.log, and DIR is also the program's own output directory
 (NATLAB_OUT). The program may end by itself (its exit code is its side's) or run until
---duration: then it is sent SIGTERM, and SIGKILL GRACE_S later, and marked so. The answer is one
-JSON line: exit code, whether it was stopped, how long it ran, the first lines of its output.
+--duration: then it is sent SIGTERM, and SIGKILL GRACE_S later, and marked so. Nothing it started
+outlives the run: the runner is the child subreaper of the program's tree, so daemons that fork
+away become its children and are killed at the end (counted in the answer). The runner's own
+SIGTERM stops the program the same way before the duration (how the lab ends a WAN program when
+the peers are done; --pid-file says whom to signal). The answer is one JSON line: exit code,
+whether it was stopped, how long it ran, the first lines of its output.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -41,6 +46,61 @@ def stop(proc: subprocess.Popen) -> str:
     return "killed"
 
 
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
+
+
+def become_subreaper() -> None:
+    """Orphans of the program's tree (a daemon's double fork) become this process's children, not init's."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def _children() -> dict[int, str]:
+    """This process's children and their states (R, S, Z...), from /proc."""
+    me, found = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            state, ppid = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if int(ppid) == me:
+            found[int(entry)] = state
+    return found
+
+
+def kill_leftovers() -> int:
+    """SIGKILL and reap whatever the program left running (reparented here); how many were alive."""
+    killed = 0
+    for _ in range(100):  # each round reaps one generation: a killed parent's children come here next
+        children = _children()
+        if not children:
+            break
+        for pid, state in children.items():
+            if state != "Z":
+                killed += 1
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return killed
+
+
+class StopAsked(Exception):
+    """The runner was sent SIGTERM: stop the program now, as at the duration."""
+
+
+def _stop_asked(_signum: int, _frame: object) -> None:
+    raise StopAsked
+
+
 def run(command: str, out: Path, cwd: Path, duration_s: float, env: dict[str, str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     log = out / LOG
@@ -55,7 +115,8 @@ def run(command: str, out: Path, cwd: Path, duration_s: float, env: dict[str, st
         try:
             code = proc.wait(duration_s)
             ended = "exited"
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, StopAsked):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough
             ended = stop(proc)
             code = proc.returncode
         else:
@@ -74,13 +135,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cwd", required=True, help="where the program starts (the user's files)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds before it is stopped")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the program (repeat)")
+    parser.add_argument("--pid-file", help="write the runner's pid here: SIGTERM to it stops the program")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command line")
     args = parser.parse_args(argv)
     command = " ".join(args.command[1:] if args.command[:1] == ["--"] else args.command)
     if not command.strip():
         parser.error("no command given (after --)")
     env = dict(item.partition("=")[::2] for item in args.env)
-    print(json.dumps(run(command, Path(args.out), Path(args.cwd), args.duration, env)), flush=True)
+    signal.signal(signal.SIGTERM, _stop_asked)
+    become_subreaper()
+    if args.pid_file:
+        Path(args.pid_file).write_text(f"{os.getpid()}\n")
+    result = run(command, Path(args.out), Path(args.cwd), args.duration, env)
+    result["left_running"] = kill_leftovers()
+    print(json.dumps(result), flush=True)
     return 0
 
 

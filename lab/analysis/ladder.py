@@ -198,6 +198,10 @@ def build_ladder(view: RunView, trips: list[Journey]) -> Ladder:
             dropped=stop is not None,
             relayed=trip.first.relayed,
         ))
+    used = {x for a in arrows for x in (a.src, a.dst)}
+    wan_host = view.topology.wan_host
+    idle = ({wan_host.name} if wan_host else set()) - used  # no lane for an unused WAN host
+    known = tuple(lane for lane in known if lane.node not in idle)
     named = {lane.node for lane in known}
     strangers = dict.fromkeys(x for a in arrows for x in (a.src, a.dst) if x not in named)
     intros = view.introductions()

@@ -7,7 +7,11 @@ address) is placed by where it came from on the WAN:
 - `relayed`: from the relay, carrying data for the peer: from one of its allocations (a relayed
   address: the partner's data, as they left the relay), or from its TURN port inside a ChannelData
   or Data indication (TURN's own control there, Allocate, Refresh and the rest, is signalling);
-- `signalling`: from the broker (STUN, rendezvous) or the relay's TURN control;
+  or from the WAN host (the user's WAN program) carrying what the partner sent it: a datagram
+  that ends in the last FINGERPRINT bytes of one the partner sent to the WAN host (a WAN program
+  that transforms what it forwards is counted as signalling);
+- `signalling`: from the broker (STUN, rendezvous), the relay's TURN control, or the WAN host's own
+  messages;
 - `other`: anything else.
 The answer for a pair: `direct` when direct datagrams reached both peers and, from the moment the
 later of the two first arrived, carried at least as many bytes as the relay did; `relayed` when
@@ -22,10 +26,11 @@ from dataclasses import dataclass, field
 
 from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
-from lab.topology import TURN_PORT, Pair, PunchPair
+from lab.topology import TURN_PORT, Node, NodeRole, Pair, PunchPair
 
 DIRECT, RELAYED, SIGNALLING, OTHER = "direct", "relayed", "signalling", "other"
 NONE = "none"
+FINGERPRINT = 16  # bytes of a payload's tail that identify it when a WAN program forwards it
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Arrivals:
     bytes: Counter = field(default_factory=Counter)
     first: dict[str, float] = field(default_factory=dict)  # path -> time of its first datagram
     timeline: list[tuple[float, str, int]] = field(default_factory=list)  # (time, path, bytes)
+    relayed_by: Counter = field(default_factory=Counter)  # relaying node -> bytes
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,12 @@ class ProgramPath:
     @property
     def reason(self) -> str:
         a, b = self.arrivals
-        seen = "; ".join(f"to {x.label}: " + (", ".join(f"{p} {x.packets[p]} datagrams/{x.bytes[p]} B"
-                                                         for p in (DIRECT, RELAYED) if x.packets[p]) or "nothing")
-                         for x in (a, b))
-        return seen
+        def path(x: Arrivals, p: str) -> str:
+            by = f" by {', '.join(sorted(x.relayed_by))}" if p == RELAYED else ""
+            return f"{p}{by} {x.packets[p]} datagrams/{x.bytes[p]} B"
+
+        return "; ".join(f"to {x.label}: " + (", ".join(path(x, p) for p in (DIRECT, RELAYED) if x.packets[p])
+                                              or "nothing") for x in (a, b))
 
 
 def _relay_data(payload: bytes) -> bool:
@@ -64,31 +72,49 @@ def _relay_data(payload: bytes) -> bool:
     return relayed_payload(payload) is not None
 
 
+def _fingerprint(payload: bytes) -> bytes:
+    return payload[-FINGERPRINT:]
+
+
+def sent_to(view: RunView, sender: Pair, node: Node | None) -> set[bytes]:
+    """The fingerprints of what `sender` sent to `node`, as it left its router's WAN."""
+    if node is None:
+        return set()
+    ips, public = {str(i.address) for i in node.interfaces}, str(sender.public_ip)
+    return {_fingerprint(p.payload) for p in view.wan(sender) if p.src == public and p.dst in ips and p.payload}
+
+
 def arrivals(view: RunView, receiver: Pair, sender: Pair) -> Arrivals:
     topo = view.topology
-    relay_ips = {str(i.address) for i in topo.relay.interfaces} if topo.relay else set()
+    relays = {str(i.address): n for n in (topo.relay, topo.wan_host) if n for i in n.interfaces}
     broker_ips = {str(i.address) for i in topo.broker.interfaces} | {str(a) for a in topo.broker.aliases}
+    forwarded = sent_to(view, sender, topo.wan_host)
     private, partner = str(receiver.private_ip), str(sender.public_ip)
     out = Arrivals(receiver.label)
     for p in view.lan(receiver):
         if p.dst != private:
             continue
-        path = _path_of(p, partner, relay_ips, broker_ips)
+        path = _path_of(p, partner, relays, broker_ips, forwarded)
         size = len(p.payload) if p.payload else p.length
         out.packets[path] += 1
         out.bytes[path] += size
         out.first.setdefault(path, p.time)
         out.timeline.append((p.time, path, size))
+        if path == RELAYED:
+            out.relayed_by[relays[p.src].name] += size
     return out
 
 
-def _path_of(p: Packet, partner: str, relay_ips: set[str], broker_ips: set[str]) -> str:
+def _path_of(p: Packet, partner: str, relays: dict[str, Node], broker_ips: set[str], forwarded: set[bytes]) -> str:
     if p.src == partner:
         return DIRECT
-    if p.src in relay_ips:
+    relay = relays.get(p.src)
+    if relay is not None and relay.role is NodeRole.RELAY:
         if p.sport != TURN_PORT:
             return RELAYED
         return RELAYED if p.payload and _relay_data(p.payload) else SIGNALLING
+    if relay is not None:  # the WAN host: relayed when it forwards the partner's bytes
+        return RELAYED if p.payload and _fingerprint(p.payload) in forwarded else SIGNALLING
     if p.src in broker_ips:
         return SIGNALLING
     return OTHER

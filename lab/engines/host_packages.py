@@ -36,6 +36,11 @@ def apt_install(packages: list[str], progress: Progress) -> None:
     finally:
         if ours:
             POLICY_RC_D.unlink(missing_ok=True)
+    if Path("/run/systemd/system").is_dir():  # nor at the next boot
+        units = [Path(f).name for f in subprocess.run(["dpkg", "-L", *packages], capture_output=True,
+                                                       text=True).stdout.split() if f.endswith(".service")]
+        if units:
+            subprocess.run(["systemctl", "disable", "--now", *units], capture_output=True)
 
 
 def ensure_packages(commands: dict[str, str], progress: Progress) -> None:
@@ -43,3 +48,4 @@ def ensure_packages(commands: dict[str, str], progress: Progress) -> None:
     missing = sorted({pkg for cmd, pkg in commands.items() if not shutil.which(cmd)})
     if missing:
         apt_install(missing, progress)
+

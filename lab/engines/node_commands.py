@@ -30,6 +30,7 @@ PROGRAMS = {
     NodeRole.PEER: "node.lifecycle",
     NodeRole.OUTSIDER: "node.lifecycle",
     NodeRole.RELAY: "relay.turn_server",
+    NodeRole.WAN_HOST: "node.lifecycle",  # idle until `make run WAN=...` runs the user's program there
 }
 
 
@@ -199,12 +200,34 @@ def punch(broker: str, room: str, label: str, secret: str, messages: int, punch_
     return NodeCommand("peers.peer punch", argv, read)
 
 
-def run_program(command: str, out: str, cwd: str, duration_s: float, env: dict[str, str]) -> NodeCommand[dict]:
+def run_program(command: str, out: str, cwd: str, duration_s: float, env: dict[str, str],
+                pid_file: str | None = None) -> NodeCommand[dict]:
     """A user's command line in a node, bounded by `duration_s` (peers.program_runner); the answer is how it
-    ended: exit code, stopped or not, seconds, the first lines of its output."""
+    ended: exit code, stopped or not, seconds, the first lines of its output. With `pid_file`,
+    stop_by_pid_file(pid_file) ends it sooner, as the duration would."""
     argv = program("peers.program_runner", "--out", out, "--cwd", cwd, "--duration", f"{duration_s:g}",
+                   *(("--pid-file", pid_file) if pid_file else ()),
                    *(a for key, value in env.items() for a in ("--env", f"{key}={value}")), "--", command)
     return NodeCommand("peers.program_runner", argv, _ok_result)
+
+
+PROC_SOCKETS = {"udp": ("/proc/net/udp", "07"), "tcp": ("/proc/net/tcp", "0A")}  # unconnected UDP, TCP LISTEN
+
+
+def listening() -> NodeCommand[set[tuple[str, int]]]:
+    """The node's listening sockets, (protocol, port): whether a server in it is up yet."""
+
+    def read(res: ExecResult, what: str) -> set[tuple[str, int]]:
+        found, proto = set(), None
+        for line in res.stdout.splitlines():
+            fields = line.split()
+            if fields[:1] == ["==>"]:  # tail's header names the file
+                proto = next((p for p, (path, _) in PROC_SOCKETS.items() if path in line), None)
+            elif proto and len(fields) > 3 and ":" in fields[1] and fields[3] == PROC_SOCKETS[proto][1]:
+                found.add((proto, int(fields[1].rsplit(":", 1)[1], 16)))
+        return found
+
+    return NodeCommand("listening sockets", ["tail", "-n", "+2", *(path for path, _ in PROC_SOCKETS.values())], read)
 
 
 def reach(targets: list[tuple[str, str]], attempts: int, wait_s: float) -> NodeCommand[list[dict]]:

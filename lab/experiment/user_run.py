@@ -2,10 +2,13 @@
 
 Order of a run (captured at every vantage point, as the punch test):
 1. NAT tables start empty; the pairs' mailboxes are emptied; captures start.
-2. The A command runs in every pair's a peer and the B command in every b peer, all at once, each
+2. With WAN=..., the WAN program starts on the WAN host first (a rendezvous, relay or server of
+   the user's), and A and B wait until it listens on some port (at most WAN_READY_S).
+3. The A command runs in every pair's a peer and the B command in every b peer, all at once, each
    through peers.program_runner: bounded by the duration, its output in its own directory.
    What each program gets is in its environment (program_environment: the README's table).
-3. Captures stop; each program's log and output directory, and each pair's mailbox, are copied
+   When every peer's program has ended, the WAN program is stopped (TERM, then KILL).
+4. Captures stop; each program's log and output directory, and each pair's mailbox, are copied
    beside the pcaps; run.json records the commands, how each program ended and the topology.
 The scenario only acts and records; which path the programs' traffic took is decided from the
 pcaps (lab.analysis.program_paths).
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,12 +37,15 @@ from lab.topology import Pair, Topology
 
 EXPECTATIONS = ("direct", "relayed", "any")
 MAX_DURATION_S = 3600
+WAN_LABEL = "wan"  # the WAN program's label: its log is wan.log, its output out-wan/
+WAN_READY_S = 5.0  # how long A and B wait for the WAN program to listen
 
 
 @dataclass(frozen=True)
 class ProgramRunConfig:
     a: str  # the command line of every pair's a side
     b: str
+    wan: str = ""  # the command line of the WAN program, on the WAN host (none: "")
     duration_s: float = 30.0
     expect: str = "any"
     relay: str = "auto"  # whether the programs get TURN credentials (off: none)
@@ -53,9 +59,9 @@ class ProgramRunConfig:
             raise LabError(f"EXPECT must be one of {', '.join(EXPECTATIONS)}, not {self.expect!r}")
 
 
-def out_name(pair: Pair) -> str:
-    """The program's output directory under the lab's shared directory (and its log's name in the run)."""
-    return f"out-{pair.label}"
+def out_name(label: str) -> str:
+    """A program's output directory under the lab's shared directory, by its label (a, b2, wan)."""
+    return f"out-{label}"
 
 
 def empty(directory: Path) -> None:
@@ -65,20 +71,48 @@ def empty(directory: Path) -> None:
         shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
 
 
+def _lab_environment(topology: Topology, label: str, shared: str, files: str, duration_s: float) -> dict[str, str]:
+    """What every program learns of the lab, the WAN program's included."""
+    return {"NATLAB_LABEL": label, "NATLAB_STUN": f"{topology.broker.address}:{topology.broker_port}",
+            "NATLAB_OUT": f"{shared}/{out_name(label)}", "NATLAB_FILES": files, "NATLAB_DURATION": f"{duration_s:g}"}
+
+
 def program_environment(topology: Topology, pair: Pair, shared: str, files: str, duration_s: float,
-                        turn: node_commands.TurnCredential | None) -> dict[str, str]:
-    """What a program learns of the lab, one variable each (the README's table)."""
+                        turn: node_commands.TurnCredential | None, wan: bool = False) -> dict[str, str]:
+    """What a peer's program learns of the lab, one variable each (the README's table)."""
     partner = next(p for p in topology.pairs if p.number == pair.number and p.label != pair.label)
     env = {
-        "NATLAB_SIDE": pair.side, "NATLAB_PAIR": str(pair.number), "NATLAB_LABEL": pair.label,
-        "NATLAB_PARTNER": partner.label, "NATLAB_PRIVATE_IP": str(pair.private_ip),
-        "NATLAB_STUN": f"{topology.broker.address}:{topology.broker_port}",
-        "NATLAB_MAILBOX": f"{shared}/pair-{pair.number}", "NATLAB_OUT": f"{shared}/{out_name(pair)}",
-        "NATLAB_FILES": files, "NATLAB_DURATION": f"{duration_s:g}",
+        "NATLAB_SIDE": pair.side, "NATLAB_PAIR": str(pair.number), "NATLAB_PARTNER": partner.label,
+        "NATLAB_PRIVATE_IP": str(pair.private_ip), "NATLAB_MAILBOX": f"{shared}/pair-{pair.number}",
+        **_lab_environment(topology, pair.label, shared, files, duration_s),
     }
     if turn is not None:
         env.update(NATLAB_TURN=turn.server, NATLAB_TURN_USERNAME=turn.username, NATLAB_TURN_PASSWORD=turn.password)
+    if wan:
+        env["NATLAB_WAN"] = str(topology.wan_host_address(pair))
     return env
+
+
+def wan_environment(topology: Topology, shared: str, files: str, duration_s: float) -> dict[str, str]:
+    """What the WAN program learns: its public addresses (one per segment) and the number of pairs."""
+    host = topology.wan_host
+    return {"NATLAB_SIDE": WAN_LABEL, "NATLAB_PAIRS": str(len(topology.punch_pairs)),
+            "NATLAB_WAN_IPS": ",".join(str(i.address) for i in host.interfaces),
+            **_lab_environment(topology, WAN_LABEL, shared, files, duration_s)}
+
+
+def wait_listening(engine: Engine, node: str, running: Future, progress: Progress) -> None:
+    """Until the WAN program listens on some port, has ended, or WAN_READY_S have passed."""
+    started = time.monotonic()
+    while time.monotonic() - started < WAN_READY_S and not running.done():
+        sockets = node_commands.listening().run(engine, node)
+        if sockets:
+            ports = ", ".join(f"{proto}/{port}" for proto, port in sorted(sockets))
+            progress(f"the WAN program listens on {ports} (after {time.monotonic() - started:.1f}s)")
+            return
+        time.sleep(0.1)
+    progress("the WAN program has ended already" if running.done()
+             else f"the WAN program opened no listening socket in {WAN_READY_S:g}s: starting A and B anyway")
 
 
 def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, progress: Progress) -> Path:
@@ -99,29 +133,46 @@ def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, 
     captures.start()
     record: dict = {"format": RUN_FORMAT, "kind": "programs", "run_id": run_dir.name, "started": time.time(),
                     "config": asdict(config)}
+    labels = [p.label for p in topology.pairs] + ([WAN_LABEL] if config.wan else [])
     try:
-        progress(f"running A and B in {len(topology.punch_pairs)} pair(s) for at most {config.duration_s:g}s")
-
         def one(pair: Pair) -> dict:
             command = config.a if pair.side == "a" else config.b
-            env = program_environment(topology, pair, shared, files, config.duration_s, turn.get(pair.label))
+            env = program_environment(topology, pair, shared, files, config.duration_s, turn.get(pair.label),
+                                      bool(config.wan))
             return node_commands.run_program(command, env["NATLAB_OUT"], files, config.duration_s, env).run(
                 engine, pair.peer.name)
 
-        with ThreadPoolExecutor(len(topology.pairs)) as pool:
-            record["programs"] = dict(zip((p.label for p in topology.pairs), pool.map(one, topology.pairs)))
+        with ThreadPoolExecutor(len(labels)) as pool:
+            wan_run = None
+            if config.wan:
+                wan_node, env = topology.wan_host.name, wan_environment(topology, shared, files, config.duration_s)
+                progress(f"starting the WAN program on {wan_node} ({env['NATLAB_WAN_IPS']})")
+                stopper = f"{env['NATLAB_OUT']}.pid"
+                wan_run = pool.submit(node_commands.run_program(config.wan, env["NATLAB_OUT"], files,
+                                                                config.duration_s, env, stopper).run,
+                                      engine, wan_node)
+                wait_listening(engine, wan_node, wan_run, progress)
+            progress(f"running A and B in {len(topology.punch_pairs)} pair(s) for at most {config.duration_s:g}s")
+            try:
+                record["programs"] = dict(zip((p.label for p in topology.pairs), pool.map(one, topology.pairs)))
+            finally:
+                if wan_run is not None and not wan_run.done():
+                    progress("the peers' programs have ended: stopping the WAN program")
+                    node_commands.stop_by_pid_file(stopper).run(engine, wan_node)
+            if wan_run is not None:
+                record["programs"][WAN_LABEL] = wan_run.result()
     finally:
         progress("stopping captures, collecting pcaps, logs and mailboxes")
         time.sleep(0.3)
         captures.stop_and_collect(run_dir)
         record["finished"] = time.time()
         record["topology"] = live_topology(engine).to_json()
-        for pair in topology.pairs:
-            out = host_shared / out_name(pair)
+        for label in labels:
+            out = host_shared / out_name(label)
             if (out / "program.log").exists():
-                shutil.move(out / "program.log", run_dir / f"{pair.label}.log")
+                shutil.move(out / "program.log", run_dir / f"{label}.log")
             if out.exists() and any(out.iterdir()):
-                shutil.copytree(out, run_dir / out_name(pair))
+                shutil.copytree(out, run_dir / out_name(label))
         for pp in topology.punch_pairs:
             box = host_shared / f"pair-{pp.number}"
             if box.exists() and any(box.iterdir()):
@@ -129,4 +180,3 @@ def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, 
         (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         point_latest(captures_root, run_dir)
     return run_dir
-

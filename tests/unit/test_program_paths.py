@@ -17,6 +17,7 @@ from wire.protocol import Endpoint
 TOPO = build_topology(nat_a="symmetric", nat_b="symmetric")
 A, B = TOPO.pair("a"), TOPO.pair("b")
 RELAY = Endpoint(str(TOPO.relay.address), TURN_PORT)
+SUPERNODE = Endpoint(str(TOPO.wan_host.address), 7654)
 
 
 def ep(pair, public: bool, port: int = 5000) -> Endpoint:
@@ -36,6 +37,16 @@ def relayed(b: RunBuilder, src, dst, payload: bytes) -> None:
             "relay-wan": (ep(src, True, 6000), RELAY)}, None, src.peer.name, "relay", payload=framed)
     b.send({"relay-wan": (RELAY, ep(dst, True, 6000)), f"{dst.router.name}-wan": (RELAY, ep(dst, True, 6000)),
             f"{dst.router.name}-lan": (RELAY, ep(dst, False, 6000))}, None, "relay", dst.peer.name, payload=framed)
+
+
+def via_wan_host(b: RunBuilder, src, dst, sent: bytes, forwarded: bytes) -> None:
+    """src sends `sent` to the user's WAN program; it sends `forwarded` on to dst."""
+    b.send({f"{src.router.name}-lan": (ep(src, False, 7000), SUPERNODE),
+            f"{src.router.name}-wan": (ep(src, True, 7000), SUPERNODE),
+            "wan-host-wan": (ep(src, True, 7000), SUPERNODE)}, None, src.peer.name, "wan-host", payload=sent)
+    b.send({"wan-host-wan": (SUPERNODE, ep(dst, True, 7000)), f"{dst.router.name}-wan": (SUPERNODE, ep(dst, True, 7000)),
+            f"{dst.router.name}-lan": (SUPERNODE, ep(dst, False, 7000))}, None, "wan-host", dst.peer.name,
+           payload=forwarded)
 
 
 def build(tmp_path, steps, programs=None, expect="any"):
@@ -63,6 +74,19 @@ def test_traffic_through_turn_channels_is_relayed_and_a_later_direct_path_wins_w
     upgraded = steps + [lambda b: direct(b, A, B, b"z" * 300), lambda b: direct(b, B, A, b"z" * 300)]
     path = program_path(build(tmp_path / "u", upgraded), TOPO.punch_pairs[0])
     assert path.path == "direct" and path.after_direct == {"direct": 300, "relayed": 0}  # from b->a, the later first
+
+
+def test_a_wan_program_that_forwards_what_the_partner_sent_it_is_a_relay_and_its_own_messages_signalling(tmp_path):
+    frame_ab, frame_ba = bytes(range(100)), bytes(range(100, 200))
+    steps = [lambda b: via_wan_host(b, A, B, b"HDR-A" + frame_ab, b"HDR-FWD" + frame_ab),  # header rewritten
+             lambda b: via_wan_host(b, B, A, b"HDR-B" + frame_ba, b"HDR-FWD" + frame_ba)]
+    path = program_path(build(tmp_path / "fwd", steps), TOPO.punch_pairs[0])
+    assert path.path == "relayed" and path.arrivals[0].relayed_by == {"wan-host": 107}
+    assert "relayed by wan-host 1 datagrams/107 B" in path.reason
+    own = [lambda b: via_wan_host(b, A, B, b"register " + frame_ab, b"registered, welcome" * 5),
+           lambda b: via_wan_host(b, B, A, b"register " + frame_ba, b"registered, welcome" * 5)]
+    path = program_path(build(tmp_path / "own", own), TOPO.punch_pairs[0])
+    assert path.path == "none" and path.arrivals[0].packets["signalling"] == 1
 
 
 def test_one_way_only_is_no_path(tmp_path):
@@ -96,3 +120,17 @@ def test_datagrams_from_one_of_the_relays_allocations_are_relayed_too(tmp_path):
     path = program_path(build(tmp_path, [lambda b: from_allocation(b, A), lambda b: relayed(b, A, B, b"x" * 20)]),
                         TOPO.punch_pairs[0])
     assert path.path == "relayed" and path.arrivals[0].bytes["relayed"] == 30
+
+
+def test_each_program_is_told_the_wan_hosts_address_on_its_own_segment():
+    from lab.experiment.user_run import program_environment, wan_environment
+
+    topo = build_topology(pairs=2)
+    a2 = topo.pair("a2")
+    env = program_environment(topo, a2, "/box", "/files", 30, None, wan=True)
+    assert env["NATLAB_WAN"] == "203.0.113.30" and env["NATLAB_MAILBOX"] == "/box/pair-2"
+    assert env["NATLAB_OUT"] == "/box/out-a2" and env["NATLAB_PARTNER"] == "b2"
+    assert "NATLAB_WAN" not in program_environment(topo, a2, "/box", "/files", 30, None)
+    wan = wan_environment(topo, "/box", "/files", 30)
+    assert wan["NATLAB_WAN_IPS"] == "198.51.100.30,203.0.113.30" and wan["NATLAB_OUT"] == "/box/out-wan"
+    assert wan["NATLAB_PAIRS"] == "2" and wan["NATLAB_STUN"] == env["NATLAB_STUN"]

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from peers import program_runner
 from peers.program_runner import run
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_program_that_exits_is_reported_with_its_code_and_output(tmp_path):
@@ -62,3 +69,30 @@ def test_the_answer_is_one_json_line(tmp_path, capsys):
     assert program_runner.main(["--out", str(tmp_path / "o"), "--cwd", str(tmp_path), "--duration", "5",
                                 "--env", "X=1", "--", "echo", "$X"]) == 0
     assert json.loads(capsys.readouterr().out)["head"] == ["1"]
+
+
+def runner(tmp_path, command: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "peers.program_runner", "--out", str(tmp_path / "out"),
+                             "--cwd", str(tmp_path), *extra, "--", command],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_daemon_that_leaves_the_session_does_not_outlive_the_run(tmp_path):
+    # setsid: a new session, out of reach of the program's process group; the runner still ends it
+    proc = runner(tmp_path, f"setsid sh -c 'echo $$ > {tmp_path}/daemon; exec sleep 60' & sleep 0.3; exit 0",
+                  "--duration", "5")
+    result = json.loads(proc.communicate(timeout=20)[0].splitlines()[-1])
+    assert result["ended"] == "exited" and result["left_running"] == 1
+    assert gone(int((tmp_path / "daemon").read_text()))
+
+
+def test_term_to_the_runner_stops_the_program_before_its_duration(tmp_path):
+    pid_file = tmp_path / "runner.pid"
+    proc = runner(tmp_path, "sleep 60", "--duration", "60", "--pid-file", str(pid_file))
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    result = json.loads(proc.communicate(timeout=20)[0].splitlines()[-1])
+    assert result["ended"] == "stopped" and result["seconds"] < 30

@@ -27,11 +27,11 @@ def test_a_credential_is_coturns_turn_rest_form_and_expires():
     assert mint(key, "a", 60, now=1_000_001)["password"] != cred["password"]  # a new expiry, a new password
 
 
-def test_the_relay_may_relay_to_every_public_address_but_the_brokers_and_the_outsiders():
+def test_the_relay_may_relay_to_every_public_address_but_the_brokers_the_outsiders_and_the_wan_hosts():
     topo = build_topology(pairs=2)
     ranges = topo.relay_peer_ranges()
     allowed = {IPv4Address(int(low) + i) for low, high in ranges for i in range(int(high) - int(low) + 1)}
-    for node in (topo.broker, topo.outsider):
+    for node in (topo.broker, topo.outsider, topo.wan_host):
         assert not {i.address for i in node.interfaces} & allowed, node.name
     assert IPv4Address("198.51.100.11") not in allowed  # the broker's second address
     assert {p.public_ip for p in topo.pairs} <= allowed and topo.relay.address in allowed
@@ -46,7 +46,7 @@ def test_turnserver_is_configured_for_credentials_only_and_the_lab_peers_only():
     assert {"use-auth-secret", "static-auth-secret=s3cret", "listening-ip=198.51.100.20", "relay-ip=198.51.100.20",
             "listening-port=3478", "no-multicast-peers", "denied-peer-ip=0.0.0.0-255.255.255.255"} <= set(conf)
     allowed = [line for line in conf if line.startswith("allowed-peer-ip=")]
-    assert "allowed-peer-ip=198.51.100.67-198.51.100.254" in allowed and len(allowed) == 3
+    assert "allowed-peer-ip=198.51.100.67-198.51.100.254" in allowed and len(allowed) == 4  # around .10-.11 (broker), .30 (WAN host), .66 (outsider)
     assert secret_text(bytes(32)) == "00" * 32
 
 

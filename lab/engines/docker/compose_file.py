@@ -21,8 +21,8 @@ import yaml
 
 from lab.engines.launch import node_environment, node_sysctls
 from lab.engines.node_commands import node_program
-from lab.paths import MOUNT_ENV, lab_runtime
-from lab.topology import Node, NodeRole, Topology
+from lab.paths import MOUNT_ENV, USER_IMAGE_ENV, lab_runtime
+from lab.topology import PROGRAM_ROLES, Node, NodeRole, Topology
 from node.settings import READY_FILE
 
 NODE_IMAGE = "natlab-node:latest"
@@ -74,21 +74,23 @@ FILES_IN_NODE = "/natlab/files"  # and the user's files (MOUNT), read-only
 
 
 def user_volumes(topology: Topology) -> list[str]:
-    """What `make run` needs in a peer: the mailboxes, shared by the peers, and the user's files
-    (NATLAB_MOUNT when compose runs; without it an empty directory of the lab's)."""
+    """What `make run` needs in a program node: the mailboxes, shared by the peers, and the user's
+    files (NATLAB_MOUNT when compose runs; without it an empty directory of the lab's)."""
     runtime = f"./{lab_runtime(topology.project)}"
     return [f"{runtime}/mailbox:{MAILBOX_IN_NODE}", f"${{{MOUNT_ENV}:-{runtime}/no-files}}:{FILES_IN_NODE}:ro"]
 
 
 def service(topology: Topology, node: Node) -> dict:
+    runs_programs = node.role in PROGRAM_ROLES
     svc: dict = {
-        "image": NODE_IMAGE,
+        # A program node may run the user's image instead (NODE_IMAGE=, when compose runs).
+        "image": f"${{{USER_IMAGE_ENV}:-{NODE_IMAGE}}}" if runs_programs else NODE_IMAGE,
         "container_name": topology.container_name(node.name),
         "hostname": node.name,
         "command": node_program(topology, node),
         "environment": compose_environment(topology, node),
         "volumes": [f"./{d}:/opt/natlab/{d}:ro" for d in CODE_DIRS] + (user_volumes(topology)
-                                                                      if node.role is NodeRole.PEER else []),
+                                                                      if runs_programs else []),
         "cap_add": ["NET_ADMIN", "NET_RAW"],
         "sysctls": node_sysctls(node),
         "networks": {i.network: {"ipv4_address": str(i.address)} for i in node.interfaces},
@@ -101,6 +103,8 @@ def service(topology: Topology, node: Node) -> dict:
         "stop_grace_period": "2s",
         "labels": {"org.natlab.role": node.role.value},
     }
+    if runs_programs:
+        svc["devices"] = ["/dev/net/tun:/dev/net/tun"]  # for the user's VPNs and overlays, as on the host
     if node.role is NodeRole.PEER:
         router = next(p.router for p in topology.pairs if p.peer == node)
         svc["depends_on"] = {n.name: {"condition": "service_healthy"} for n in (router, topology.relay) if n}

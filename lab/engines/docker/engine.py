@@ -18,7 +18,7 @@ from lab.engines.host_packages import require_root
 from lab.engines.node_commands import capture_agent
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, Progress
-from lab.paths import RUNTIME_DIR, lab_runtime
+from lab.paths import RUNTIME_DIR, USER_IMAGE_ENV, lab_runtime
 from lab.topology import Topology, build_topology
 
 HEALTH_WAIT_S = 90
@@ -68,6 +68,8 @@ class DockerEngine:
         argv = [*daemon.compose_command(progress), "-p", self.topology.project, "--project-directory",
                 str(self.project_dir), "-f", str(self.compose_path), *args]
         env = {**os.environ, **compose_variables(self.topology)}
+        if env.get(USER_IMAGE_ENV):
+            env[USER_IMAGE_ENV] = images.user_image_tag(env[USER_IMAGE_ENV])
         proc = subprocess.run(argv, cwd=self.project_dir, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise LabError(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
@@ -110,6 +112,8 @@ class DockerEngine:
         self.check_compose_file()
         self.check_address_pools()
         images.ensure_node_image(self.client, self.project_dir, progress)
+        if os.environ.get(USER_IMAGE_ENV):
+            images.ensure_user_image(self.client, os.environ[USER_IMAGE_ENV], progress)
         progress("starting containers (compose up)")
         with undone_on_failure(lambda: self.down(lambda _msg: None), progress):
             self._compose("up", "-d", "--remove-orphans", progress=progress)

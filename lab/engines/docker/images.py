@@ -95,22 +95,29 @@ def choose_base(client, progress: Progress) -> str:
 
 
 def ensure_node_image(client, project_dir: Path, progress: Progress) -> None:
+    _ensure_built(client, project_dir, NODE_IMAGE, lambda: {"BASE_IMAGE": choose_base(client, progress)},
+                  "Debian packages only", progress)
+
+
+def _ensure_built(client, context: Path, tag: str, buildargs, what: str, progress: Progress) -> None:
+    """Build `tag` from context/Dockerfile unless the image there was built from this very Dockerfile
+    (its hash is the image's label). `buildargs` is called only when a build is needed."""
     import docker
 
-    fingerprint = dockerfile_fingerprint(project_dir)
+    fingerprint = dockerfile_fingerprint(context)
     try:
-        if client.images.get(NODE_IMAGE).labels.get(FINGERPRINT_LABEL) == fingerprint:
+        if client.images.get(tag).labels.get(FINGERPRINT_LABEL) == fingerprint:
             return
     except docker.errors.ImageNotFound:
         pass
-    base = choose_base(client, progress)
-    progress(f"building {NODE_IMAGE} on {base} (Debian packages only)")
+    args = buildargs()
+    progress(f"building {tag} from {context / 'Dockerfile'} ({what})")
     try:
         client.images.build(
-            path=str(project_dir),
+            path=str(context),
             dockerfile="Dockerfile",
-            tag=NODE_IMAGE,
-            buildargs={"BASE_IMAGE": base},
+            tag=tag,
+            buildargs=args,
             labels={FINGERPRINT_LABEL: fingerprint},
             rm=True,
             forcerm=True,
@@ -118,4 +125,33 @@ def ensure_node_image(client, project_dir: Path, progress: Progress) -> None:
         )
     except docker.errors.BuildError as exc:
         log = "".join(chunk.get("stream", "") for chunk in exc.build_log)[-3000:]
-        raise LabError(f"building {NODE_IMAGE} failed: {exc.msg}\n{log}") from None
+        raise LabError(f"building {tag} failed: {exc.msg}\n{log}") from None
+
+
+def user_image_tag(setting: str) -> str:
+    """The image NODE_IMAGE= names: an image's own name, or for a directory with a Dockerfile the tag
+    the lab builds it as (natlab-user-<directory>)."""
+    path = Path(setting)
+    if (path / "Dockerfile").is_file():
+        name = re.sub(r"[^a-z0-9_.-]+", "-", path.resolve().name.lower()).strip("-.") or "image"
+        return f"natlab-user-{name}:latest"
+    return setting
+
+
+def ensure_user_image(client, setting: str, progress: Progress) -> str:
+    """NODE_IMAGE=: the user's image for the program nodes, built FROM the node image. A directory with
+    a Dockerfile is built here (again only when its Dockerfile changes); an image name must exist."""
+    import docker
+
+    tag = user_image_tag(setting)
+    if tag != setting:
+        _ensure_built(client, Path(setting), tag, dict, f"your image, FROM {NODE_IMAGE}", progress)
+        return tag
+    try:
+        client.images.get(setting)
+    except docker.errors.ImageNotFound:
+        raise LabError(f"NODE_IMAGE={setting}: no such image here, nor a directory with a Dockerfile; build one "
+                       f"FROM {NODE_IMAGE} (docs/recipes/n2n/Dockerfile is an example)") from None
+    except docker.errors.APIError as exc:
+        raise LabError(f"NODE_IMAGE={setting}: {exc.explanation or exc}") from None
+    return setting

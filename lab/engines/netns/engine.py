@@ -12,6 +12,7 @@ this project made, whatever PAIRS says now, and a failed or interrupted lab-up r
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from lab.engines.netns.wiring import Wiring
 from lab.engines.node_commands import capture_agent
 from lab.engines.rollback import undone_on_failure
 from lab.errors import Progress
-from lab.paths import lab_runtime, mailbox_dir, user_files
+from lab.paths import USER_IMAGE_ENV, lab_runtime, mailbox_dir, user_files
 from lab.topology import Topology
 from node.netns import path_of, remove
 
@@ -53,6 +54,9 @@ class NetnsEngine:
     def up(self, progress: Progress) -> None:
         require_root("lab-up")
         ensure_packages(TOOLS, progress)
+        if os.environ.get(USER_IMAGE_ENV):
+            progress(f"NODE_IMAGE={os.environ[USER_IMAGE_ENV]} is for the Docker engine: netns nodes run the host's "
+                     "own programs (install what yours need on the host)")
         if self.is_up():
             progress(f"the {self.topology.project} lab is already up")
             return
