@@ -113,7 +113,7 @@ tshark:
 # node image (or the recipe's image) has them for Docker: the NAT-behaviour tests' classifiers
 # (coturn's turnutils_natdiscovery, stun-client's stun) and the n2n recipe's edge and supernode.
 # Installed without starting their services (a turnserver would hold port 3478 on the host).
-host-tools: $(STAMP)
+host-tools: $(STAMP) ## install on the host what the netns tests run there (coturn, stun-client, n2n), services not started
 	@$(PY) -m lab host-tools turnutils_natdiscovery=coturn stun=stun-client edge=n2n supernode=n2n
 
 unit-test: $(STAMP) tshark ## fast tests (tests/unit): codecs, rules, broker logic, pcap analysis on built pcaps

@@ -115,12 +115,7 @@ def write_run_report(report: RunReport, verdict: Verdict) -> None:
 
 
 def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.analysis.run import read_run
-    from lab.analysis.verdict import judge
     from lab.experiment.punch_test import PunchTestConfig, run_punch_test
-    from lab.report.ladder_drawer import LadderDrawer
-    from lab.report.run_report import RunReport
-    from lab.report.terminal import verdict_table
 
     config = PunchTestConfig.for_pairs(args.pairs, messages=args.messages,
                                        punch_delay_s=args.punch_delay, relay=args.relay)
@@ -134,19 +129,31 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
         progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, {route}{fell}, "
                  f"punched in {result['time_to_punch_s']}s, sent {result['messages_sent']}, "
                  f"received {result['messages_received']}{again}{rtt}")
+    verdict = judged_and_reported(run_dir, args.verbose, "pcaps, run.json and verdict.json")
+    return 0 if verdict.ok else 1
+
+
+def judged_and_reported(run_dir: Path, verbose: bool, written: str) -> Verdict:
+    """A fresh run's verdict, saved and printed, then its report written (`written`: what the run
+    directory holds, for the last line). A report that fails says so; the verdict stands."""
+    from lab.analysis.run import read_run
+    from lab.report.ladder_drawer import LadderDrawer
+    from lab.report.run_report import RunReport
+    from lab.report.terminal import verdict_table
+
     with LadderDrawer() as drawer:  # matplotlib loads in its process while the pcaps are read
         run = read_run(run_dir)
         report = RunReport(run, drawer)  # the ladder is drawn while the verdict is made
-        verdict = judge(run)
+        verdict = verdict_of(run)
         save_verdict(run_dir, verdict)
-        print(verdict_table(verdict, verbose=args.verbose))
-        print(f"\npcaps, run.json and verdict.json in {run_dir}")
+        print(verdict_table(verdict, verbose=verbose))
+        print(f"\n{written} in {run_dir}")
         try:
             write_run_report(report, verdict)
         except Exception as exc:  # noqa: BLE001  the verdict stands and decides the exit code; the report is extra
             print(f"natlab: error: the report could not be written ({exc!r}); "
                   f"retry with `make report RUN={run_dir.name}`", file=sys.stderr)
-    return 0 if verdict.ok else 1
+    return verdict
 
 
 def run_dir_of(run: str | None) -> Path:
@@ -180,29 +187,23 @@ def cmd_verdict(args: argparse.Namespace, engine: Engine | None) -> int:
 
 
 def cmd_report(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.analysis.run import read_record, read_run
-    from lab.analysis.verdict import judge
+    from lab.analysis.run import read_run
     from lab.report.ladder_drawer import LadderDrawer
     from lab.report.run_report import RunReport
     from lab.report.terminal import verdict_summary
 
     run_dir = run_dir_of(args.run)
-    if read_record(run_dir).get("kind") == PROGRAMS_KIND:
-        raise LabError(f"{run_dir.name} is a run of your programs: its report (report.md, ladder) is not written yet; "
-                       "`make verdict` judges it and `make pcap-summary` shows its flows")
     with LadderDrawer() as drawer:
         run = read_run(run_dir)
         report = RunReport(run, drawer)
-        verdict = judge(run)
+        verdict = verdict_of(run)
         print(f"run {verdict.run_id}: {verdict_summary(verdict)}")
         write_run_report(report, verdict)
     return 0
 
 
 def cmd_run(args: argparse.Namespace, engine: Engine) -> int:
-    from lab.analysis.run import read_run
     from lab.experiment.user_run import ProgramRunConfig, run_programs
-    from lab.report.terminal import verdict_table
 
     config = ProgramRunConfig(a=args.a or "", b=args.b or "", wan=args.wan, duration_s=args.duration,
                               expect=args.expect, relay=args.relay)
@@ -210,11 +211,10 @@ def cmd_run(args: argparse.Namespace, engine: Engine) -> int:
     record = json.loads((run_dir / RUN_RECORD).read_text())
     for label, result in sorted(record.get("programs", {}).items()):
         code = f" with {result['exit_code']}" if result["ended"] == "exited" else ""
-        progress(f"program {label}: {result['ended']}{code} after {result['seconds']}s; log {run_dir / (label + '.log')}")
-    verdict = verdict_of(read_run(run_dir))
-    save_verdict(run_dir, verdict)
-    print(verdict_table(verdict, verbose=args.verbose))
-    print(f"\npcaps, logs, mailboxes, run.json and verdict.json in {run_dir}")
+        left = f", {result['left_running']} process(es) it left running killed" if result.get("left_running") else ""
+        progress(f"program {label}: {result['ended']}{code} after {result['seconds']}s{left}; "
+                 f"log {run_dir / (label + '.log')}")
+    verdict = judged_and_reported(run_dir, args.verbose, "pcaps, logs, mailboxes, run.json and verdict.json")
     return 0 if verdict.ok else 1
 
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lab.analysis.packet_roles import PacketRole, role_of
-from lab.analysis.packets import Packet
+from lab.analysis.packets import Packet, protocol_name
 from lab.analysis.run import RunView
-
-PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}
 
 
 def endpoint_text(address: str, port: int | None) -> str:
@@ -46,7 +44,7 @@ def flows(view: RunView) -> list[Flow]:
     for vantage in order:
         by_key: dict[tuple, Flow] = {}
         for p in view.caps.get(vantage, []):
-            key = (PROTOCOLS.get(p.proto, str(p.proto)), endpoint_text(p.src, p.sport),
+            key = (protocol_name(p.proto), endpoint_text(p.src, p.sport),
                    endpoint_text(p.dst, p.dport), role_of(p))
             flow = by_key.get(key)
             if flow is None:

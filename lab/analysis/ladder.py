@@ -15,6 +15,7 @@ from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from lab.analysis.packet_roles import PacketRole, stun_summary
+from lab.analysis.packets import protocol_name
 from wire.protocol import Ack, Bye, Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
 
 if TYPE_CHECKING:  # types only: the ladder's drawing process (lab.report.ladder_drawer) loads no analysis
@@ -61,9 +62,12 @@ class Arrow:
     seq: int | None = None
     dropped: bool = False
     relayed: bool = False  # a lab message the relay carried (inside TURN framing)
+    way: Channel | None = None  # a flow's way, from its hosts (flow_ladder); else the role says
 
     @property
     def channel(self) -> Channel:
+        if self.way is not None:
+            return self.way
         return Channel.RELAY if self.relayed else CHANNELS[self.role]
 
 
@@ -94,6 +98,7 @@ class Ladder:
     lanes: tuple[Lane, ...]
     arrows: tuple[Arrow, ...]
     introduction: float | None  # when the broker sent its last introduction
+    unit: str = "lab datagrams"  # what one arrow is: a lab datagram, or a flow of any program (flow_ladder)
 
     def steps(self) -> list[Step]:
         """The arrows as the story's lines: consecutive arrows of one role (dropped or not, relayed or
@@ -111,7 +116,7 @@ class Ladder:
 
 
 def _phase(arrow: Arrow) -> tuple:
-    return (arrow.role, arrow.dropped, arrow.relayed)
+    return (arrow.role, arrow.dropped, arrow.relayed, arrow.way)
 
 
 def describe(msg: Message | None) -> str:
@@ -210,3 +215,54 @@ def build_ladder(view: RunView, trips: list[Journey]) -> Ladder:
         arrows=tuple(arrows),
         introduction=max(p.time for p in intros) - view.t0 if intros else None,
     )
+
+
+def _way(view: RunView, src: str, dst: str) -> Channel:
+    """Which way a flow between two hosts went, from the hosts alone (any protocol)."""
+    topo = view.topology
+    peers = {p.peer.name for p in view.pairs}
+    behind = {p.router.name: p.peer.name for p in view.pairs}  # a flow dropped at a router was for its peer
+    src, dst = behind.get(src, src), behind.get(dst, dst)
+    relays = {n.name for n in (topo.relay, topo.wan_host) if n}
+    if src in peers and dst in peers:
+        return Channel.DIRECT
+    if src in relays or dst in relays:
+        return Channel.RELAY
+    if topo.broker.name in (src, dst):
+        return Channel.BROKER
+    if topo.outsider.name in (src, dst):
+        return Channel.CONTROL
+    return Channel.OTHER
+
+
+def flow_ladder(view: RunView, trips: list[Journey]) -> Ladder:
+    """The ladder of a run of any program: one arrow per flow, not per datagram (there may be thousands).
+    A flow is the datagrams of one protocol from one host's port to another's, as sent and received
+    end to end (through the NATs); its arrow is drawn at its first datagram, and says how many there
+    were, how many bytes, and over how long. Its colour is its way: between the peers (direct), through
+    the relay or the WAN host, to the broker."""
+    hosts = _Hosts(view)
+    groups: dict[tuple, list[Journey]] = {}
+    for trip in trips:
+        first, last = trip.first, trip.last
+        stop = hosts.dropped_at(trip)
+        key = (hosts.of(first.src), stop or hosts.of(last.dst), first.proto, first.sport, last.dport, stop is not None)
+        groups.setdefault(key, []).append(trip)
+    arrows = []
+    for (src, dst, proto, sport, dport, dropped), group in groups.items():
+        sent = [t.first.time - view.t0 for t in group]
+        size = sum(len(t.first.payload) if t.first.payload else t.first.length for t in group)
+        ports = f" {sport}→{dport}" if sport is not None else ""
+        span = f" over {max(sent) - min(sent):.2f}s" if len(group) > 1 else ""
+        arrows.append(Arrow(
+            sent=min(sent), arrived=group[0].last.time - view.t0, src=src, dst=dst, role=group[0].role,
+            what=f"{protocol_name(proto)}{ports}: {len(group)} × {size} B{span}", dropped=dropped,
+            way=_way(view, src, dst),
+        ))
+    arrows.sort(key=lambda a: a.sent)
+    used = {x for a in arrows for x in (a.src, a.dst)}
+    known = tuple(lane for lane in lanes(view) if lane.node in used or lane.node in {p.peer.name for p in view.pairs})
+    named = {lane.node for lane in known}
+    strangers = dict.fromkeys(x for x in used if x not in named)
+    return Ladder(lanes=known + tuple(Lane(s, (s,)) for s in strangers), arrows=tuple(arrows), introduction=None,
+                  unit="flows")

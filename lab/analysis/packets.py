@@ -17,6 +17,12 @@ from pathlib import Path
 from lab.analysis.pcap_io import Capture, Frame, read_captures, read_pcap
 from wire.protocol import Endpoint, Message, try_decode
 
+PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
+
+
+def protocol_name(number: int) -> str:
+    """An IP protocol number as tshark names it (the number itself for the rest)."""
+    return PROTOCOL_NAMES.get(number, str(number))
 
 @dataclass(frozen=True)
 class Packet:

@@ -145,3 +145,8 @@ def program_path(view: RunView, pp: PunchPair) -> ProgramPath:
     return ProgramPath(pp.number, path, ways,
                        {w.label: None if t is None else round(t - view.t0, 6) for w, t in zip(ways, firsts)},
                        {DIRECT: after[DIRECT], RELAYED: after[RELAYED]}, per_second)
+
+
+def program_paths(view: RunView) -> list[ProgramPath]:
+    """Every pair's path, each read from its own view of the run."""
+    return [program_path(pair_view, pp) for pp, pair_view in view.per_pair()]

@@ -10,7 +10,7 @@ nor the reverse).
 
 from __future__ import annotations
 
-from lab.analysis.program_paths import NONE, program_path
+from lab.analysis.program_paths import NONE, program_paths
 from lab.analysis.run import LoadedRun
 from lab.analysis.verdict import Check, Verdict, wan_leaks
 
@@ -20,16 +20,18 @@ def judge_programs(run: LoadedRun) -> Verdict:
     expect = config.get("expect", "any")
     checks, rows = [], []
     problems, evidence, failed = [], [], []
-    for pp, pair_view in view.per_pair():
-        path = program_path(pair_view, pp)
+    for path in program_paths(view):
+        name = f"pair {path.number}"
         firsts = ", ".join(f"{label} at +{t:.3f}s" if t is not None else f"{label} never"
                            for label, t in path.first_direct.items())
-        evidence.append(f"{pp.name}: {path.path}; first direct datagram: {firsts}; {path.reason}; "
+        evidence.append(f"{name}: {path.path}; first direct datagram: {firsts}; {path.reason}; "
                         f"bytes from the later first direct datagram on: {path.after_direct}")
-        rows.append({"pair": pp.number, "path": path.path, "expected": expect, "reason": path.reason})
-        if path.path == NONE or (expect != "any" and path.path != expect):
-            failed.append(pp.number)
-            problems.append(f"{pp.name}: {path.path}" + ("" if expect == "any" else f", not {expect}")
+        as_expected = path.path != NONE and expect in ("any", path.path)
+        rows.append({"pair": path.number, "path": path.path, "expected": expect, "as_expected": as_expected,
+                     "reason": path.reason})
+        if not as_expected:
+            failed.append(path.number)
+            problems.append(f"{name}: {path.path}" + ("" if expect == "any" else f", not {expect}")
                             + f" ({path.reason})")
     detail = "; ".join(problems) or ", ".join(f"pair {r['pair']}: {r['path']}" for r in rows) + \
         ("" if expect == "any" else f", as expected ({expect})")

@@ -115,31 +115,38 @@ def _label(ax, labels: list[tuple[float, float, str, str]], label_x: float, top:
         ax.text(label_x, y, text, fontsize=LABEL_PT, va="center", ha="left", color=colour)
 
 
-def _legend(fig: Figure) -> None:
-    handles = [
-        Line2D([], [], color=COLOURS[Channel.BROKER], lw=2, label="via the broker: registration, introduction"),
-        Line2D([], [], color=COLOURS[Channel.DIRECT], lw=2, label="direct path: probes, data"),
-        Line2D([], [], color=COLOURS[Channel.RELAY], lw=2, label="via the relay: TURN, relayed probes and data"),
-        Line2D([], [], color=COLOURS[Channel.CONTROL], lw=2, label="control experiments"),
-        Line2D([], [], color="#555555", marker="x", markeredgecolor=DROP, mew=1.6, lw=1,
-               label="dropped: the line stops at the router"),
-        Line2D([], [], color=INTRO, ls="--", lw=1, label="the broker's last introduction"),
-    ]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+def _legend(fig: Figure, ladder: Ladder) -> None:
+    """A legend of what the ladder shows: its arrows' ways, drops, the introduction."""
+    flows = ladder.unit == "flows"
+    meaning = {
+        Channel.BROKER: "to the broker: STUN" if flows else "via the broker: registration, introduction",
+        Channel.DIRECT: "between the peers" if flows else "direct path: probes, data",
+        Channel.RELAY: "through the relay or the WAN host" if flows else "via the relay: TURN, relayed probes and data",
+        Channel.CONTROL: "control experiments",
+    }
+    shown = {a.channel for a in ladder.arrows}
+    handles = [Line2D([], [], color=COLOURS[c], lw=2, label=text) for c, text in meaning.items() if c in shown]
+    if any(a.dropped for a in ladder.arrows):
+        handles.append(Line2D([], [], color="#555555", marker="x", markeredgecolor=DROP, mew=1.6, lw=1,
+                              label="dropped: the line stops at the router"))
+    if ladder.introduction is not None:
+        handles.append(Line2D([], [], color=INTRO, ls="--", lw=1, label="the broker's last introduction"))
+    fig.legend(handles=handles, loc="lower center", ncol=max(1, min(len(handles), len(ladder.lanes) // 2 + 1)),
+               fontsize=8, frameon=False)
 
 
 def draw_ladder(ladder: Ladder, run_id: str, out: Path) -> Path:
     """Draw `ladder` into `out` (PNG) and return its path."""
     if not ladder.arrows:
         fig = Figure(figsize=(6, 2))
-        fig.text(0.5, 0.5, f"run {run_id}: no lab datagrams in the captures", ha="center", va="center")
+        fig.text(0.5, 0.5, f"run {run_id}: no {ladder.unit} in the captures", ha="center", va="center")
         fig.savefig(out)
         return out
     windows = _windows(ladder)
     width = len(ladder.lanes) * LANE_WIDTH_IN + LABEL_COLUMN_IN + 0.8
     fig = Figure(figsize=(width * len(windows), PANEL_HEIGHT_IN + 1.6), dpi=110)
     fig.subplots_adjust(left=0.5 / (width * len(windows)), right=0.995, top=0.86, bottom=0.06, wspace=0.12)
-    fig.suptitle(f"run {run_id}: {len(ladder.arrows)} lab datagrams as the captures saw them", fontsize=12)
+    fig.suptitle(f"run {run_id}: {len(ladder.arrows)} {ladder.unit} as the captures saw them", fontsize=12)
     steps = ladder.steps()
     for i, (title, start, end) in enumerate(windows):
         ax = fig.add_subplot(1, len(windows), i + 1)
@@ -149,6 +156,6 @@ def draw_ladder(ladder: Ladder, run_id: str, out: Path) -> Path:
         if later is not None:
             ax.axhspan(later, end, color=ZOOM_SHADE, zorder=0)
             ax.text(-0.55, later, "enlarged on the right →", fontsize=7.5, va="top", ha="left", color="#8a6d00")
-    _legend(fig)
+    _legend(fig, ladder)
     fig.savefig(out)
     return out

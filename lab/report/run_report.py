@@ -1,4 +1,5 @@
-"""The report of one run, written beside its pcaps: report.md, ladder.png and merged.pcapng.
+"""The report of one run, written beside its pcaps: report.md, ladder.png and merged.pcapng (and for a
+run of the user's programs paths.png, the bytes of each path over time).
 
 Everything is read from the run directory (pcaps and run.json), so a report can be rewritten for
 any past run without the lab (`make report RUN=<id>`). Right after a verdict the run it read is
@@ -13,15 +14,16 @@ from pathlib import Path
 
 from lab.analysis.flows import flows
 from lab.analysis.journeys import Journey, journeys
-from lab.analysis.ladder import build_ladder
+from lab.analysis.ladder import build_ladder, flow_ladder
 from lab.analysis.nat_table import nat_table
+from lab.analysis.program_paths import program_paths
 from lab.analysis.run import LoadedRun, read_run
 from lab.analysis.verdict import Verdict
 from lab.report.ladder_drawer import LadderDrawer
-from lab.report.markdown import render_report
+from lab.report.markdown import render_program_report, render_report
 from lab.report.merged_pcapng import MERGED_NAME, merge_captures
 from lab.report.terminal import capture_summary
-from lab.run_format import RUN_RECORD, VERDICT_FILE
+from lab.run_format import PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ReportFiles:
     report: Path
     ladder: Path
     merged: Path
+    paths: Path | None = None  # a run of the user's programs: bytes per path per second
 
 
 class RunReport:
@@ -41,17 +44,20 @@ class RunReport:
 
     def __init__(self, run: LoadedRun, drawer: LadderDrawer | None = None) -> None:
         self.run, self.drawer = run, drawer
-        self.files = ReportFiles(run.dir / "report.md", run.dir / "ladder.png", run.dir / MERGED_NAME)
+        self.programs = run.record.get("kind") == PROGRAMS_KIND
+        self.files = ReportFiles(run.dir / "report.md", run.dir / "ladder.png", run.dir / MERGED_NAME,
+                                 run.dir / "paths.png" if self.programs else None)
         self._failure: Exception | None = None
         try:
             view = run.view
             punch_pairs = view.topology.punch_pairs
             self.scope = None
+            ladder_of = flow_ladder if self.programs else build_ladder  # any program's flows, or lab datagrams
             if len(punch_pairs) == 1:
-                self.ladder = build_ladder(view, self.trips)
+                self.ladder = ladder_of(view, self.trips)
             else:  # hundreds of lanes would draw nothing readable: the ladder is pair 1's story
                 first = view.for_pair(punch_pairs[0])
-                self.ladder = build_ladder(first, journeys(first.caps))
+                self.ladder = ladder_of(first, journeys(first.caps))
                 self.scope = f"pair 1 of {len(punch_pairs)}"
             self.title = run.record["run_id"] + (f", {self.scope}" if self.scope else "")
             if drawer is not None:
@@ -80,8 +86,19 @@ class RunReport:
             "the checks with their evidence": VERDICT_FILE,
             "topology, settings and the peers' own reports": RUN_RECORD,
         }
-        text = render_report(self.run.record["run_id"], verdict, self.ladder, flows(view), nat_table(view, self.trips),
-                             files.ladder.name, names, self.scope)
+        translations = nat_table(view, self.trips)
+        if self.programs:
+            from lab.report.paths_png import draw_paths  # matplotlib, as the ladder
+
+            paths = program_paths(view)
+            draw_paths(paths, f"run {self.run.record['run_id']}: bytes per path", files.paths)
+            names["topology, settings and the peers' own reports"] = RUN_RECORD + " (how each program ended)"
+            names["each program's output"] = ", ".join(sorted(p.name for p in self.run.dir.glob("*.log")))
+            text = render_program_report(self.run.record["run_id"], verdict, paths, self.ladder, flows(view),
+                                         translations, (files.paths.name, files.ladder.name), names, self.scope)
+        else:
+            text = render_report(self.run.record["run_id"], verdict, self.ladder, flows(view), translations,
+                                 files.ladder.name, names, self.scope)
         files.report.write_text(text)
         if self.drawer is not None:
             self.drawer.wait()

@@ -56,9 +56,12 @@ def path_lines(verdict: Verdict) -> list[str]:
     for row in verdict.paths:
         counts[row["path"]] = counts.get(row["path"], 0) + 1
     lines = ["paths: " + ", ".join(f"{n} {path}" for path, n in sorted(counts.items()))]
-    rows = sorted(verdict.paths, key=lambda r: (r["path"] == r["expected"], r["pair"]))
+    def met(row: dict) -> bool:  # a program run's rows say so themselves (`any` is met by either path)
+        return row.get("as_expected", row["path"] == row["expected"])
+
+    rows = sorted(verdict.paths, key=lambda r: (met(r), r["pair"]))
     for row in rows[:PATHS_SHOWN]:
-        expected = "as expected" if row["path"] == row["expected"] else f"EXPECTED {row['expected']}"
+        expected = "as expected" if met(row) else f"EXPECTED {row['expected']}"
         lines.append(f"  pair {row['pair']}: {row['path']} ({expected}: {row['reason']})")
     if len(rows) > PATHS_SHOWN:
         lines.append(f"  ... {len(rows) - PATHS_SHOWN} more pairs in verdict.json")
@@ -121,6 +124,8 @@ def topology_table(topology: Topology, relay_answering: bool | None = None) -> s
         if node.role is NodeRole.RELAY:
             state = {None: "", True: ", answering", False: ", NOT ANSWERING"}[relay_answering]
             via = f"TURN (coturn) on udp port {TURN_PORT}{state}"
+        if node.role is NodeRole.WAN_HOST:
+            via = "your WAN program's host (make run WAN=...)"
         addresses = [(i, str(i.address)) for i in node.interfaces] + [(node.interfaces[0], str(a)) for a in node.aliases]
         for iface, address in addresses:
             net = topology.network(iface.network)

@@ -99,7 +99,8 @@ def test_the_verdict_holds_the_path_to_expect_and_reports_a_failed_program(tmp_p
     build(tmp_path, steps, expect="direct")
     verdict = judge_programs(read_run(tmp_path))
     assert not verdict.checks[0].ok and "pair 1: relayed, not direct" in verdict.checks[0].detail
-    assert verdict.paths == [{"pair": 1, "path": "relayed", "expected": "direct", "reason": verdict.paths[0]["reason"]}]
+    assert verdict.paths == [{"pair": 1, "path": "relayed", "expected": "direct", "as_expected": False,
+                              "reason": verdict.paths[0]["reason"]}]
     failed = {"a": {"exit_code": 2, "ended": "exited", "seconds": 0.1, "head": ["boom"]},
               "b": {"exit_code": -15, "ended": "stopped", "seconds": 5.0, "head": []}}
     build(tmp_path, steps, programs=failed)
@@ -134,3 +135,24 @@ def test_each_program_is_told_the_wan_hosts_address_on_its_own_segment():
     wan = wan_environment(topo, "/box", "/files", 30)
     assert wan["NATLAB_WAN_IPS"] == "198.51.100.30,203.0.113.30" and wan["NATLAB_OUT"] == "/box/out-wan"
     assert wan["NATLAB_PAIRS"] == "2" and wan["NATLAB_STUN"] == env["NATLAB_STUN"]
+
+
+def test_the_report_of_a_program_run_shows_its_paths_a_plot_and_one_arrow_per_flow(tmp_path):
+    from lab.report.run_report import RunReport, write_report
+
+    steps = [lambda b, i=i: direct(b, A, B, b"ab%03d" % i * 20) for i in range(5)]
+    steps += [lambda b, i=i: direct(b, B, A, b"ba%03d" % i * 20) for i in range(5)]
+    steps += [lambda b: via_wan_host(b, A, B, b"hello " + bytes(range(40)), b"fwd " + bytes(range(40)))]
+    build(tmp_path, steps)
+    run = read_run(tmp_path)
+    verdict = judge_programs(run)
+    ladder = RunReport(run).ladder
+    assert ladder.unit == "flows"
+    by_ends = {(a.src, a.dst): a for a in ladder.arrows}
+    assert set(by_ends) == {("peer-a", "peer-b"), ("peer-b", "peer-a"), ("peer-a", "wan-host"), ("wan-host", "peer-b")}
+    assert "5 × 500 B" in by_ends["peer-a", "peer-b"].what and by_ends["peer-a", "peer-b"].channel.name == "DIRECT"
+    assert by_ends["wan-host", "peer-b"].channel.name == "RELAY"
+    files = write_report(tmp_path, verdict, run)
+    text = files.report.read_text()
+    assert "## Paths" in text and "| 1 | direct |" in text and "(paths.png)" in text
+    assert files.paths.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files.ladder.exists()

@@ -104,3 +104,5 @@ def test_a_command_that_does_not_exist_fails_the_run_with_its_exit_code_through_
     assert "a: exited with exit code 127" in proc.stdout and "not found" in proc.stdout, proc.stdout
     assert "program b: stopped" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+    report = (tmp_path / "latest" / "report.md").read_text()  # the report is written for a failed run too
+    assert "## Paths" in report and (tmp_path / "latest" / "paths.png").exists()
