@@ -11,7 +11,8 @@ outlives the run: the runner is the child subreaper of the program's tree, so da
 away become its children and are killed at the end (counted in the answer). The runner's own
 SIGTERM stops the program the same way before the duration (how the lab ends a WAN program when
 the peers are done; --pid-file says whom to signal). The answer is one JSON line: exit code,
-whether it was stopped, how long it ran, the first lines of its output.
+whether it was stopped, when it started (epoch seconds) and how long it ran, the first lines of
+its output.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _stop_asked(_signum: int, _frame: object) -> None:
 def run(command: str, out: Path, cwd: Path, duration_s: float, env: dict[str, str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     log = out / LOG
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     with log.open("wb") as sink:
         try:
             proc = subprocess.Popen(["sh", "-c", command], cwd=cwd, env={**os.environ, **env},
@@ -125,7 +126,8 @@ def run(command: str, out: Path, cwd: Path, duration_s: float, env: dict[str, st
             except ProcessLookupError:
                 pass
     head = log.read_text(errors="replace").splitlines()[:HEAD_LINES]
-    return {"exit_code": code, "ended": ended, "seconds": round(time.monotonic() - started, 3), "head": head}
+    return {"exit_code": code, "ended": ended, "seconds": round(time.monotonic() - started, 3), "head": head,
+            "started_at": round(started_at, 6)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,10 @@ receiver's WAN, receiver's LAN), with different addresses each time because NAT 
 What stays the same is the UDP payload, so sightings are joined by payload: a sighting joins the
 latest journey with the same payload that has not been seen at that vantage point yet and started
 less than WINDOW_S ago (a retransmission with an identical payload, such as a repeated register,
-starts a journey of its own). The NAT table and the ladder are both read off these journeys.
+starts a journey of its own). Of a program that floods one payload, only the latest
+SAME_PAYLOAD_IN_FLIGHT journeys are candidates: more in flight at once cannot be told apart
+anyway, and the join stays linear in the sightings. The NAT table and the ladder are both read
+off these journeys.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from lab.analysis.packets import Packet
 
 UDP = 17
 WINDOW_S = 0.25  # far longer than a datagram takes through the lab, shorter than any resend interval
+SAME_PAYLOAD_IN_FLIGHT = 64
 
 
 @dataclass
@@ -55,10 +59,13 @@ def journeys(caps: dict[str, list[Packet]]) -> list[Journey]:
     by_payload: dict[bytes, list[Journey]] = {}
     for p in sightings:
         candidates = by_payload.setdefault(p.payload, [])
-        joined = next(
-            (j for j in reversed(candidates) if p.time - j.first.time <= WINDOW_S and j.at(p.vantage) is None),
-            None,
-        )
+        joined = None
+        for j in reversed(candidates[-SAME_PAYLOAD_IN_FLIGHT:]):  # newest first: older ones are older still
+            if p.time - j.first.time > WINDOW_S:
+                break
+            if j.at(p.vantage) is None:
+                joined = j
+                break
         if joined is None:
             joined = Journey()
             candidates.append(joined)

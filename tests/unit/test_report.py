@@ -91,6 +91,16 @@ def test_a_resent_datagram_is_a_journey_of_its_own():
     assert [[p.time for p in j.sightings] for j in trips] == [[0.0, 0.0001], [0.5, 0.5001]]
 
 
+def test_a_flood_of_one_payload_is_joined_datagram_by_datagram():
+    # 3000 identical datagrams 0.1 ms apart, each seen on both sides of the router 50 us later: a
+    # program that repeats itself (a keepalive storm) must neither confuse nor stall the join
+    caps = {v: [Packet(v, i * 1e-4 + d, "", "", "10.0.1.10", "198.51.100.102", 17, 5000, 5000, b"hello from a")
+                for i in range(3000)] for v, d in (("router-a-lan", 0.0), ("router-a-wan", 5e-5))}
+    trips = journeys(caps)
+    assert len(trips) == 3000 and all(len(j.sightings) == 2 for j in trips)
+    assert all(abs(j.at("router-a-wan").time - j.at("router-a-lan").time - 5e-5) < 1e-9 for j in trips[::500])
+
+
 def test_journeys_know_their_vantage_points():
     payload = encode(Probe("r", "a", 1, False))
     lan, wan = (Packet(v, t, "", "", "10.0.1.10", "198.51.100.2", 17, 1, 2, payload)

@@ -57,7 +57,8 @@ PYTHONS = {"python", "python3", os.path.basename(sys.executable)}
 # What the programs import, loaded once here and shared by every child (copy-on-write): the nodes'
 # main programs before the server listens, the scenario's while it waits for requests.
 PRELOAD = ("pyroute2", "node.lifecycle", "node.network", "node.netlink_batch", "nat.router", "server.broker")
-PRELOAD_LATER = ("server.broker_key", "peers.peer", "node.capture_agent", "peers.classify", "node.link_control")
+PRELOAD_LATER = ("server.broker_key", "peers.peer", "node.capture_agent", "peers.classify", "node.link_control",
+                 "peers.program_runner")
 REQUEST_WAIT_S = 5.0  # a client sends its request as soon as it connects
 PR_SET_NAME = 15
 SERVER_NAME = "natlab-forksrv"
