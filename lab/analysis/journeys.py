@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lab.analysis.packet_roles import PacketRole, role_of
-from lab.analysis.packets import Packet
+from lab.analysis.packets import UDP, Packet
 
-UDP = 17
 WINDOW_S = 0.25  # far longer than a datagram takes through the lab, shorter than any resend interval
 SAME_PAYLOAD_IN_FLIGHT = 64
 
@@ -52,13 +51,16 @@ class Journey:
         self._at[p.vantage] = p
 
 
-def journeys(caps: dict[str, list[Packet]]) -> list[Journey]:
-    """Every UDP datagram of a run, as the journeys of its sightings, in the order they started."""
-    sightings = sorted((p for packets in caps.values() for p in packets if p.proto == UDP), key=lambda p: p.time)
+def journeys(caps: dict[str, list[Packet]], protocols: tuple[int, ...] = (UDP,)) -> list[Journey]:
+    """Every UDP datagram of a run (and TCP segment, if asked: a user's program may speak TCP), as the
+    journeys of its sightings, in the order they started. A TCP segment is joined by its payload and
+    sequence number, which NAT leaves alone: a bare ACK has no payload."""
+    sightings = sorted((p for packets in caps.values() for p in packets if p.proto in protocols),
+                       key=lambda p: p.time)
     started: list[Journey] = []
-    by_payload: dict[bytes, list[Journey]] = {}
+    by_payload: dict[tuple[bytes, int | None], list[Journey]] = {}
     for p in sightings:
-        candidates = by_payload.setdefault(p.payload, [])
+        candidates = by_payload.setdefault((p.payload, p.seq), [])
         joined = None
         for j in reversed(candidates[-SAME_PAYLOAD_IN_FLIGHT:]):  # newest first: older ones are older still
             if p.time - j.first.time > WINDOW_S:

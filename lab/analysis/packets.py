@@ -1,8 +1,9 @@
 """Read the lab's pcaps into flat packet records that the checks can reason about.
 
 Each record keeps what the analysis needs: where it was seen (vantage point), when (kernel
-timestamp), its size on the wire, link and IP addresses, UDP ports, the payload, and the payload
-decoded as a lab message when it is one. ICMP errors keep the addresses of the packet they quote, since a leak
+timestamp), its size on the wire, link and IP addresses, UDP and TCP ports, the payload, and the
+payload decoded as a lab message when it is one (lab messages are UDP; a user's program may speak
+TCP, whose segments keep their sequence number too). ICMP errors keep the addresses of the packet they quote, since a leak
 can hide there too.
 """
 
@@ -40,6 +41,7 @@ class Packet:
     quoted: tuple[str, ...] = ()  # addresses inside an ICMP error's quoted header
     length: int = 0  # bytes of the captured frame
     relayed: bool = False  # the lab message came inside TURN framing (ChannelData, Send/Data indication)
+    seq: int | None = None  # TCP: the segment's sequence number (NAT leaves it alone: it follows the segment)
 
     @property
     def src_ep(self) -> Endpoint | None:
@@ -57,7 +59,7 @@ def _endpoint(address: str, port: int) -> Endpoint:
 
 
 ETH_IPV4 = b"\x08\x00"  # EtherType
-ICMP, UDP = 1, 17
+ICMP, TCP, UDP = 1, 6, 17
 ICMP_ERRORS = {3, 4, 5, 11, 12}  # the ICMP types that quote the header of the packet they answer
 
 
@@ -95,7 +97,7 @@ def decode_payload(payload: bytes) -> tuple[Message | None, bool]:
 
 def parse_frame(vantage: str, time: float, frame: bytes, messages: Messages | None = None) -> Packet | None:
     """One Ethernet frame as a record, None unless it carries IPv4. Decoded by hand from the headers
-    the lab uses (Ethernet, IPv4, UDP, ICMP): scapy's dissection costs a hundred times more, and a big
+    the lab sees (Ethernet, IPv4, UDP, TCP, ICMP): scapy's dissection costs a hundred times more, and a big
     lab's run holds a hundred thousand frames. `messages` shares payload decodings across frames."""
     if len(frame) < 34 or frame[12:14] != ETH_IPV4:
         return None
@@ -113,6 +115,9 @@ def parse_frame(vantage: str, time: float, frame: bytes, messages: Messages | No
         payload = frame[l4 + 8:end]
         msg, relayed = decode_payload(payload) if messages is None else messages[payload]
         return Packet(*head, sport, dport, payload, msg, length=len(frame), relayed=relayed)
+    if proto == TCP and end - l4 >= 20:  # a user's program may speak TCP: ports, sequence number, data
+        sport, dport, seq = struct.unpack_from("!HHI", frame, l4)
+        return Packet(*head, sport, dport, frame[l4 + (frame[l4 + 12] >> 4) * 4:end], length=len(frame), seq=seq)
     return Packet(*head, length=len(frame))
 
 

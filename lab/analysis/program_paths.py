@@ -59,7 +59,7 @@ class ProgramPath:
         a, b = self.arrivals
         def path(x: Arrivals, p: str) -> str:
             by = f" by {', '.join(sorted(x.relayed_by))}" if p == RELAYED else ""
-            return f"{p}{by} {x.packets[p]} datagrams/{x.bytes[p]} B"
+            return f"{p}{by} {x.packets[p]} packets/{x.bytes[p]} B"
 
         return "; ".join(f"to {x.label}: " + (", ".join(path(x, p) for p in (DIRECT, RELAYED) if x.packets[p])
                                               or "nothing") for x in (a, b))

@@ -16,6 +16,7 @@ from lab.analysis.flows import flows
 from lab.analysis.journeys import Journey, journeys
 from lab.analysis.ladder import build_ladder, flow_ladder
 from lab.analysis.nat_table import nat_table
+from lab.analysis.packets import TCP, UDP
 from lab.analysis.program_paths import program_paths
 from lab.analysis.run import LoadedRun, read_run
 from lab.analysis.verdict import Verdict
@@ -45,6 +46,7 @@ class RunReport:
     def __init__(self, run: LoadedRun, drawer: LadderDrawer | None = None) -> None:
         self.run, self.drawer = run, drawer
         self.programs = run.record.get("kind") == PROGRAMS_KIND
+        self.protocols = (UDP, TCP) if self.programs else (UDP,)  # the user's programs may speak TCP
         self.files = ReportFiles(run.dir / "report.md", run.dir / "ladder.png", run.dir / MERGED_NAME,
                                  run.dir / "paths.png" if self.programs else None)
         self._failure: Exception | None = None
@@ -57,7 +59,7 @@ class RunReport:
                 self.ladder = ladder_of(view, self.trips)
             else:  # hundreds of lanes would draw nothing readable: the ladder is pair 1's story
                 first = view.for_pair(punch_pairs[0])
-                self.ladder = ladder_of(first, journeys(first.caps))
+                self.ladder = ladder_of(first, journeys(first.caps, self.protocols))
                 self.scope = f"pair 1 of {len(punch_pairs)}"
             self.title = run.record["run_id"] + (f", {self.scope}" if self.scope else "")
             if drawer is not None:
@@ -68,7 +70,7 @@ class RunReport:
     @cached_property
     def trips(self) -> list[Journey]:
         """Every datagram's journey: the NAT tables' source (and the ladder's, with one punch pair)."""
-        return journeys(self.run.view.caps)
+        return journeys(self.run.view.caps, self.protocols)
 
     def write(self, verdict: Verdict) -> ReportFiles:
         """Write the three report files beside the run's pcaps."""

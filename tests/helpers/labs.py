@@ -40,6 +40,6 @@ def lab_namespaces(project: str) -> list[str]:
     """The namespaces on the host that belong to `project` (exactly: another project may share a prefix)."""
     from node.netns import NETNS_DIR
 
-    ours = {f"{project}-switch"} | {f"{project}-{kind}" for kind in ("broker", "outsider", "relay")}
+    ours = {f"{project}-switch"} | {f"{project}-{kind}" for kind in ("broker", "outsider", "relay", "wan-host")}
     names = sorted(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else []
     return [n for n in names if n in ours or n.startswith((f"{project}-router-", f"{project}-peer-"))]

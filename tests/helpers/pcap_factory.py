@@ -16,7 +16,7 @@ import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
@@ -78,13 +78,16 @@ class RunBuilder:
         self.sent: list[Sent] = []
 
     def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message | None, src: str, dst: str,
-             dropped: bool = False, payload: bytes | None = None) -> None:
+             dropped: bool = False, payload: bytes | None = None, tcp_seq: int | None = None) -> None:
         """One datagram from node `src`, seen at each vantage point with that vantage's (src, dst); its
-        payload is the message's encoding unless given (TURN framing, STUN)."""
+        payload is the message's encoding unless given (TURN framing, STUN). With `tcp_seq`, a TCP
+        segment (PSH/ACK) with that sequence number instead, as a user's program may send."""
         self.clock += 0.001
         payload = encode(msg) if payload is None else payload
         for vantage, (s, d) in vantages.items():
-            frame = Ether() / IP(src=s.ip, dst=d.ip) / UDP(sport=s.port, dport=d.port) / payload
+            l4 = (UDP(sport=s.port, dport=d.port) if tcp_seq is None
+                  else TCP(sport=s.port, dport=d.port, seq=tcp_seq, flags="PA"))
+            frame = Ether() / IP(src=s.ip, dst=d.ip) / l4 / payload
             frame.time = self.clock
             self.frames[vantage].append(frame)
             self.clock += 0.0001

@@ -24,11 +24,11 @@ def ep(pair, public: bool, port: int = 5000) -> Endpoint:
     return Endpoint(str(pair.public_ip if public else pair.private_ip), port)
 
 
-def direct(b: RunBuilder, src, dst, payload: bytes) -> None:
-    """src's datagram to dst's public address, through both NATs to dst's peer."""
+def direct(b: RunBuilder, src, dst, payload: bytes, tcp_seq: int | None = None) -> None:
+    """src's datagram (or TCP segment) to dst's public address, through both NATs to dst's peer."""
     b.send({f"{src.router.name}-lan": (ep(src, False), ep(dst, True)), f"{src.router.name}-wan": (ep(src, True), ep(dst, True)),
             f"{dst.router.name}-wan": (ep(src, True), ep(dst, True)), f"{dst.router.name}-lan": (ep(src, True), ep(dst, False))},
-           None, src.peer.name, dst.peer.name, payload=payload)
+           None, src.peer.name, dst.peer.name, payload=payload, tcp_seq=tcp_seq)
 
 
 def relayed(b: RunBuilder, src, dst, payload: bytes) -> None:
@@ -82,7 +82,7 @@ def test_a_wan_program_that_forwards_what_the_partner_sent_it_is_a_relay_and_its
              lambda b: via_wan_host(b, B, A, b"HDR-B" + frame_ba, b"HDR-FWD" + frame_ba)]
     path = program_path(build(tmp_path / "fwd", steps), TOPO.punch_pairs[0])
     assert path.path == "relayed" and path.arrivals[0].relayed_by == {"wan-host": 107}
-    assert "relayed by wan-host 1 datagrams/107 B" in path.reason
+    assert "relayed by wan-host 1 packets/107 B" in path.reason
     own = [lambda b: via_wan_host(b, A, B, b"register " + frame_ab, b"registered, welcome" * 5),
            lambda b: via_wan_host(b, B, A, b"register " + frame_ba, b"registered, welcome" * 5)]
     path = program_path(build(tmp_path / "own", own), TOPO.punch_pairs[0])
@@ -156,3 +156,18 @@ def test_the_report_of_a_program_run_shows_its_paths_a_plot_and_one_arrow_per_fl
     text = files.report.read_text()
     assert "## Paths" in text and "| 1 | direct |" in text and "(paths.png)" in text
     assert files.paths.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files.ladder.exists()
+
+
+def test_tcp_between_the_public_addresses_is_direct_and_drawn_as_one_flow_each_way(tmp_path):
+    from lab.report.run_report import RunReport
+
+    steps = [lambda b, i=i: direct(b, A, B, b"GET /%d" % i, tcp_seq=1000 + 10 * i) for i in range(4)]
+    steps += [lambda b, i=i: direct(b, B, A, b"200 OK %d" % i, tcp_seq=5000 + 10 * i) for i in range(4)]
+    view = build(tmp_path, steps)
+    assert {p.seq for p in view.lan(B) if p.proto == 6 and p.dst == str(B.private_ip)} == {1000, 1010, 1020, 1030}
+    path = program_path(view, TOPO.punch_pairs[0])
+    assert path.path == "direct" and path.arrivals[1].bytes["direct"] == sum(len(b"GET /%d" % i) for i in range(4))
+    ladder = RunReport(read_run(tmp_path)).ladder
+    tcp = [a for a in ladder.arrows if a.what.startswith("tcp")]
+    assert [(a.src, a.dst) for a in tcp] == [("peer-a", "peer-b"), ("peer-b", "peer-a")]
+    assert all("4 ×" in a.what for a in tcp)

@@ -52,7 +52,7 @@ def test_make_punch_test_passes_and_its_pcaps_prove_it(engine, tmp_path):
     assert verdict["ok"] and [c["id"] for c in verdict["checks"]] == ["1", "2", "3", "4", "5a", "5b", "7"]
     names = sorted(p.name for p in run_dir.glob("*.pcap"))
     assert names == ["broker-wan.pcap", "relay-wan.pcap", "router-a-lan.pcap", "router-a-wan.pcap",
-                     "router-b-lan.pcap", "router-b-wan.pcap"]
+                     "router-b-lan.pcap", "router-b-wan.pcap", "wan-host-wan.pcap"]
     assert [(p["path"], p["expected"]) for p in verdict["paths"]] == [("direct", "direct")]
     record = json.loads((run_dir / "run.json").read_text())
     for label, result in record["peers"].items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -93,6 +94,15 @@ def test_behind_symmetric_nats_n2n_is_relayed_by_its_supernode(engine, tmp_path)
             set_nat(engine, pair.router.name, "port-restricted")
     assert verdict.ok, ([(c.id, c.detail) for c in verdict.checks if not c.ok], (run_dir / "a.log").read_text())
     assert "relayed by wan-host" in verdict.paths[0]["reason"] and "relayed by relay" not in verdict.paths[0]["reason"]
+
+
+def test_tcp_through_a_relay_on_the_wan_host_is_relayed(engine, tmp_path):
+    tcp = "python3 tcp_relay.py"
+    run_dir, record, verdict = run(engine, tmp_path, a=tcp, b=tcp, wan=tcp, expect="relayed", relay="off")
+    assert verdict.ok, ([(c.id, c.detail) for c in verdict.checks if not c.ok], (run_dir / "a.log").read_text())
+    carried = [int(n) for n in re.findall(r"relayed by wan-host (\d+) packets", verdict.paths[0]["reason"])]
+    assert len(carried) == 2 and min(carried) >= 50, verdict.paths[0]["reason"]  # every line, over TCP, each way
+    assert "50 lines echoed back" in (run_dir / "a.log").read_text()
 
 
 def test_a_command_that_does_not_exist_fails_the_run_with_its_exit_code_through_the_cli(engine, tmp_path):
