@@ -15,7 +15,7 @@ from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from lab.analysis.packet_roles import PacketRole, stun_summary
-from lab.analysis.packets import protocol_name
+from lab.analysis.packets import UDP, protocol_name
 from wire.protocol import Ack, Bye, Data, Error, Intro, Message, Ping, Pong, Probe, Register, Waiting
 
 if TYPE_CHECKING:  # types only: the ladder's drawing process (lab.report.ladder_drawer) loads no analysis
@@ -235,13 +235,31 @@ def _way(view: RunView, src: str, dst: str) -> Channel:
     return Channel.OTHER
 
 
+def _kinds(group: list[Journey], with_relay: bool) -> str:
+    """The STUN/TURN messages of a flow, named (a program's own protocol stays unnamed; ChannelData
+    only to or from the relay, where its framing means TURN)."""
+    from wire.stun import is_channel_data
+
+    names = []
+    for t in group:
+        if t.first.proto != UDP:
+            continue
+        if with_relay and is_channel_data(t.first.payload):
+            names.append("ChannelData")
+        elif t.role in (PacketRole.STUN, PacketRole.TURN):
+            names.append(stun_summary(t.first.payload))
+    shown = list(dict.fromkeys(names))
+    return f" ({', '.join(shown[:4])}{', ...' if len(shown) > 4 else ''})" if shown else ""
+
+
 def flow_ladder(view: RunView, trips: list[Journey]) -> Ladder:
     """The ladder of a run of any program: one arrow per flow, not per datagram (there may be thousands).
     A flow is the datagrams of one protocol from one host's port to another's, as sent and received
     end to end (through the NATs); its arrow is drawn at its first datagram, and says how many there
-    were, how many bytes, and over how long. Its colour is its way: between the peers (direct), through
-    the relay or the WAN host, to the broker."""
+    were, how many bytes, and over how long, and the STUN/TURN messages among them by name. Its colour
+    is its way: between the peers (direct), through the relay or the WAN host, to the broker."""
     hosts = _Hosts(view)
+    relay = view.topology.relay.name if view.topology.relay else None
     groups: dict[tuple, list[Journey]] = {}
     for trip in trips:
         first, last = trip.first, trip.last
@@ -256,7 +274,8 @@ def flow_ladder(view: RunView, trips: list[Journey]) -> Ladder:
         span = f" over {max(sent) - min(sent):.2f}s" if len(group) > 1 else ""
         arrows.append(Arrow(
             sent=min(sent), arrived=group[0].last.time - view.t0, src=src, dst=dst, role=group[0].role,
-            what=f"{protocol_name(proto)}{ports}: {len(group)} × {size} B{span}", dropped=dropped,
+            what=f"{protocol_name(proto)}{ports}{_kinds(group, relay in (src, dst))}: {len(group)} × {size} B{span}",
+            dropped=dropped,
             way=_way(view, src, dst),
         ))
     arrows.sort(key=lambda a: a.sent)

@@ -53,6 +53,12 @@ class ProgramPath:
     first_direct: dict[str, float | None]  # label -> seconds since the run's start, at its LAN
     after_direct: dict[str, int]  # path -> bytes delivered from the later first direct datagram on
     per_second: dict[str, list[int]]  # path -> bytes delivered in each second of the run
+    packets_per_second: dict[str, list[int]]  # path -> packets delivered in each second of the run
+    upgraded_at: float | None = None  # a relayed session that went direct: when (the later first direct datagram)
+
+    def timeline(self) -> dict[str, dict[str, list[int]]]:
+        """Bytes and packets per path per second, as verdict.json keeps them."""
+        return {p: {"bytes": self.per_second[p], "packets": self.packets_per_second[p]} for p in self.per_second}
 
     @property
     def reason(self) -> str:
@@ -138,13 +144,18 @@ def program_path(view: RunView, pp: PunchPair) -> ProgramPath:
         path = NONE
     seconds = int(max((t for w in ways for t, _, _ in w.timeline), default=view.t0) - view.t0) + 1
     per_second = {p: [0] * seconds for p in (DIRECT, RELAYED)}
+    packets = {p: [0] * seconds for p in (DIRECT, RELAYED)}
     for w in ways:
         for t, p, size in w.timeline:
             if p in per_second:
                 per_second[p][int(t - view.t0)] += size
+                packets[p][int(t - view.t0)] += 1
+    first_relayed = min((w.first[RELAYED] for w in ways if RELAYED in w.first), default=None)
+    upgraded = path == DIRECT and first_relayed is not None and first_relayed < since  # type: ignore[operator]
     return ProgramPath(pp.number, path, ways,
                        {w.label: None if t is None else round(t - view.t0, 6) for w, t in zip(ways, firsts)},
-                       {DIRECT: after[DIRECT], RELAYED: after[RELAYED]}, per_second)
+                       {DIRECT: after[DIRECT], RELAYED: after[RELAYED]}, per_second, packets,
+                       round(since - view.t0, 6) if upgraded else None)
 
 
 def program_paths(view: RunView) -> list[ProgramPath]:

@@ -24,11 +24,13 @@ def judge_programs(run: LoadedRun) -> Verdict:
         name = f"pair {path.number}"
         firsts = ", ".join(f"{label} at +{t:.3f}s" if t is not None else f"{label} never"
                            for label, t in path.first_direct.items())
-        evidence.append(f"{name}: {path.path}; first direct datagram: {firsts}; {path.reason}; "
+        upgrade = f"; upgraded from relayed to direct at +{path.upgraded_at:.3f}s" if path.upgraded_at is not None else ""
+        evidence.append(f"{name}: {path.path}; first direct datagram: {firsts}{upgrade}; {path.reason}; "
                         f"bytes from the later first direct datagram on: {path.after_direct}")
         as_expected = path.path != NONE and expect in ("any", path.path)
         rows.append({"pair": path.number, "path": path.path, "expected": expect, "as_expected": as_expected,
-                     "reason": path.reason})
+                     "reason": path.reason, "first_direct": path.first_direct, "upgraded_at": path.upgraded_at,
+                     "per_second": path.timeline()})
         if not as_expected:
             failed.append(path.number)
             problems.append(f"{name}: {path.path}" + ("" if expect == "any" else f", not {expect}")

@@ -148,6 +148,8 @@ def path_rows(paths: list[ProgramPath]) -> list[list[str]]:
     for p in paths:
         firsts = ", ".join(f"to {label} at +{t:.3f}s" if t is not None else f"to {label} never"
                            for label, t in p.first_direct.items())
+        if p.upgraded_at is not None:
+            firsts += f" (relayed until then: upgraded at +{p.upgraded_at:.3f}s)"
         by = sorted({node for a in p.arrivals for node in a.relayed_by})
         rows.append([str(p.number), p.path, firsts, f"{p.after_direct['direct']} / {p.after_direct['relayed']}",
                      ", ".join(by) or "-"])

@@ -74,6 +74,8 @@ def test_traffic_through_turn_channels_is_relayed_and_a_later_direct_path_wins_w
     upgraded = steps + [lambda b: direct(b, A, B, b"z" * 300), lambda b: direct(b, B, A, b"z" * 300)]
     path = program_path(build(tmp_path / "u", upgraded), TOPO.punch_pairs[0])
     assert path.path == "direct" and path.after_direct == {"direct": 300, "relayed": 0}  # from b->a, the later first
+    assert path.upgraded_at == path.first_direct["a"]  # b->a is the later: from then on, direct
+    assert path.timeline()["direct"]["packets"] == [2] and path.timeline()["relayed"]["bytes"] == [408]
 
 
 def test_a_wan_program_that_forwards_what_the_partner_sent_it_is_a_relay_and_its_own_messages_signalling(tmp_path):
@@ -99,8 +101,9 @@ def test_the_verdict_holds_the_path_to_expect_and_reports_a_failed_program(tmp_p
     build(tmp_path, steps, expect="direct")
     verdict = judge_programs(read_run(tmp_path))
     assert not verdict.checks[0].ok and "pair 1: relayed, not direct" in verdict.checks[0].detail
-    assert verdict.paths == [{"pair": 1, "path": "relayed", "expected": "direct", "as_expected": False,
-                              "reason": verdict.paths[0]["reason"]}]
+    row = verdict.paths[0]
+    assert (row["pair"], row["path"], row["expected"], row["as_expected"]) == (1, "relayed", "direct", False)
+    assert row["upgraded_at"] is None and sum(row["per_second"]["relayed"]["packets"]) == 2
     failed = {"a": {"exit_code": 2, "ended": "exited", "seconds": 0.1, "head": ["boom"]},
               "b": {"exit_code": -15, "ended": "stopped", "seconds": 5.0, "head": []}}
     build(tmp_path, steps, programs=failed)
@@ -171,3 +174,12 @@ def test_tcp_between_the_public_addresses_is_direct_and_drawn_as_one_flow_each_w
     tcp = [a for a in ladder.arrows if a.what.startswith("tcp")]
     assert [(a.src, a.dst) for a in tcp] == [("peer-a", "peer-b"), ("peer-b", "peer-a")]
     assert all("4 ×" in a.what for a in tcp)
+
+
+def test_a_flow_names_the_stun_and_turn_messages_it_carries(tmp_path):
+    from lab.report.run_report import RunReport
+
+    steps = [lambda b, i=i: relayed(b, A, B, b"x%02d" % i * 10) for i in range(3)]
+    build(tmp_path, steps)
+    arrows = {(a.src, a.dst): a for a in RunReport(read_run(tmp_path)).ladder.arrows}
+    assert "(ChannelData): 3 ×" in arrows["peer-a", "relay"].what and arrows["peer-a", "relay"].channel.name == "RELAY"
