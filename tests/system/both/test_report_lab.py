@@ -26,9 +26,9 @@ def test_punch_test_writes_report_ladder_and_merged_capture(engine, tmp_path):
     assert (run_dir / "ladder.png").read_bytes().startswith(b"\x89PNG")
 
     parts = frames_per_vantage(run_dir)
-    assert "wan-host-wan" in parts  # captured too, with no business in a punch test (at most broadcasts)
-    parts.pop("wan-host-wan")
-    assert len(parts) == 6 and all(parts.values()), parts  # the relay's too: the peers allocated
+    busy = {vantage: n for vantage, n in parts.items() if vantage != "wan-host-wan"}
+    # the WAN host is captured too, with no business in a punch test (it may hear broadcasts)
+    assert "wan-host-wan" in parts and len(busy) == 6 and all(busy.values()), parts  # the relay's too: allocated
     with PcapNgReader(str(run_dir / "merged.pcapng")) as reader:
         assert len(list(reader)) == sum(parts.values())
     if shutil.which("tshark") is None:
