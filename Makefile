@@ -33,7 +33,7 @@ DURATION ?= 30
 WAN      ?=
 MOUNT    ?=
 NODE_IMAGE ?=
-export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES A B WAN EXPECT DURATION
+export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES A B WAN EXPECT DURATION NATS LINKS
 # MOUNT: a directory of your files for `make run`, in every peer and the WAN host (under Docker at lab-up)
 export NATLAB_MOUNT := $(if $(MOUNT),$(abspath $(MOUNT)))
 # NODE_IMAGE: your image (FROM natlab-node), or a directory whose Dockerfile builds it, for the
@@ -46,7 +46,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench bench-links clean link-set tshark host-tools chat-a chat-b bench-broker nat-set classify classify-all run
+	system-test netns-test docker-test bench bench-links clean link-set tshark host-tools chat-a chat-b bench-broker nat-set classify classify-all run matrix
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict fro
 
 run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [WAN='cmd'] [EXPECT=direct|relayed|any] [DURATION=30]
 	$(PY) -m lab run
+
+matrix: $(STAMP) ## every NAT pair punched at once in a lab of its own: theory vs pcaps per cell [NATS=a,b,.. LINKS=.. RELAY= RUNS=1]
+	$(PY) -m lab matrix $(if $(filter command line environment,$(origin RUNS)),--runs $(RUNS))
 
 verdict: $(STAMP) ## re-check a run from its pcaps (RUN=<id>, default captures/latest)
 	$(PY) -m lab verdict -v $(RUN)
@@ -111,10 +114,11 @@ tshark:
 
 # On netns a node runs the host's programs, so the tests' outside tools must be on the host, as the
 # node image (or the recipe's image) has them for Docker: the NAT-behaviour tests' classifiers
-# (coturn's turnutils_natdiscovery, stun-client's stun) and the n2n recipe's edge and supernode.
+# (coturn's turnutils_natdiscovery, stun-client's stun), the n2n recipe's edge and supernode, and
+# Chromium, in which the tests look at matrix.html.
 # Installed without starting their services (a turnserver would hold port 3478 on the host).
-host-tools: $(STAMP) ## install on the host what the netns tests run there (coturn, stun-client, n2n), services not started
-	@$(PY) -m lab host-tools turnutils_natdiscovery=coturn stun=stun-client edge=n2n supernode=n2n
+host-tools: $(STAMP) ## install on the host what the netns tests run there (coturn, stun-client, n2n, chromium), services not started
+	@$(PY) -m lab host-tools turnutils_natdiscovery=coturn stun=stun-client edge=n2n supernode=n2n chromium=chromium
 
 unit-test: $(STAMP) tshark ## fast tests (tests/unit): codecs, rules, broker logic, pcap analysis on built pcaps
 	$(PY) -m pytest tests/unit -q
@@ -129,12 +133,13 @@ system-test: netns-test docker-test ## the system tests on both engines, netns f
 
 test: unit-test netns-test docker-test ## everything, in this order: unit, netns system, Docker system tests
 
-bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links, the relay's and make run's figures (ENGINE=netns: netns only)
+bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links, the relay's, make run's and the matrix's figures (ENGINE=netns: netns only)
 	$(PY) -m bench.lab_bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
 	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
 	$(PY) -m bench.link_bench
 	$(PY) -m bench.relay_bench
 	$(PY) -m bench.run_bench $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
+	$(PY) -m bench.matrix_bench $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
 
 bench-links: $(STAMP) ## punching through slow, lossy links (netns): time to punch per RTT, success per loss, stage ceiling
 	$(PY) -m bench.link_bench

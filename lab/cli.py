@@ -45,8 +45,8 @@ from lab.errors import LabError
 from lab.paths import PROJECT_DIR, captures_root
 from lab.run_format import LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
 from lab.topology import TopologyError, build_topology
-from nat.behaviour import UnknownPreset
-from node.link import UnknownLink
+from nat.behaviour import PRESETS, UnknownPreset
+from node.link import DEFAULT_LINK, UnknownLink
 
 if TYPE_CHECKING:
     from lab.analysis.run import LoadedRun
@@ -295,6 +295,34 @@ def cmd_classify_all(args: argparse.Namespace, engine: Engine) -> int:
     return 0 if all(not r.disagreements for r in rows) else 1
 
 
+def cmd_matrix(args: argparse.Namespace, engine: Engine | None) -> int:
+    from lab.analysis.matrix import Matrix, observe
+    from lab.analysis.run import read_run
+    from lab.experiment.matrix_run import MatrixConfig, run_matrix
+    from lab.report.matrix_files import write_matrix
+    from lab.report.matrix_text import terminal_grid
+
+    def names(text: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+    config = MatrixConfig(nats=names(args.nats), links=names(args.links), relay=args.relay, runs=args.runs,
+                          messages=args.messages)
+    project = f"{args.project[:16]}-mx"  # a lab of its own: the user's lab, if up, is left alone
+    progress(f"matrix: {len(config.cells)} cells ({len(config.nats)} NATs x {len(config.nats)}"
+             + (f" x {len(config.links)} links" if len(config.links) > 1 else "") + f"), relay {config.relay}, "
+             f"{config.runs} run(s), {args.engine} lab {project}")
+    matrix_dir, runs = run_matrix(lambda topology: make_engine(args.engine, topology), args.engine, project, config,
+                                  captures_root(), progress)
+    progress("reading the runs' pcaps, cell by cell")
+    matrix = Matrix(config.nats, config.links, config.relay)
+    for run_dir in runs:
+        observe(matrix, read_run(run_dir))
+    files = write_matrix(matrix, matrix_dir)
+    print(terminal_grid(matrix))
+    print("\n" + "\n".join(str(f) for f in files))
+    return 0 if not matrix.disagreements else 1
+
+
 def cmd_host_tools(args: argparse.Namespace, engine: Engine | None) -> int:
     from lab.engines.host_packages import ensure_packages, require_root
 
@@ -399,6 +427,21 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--settings", nargs="*", help="NAT settings to try (default: every preset)")
     ca.add_argument("--lifetime-max", type=float, default=0)
     ca.set_defaults(func=cmd_classify_all)
+    mx = sub.add_parser("matrix", help="every NAT pair punched at once: theory's path beside the pcaps'",
+                        description="Stands up a lab of its own with one punch pair per cell (a's NAT x b's NAT, "
+                        "for each link), punches them all at once RUNS times, and compares each cell's path in the "
+                        "pcaps with the one RFC 4787 behaviours allow (nat/traversal.py). Writes matrix.json, .md, "
+                        ".html and .png; exits 1 if a cell is not as theory expects. The lab is taken down after.")
+    mx.add_argument("--nats", default=os.environ.get("NATS") or ",".join(PRESETS),
+                    help=f"comma-separated NAT presets or settings (env NATS; default all: {','.join(PRESETS)})")
+    mx.add_argument("--links", default=os.environ.get("LINKS") or DEFAULT_LINK,
+                    help=f"comma-separated links, both sides of each cell (env LINKS; {DEFAULT_LINK})")
+    mx.add_argument("--relay", choices=node_commands.RELAY_MODES, default=os.environ.get("RELAY") or "auto",
+                    help="the peers' relay mode (env RELAY)")
+    mx.add_argument("--runs", type=int, default=int(os.environ.get("RUNS") or 1),
+                    help="punch each cell this many times: a success rate per cell (env RUNS; 1)")
+    mx.add_argument("--messages", type=int, default=3, help="messages each way per run (3)")
+    mx.set_defaults(func=cmd_matrix, engine_free=True)
     ht = sub.add_parser("host-tools", help="install the Debian package of each missing command (the tests' tools)",
                         description="For netns, where nodes run the host's programs: COMMAND=PACKAGE ... installs "
                         "PACKAGE where COMMAND is missing, without starting its services.")

@@ -363,6 +363,8 @@ class SidePlan:
     segment: Network
     wan_ip: IPv4Address
     lan: IPv4Network
+    number: int  # the punch pair's
+    side: str  # "a" or "b"
 
 
 def pair_plan(pairs: int) -> list[SidePlan]:
@@ -380,16 +382,39 @@ def pair_plan(pairs: int) -> list[SidePlan]:
             lan_number = 2 * (number - 1) + offset + 1
             lan = IPv4Network(f"10.{lan_number // 256}.{lan_number % 256}.0/24")
             wan_ip = pools[segment.name][2 * ((number - 1) // len(PUBLIC_SEGMENTS)) + offset]
-            plan.append(SidePlan(pair_label(side, number), segment, wan_ip, lan))
+            plan.append(SidePlan(pair_label(side, number), segment, wan_ip, lan, number, side))
     return plan
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """One punch pair's own settings: each side's NAT and access link (a matrix cell)."""
+
+    nat_a: str = DEFAULT_PRESET
+    nat_b: str = DEFAULT_PRESET
+    link_a: str = DEFAULT_LINK
+    link_b: str = DEFAULT_LINK
+
+    def nat(self, side: str) -> str:
+        return self.nat_a if side == "a" else self.nat_b
+
+    def link(self, side: str) -> str:
+        return self.link_a if side == "a" else self.link_b
+
+    def validated(self) -> PairSettings:
+        return PairSettings(validate_preset(self.nat_a), validate_preset(self.nat_b),
+                            validate_link(self.link_a), validate_link(self.link_b))
 
 
 def build_topology(
     nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, project: str = "natlab", pairs: int = 1,
     link_a: str = DEFAULT_LINK, link_b: str = DEFAULT_LINK, link_broker: str = DEFAULT_LINK,
+    pair_settings: tuple[PairSettings, ...] | None = None,
 ) -> Topology:
     """The standard lab: a broker and an outsider on the WAN, `pairs` punch pairs of peers each behind its
-    own NAT router. PAIRS=1 is the lab of the README; more pairs add a second public segment, where the
+    own NAT router, every pair's a side with `nat_a` and `link_a` and its b side with `nat_b` and
+    `link_b`; or, with `pair_settings`, one pair for each, with its own (the matrix's cells).
+    PAIRS=1 is the lab of the README; more pairs add a second public segment, where the
     broker and the outsider get an address too (routers there reach the broker's first addresses through
     it: it answers for them, it forwards nothing).
 
@@ -401,10 +426,11 @@ def build_topology(
     """
     if not PROJECT_NAME.match(project):
         raise TopologyError(f"project name {project!r}: 1-20 of a-z, 0-9 and '-', starting with a letter or digit")
-    nats = {"a": validate_preset(nat_a), "b": validate_preset(nat_b)}
-    links = {"a": validate_link(link_a), "b": validate_link(link_b)}
+    if pair_settings is None:  # the shorthand: every pair the same
+        pair_settings = (PairSettings(nat_a, nat_b, link_a, link_b),) * pairs
+    settings = [s.validated() for s in pair_settings]
     validate_link(link_broker)
-    plan = pair_plan(pairs)
+    plan = pair_plan(len(settings))
     segments = [s for s in PUBLIC_SEGMENTS if any(side.segment == s for side in plan)]
     broker_on = {s.name: _host(s, BROKER_HOST) for s in segments}
     broker_addresses = (BROKER_IP, BROKER_ALT_IP)
@@ -426,8 +452,8 @@ def build_topology(
                     Interface(side.segment.name, side.wan_ip, "wan"), Interface(lan.name, router_lan_ip, "lan")
                 ),
                 routes=to_broker,
-                nat=nats[side.label[0]],
-                link=links[side.label[0]],
+                nat=settings[side.number - 1].nat(side.side),
+                link=settings[side.number - 1].link(side.side),
                 captured=True,
             )
         )

@@ -1,0 +1,81 @@
+"""matrix.html: the traversal matrix as one self-contained page (no script, no fetch).
+
+Each grid (one per link) colours its cells by the path the pcaps showed (the ladder's hues:
+direct green, relayed purple, failed grey; mixed runs amber), and draws a red frame and a `!`
+where that is not the path theory expects. A cell's tooltip has its settings, expectation and
+reason, and time; its link goes to the cell's section below: each run's path and time, the
+pair's lines of the verdict, and its ladder as text.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from lab.analysis.matrix import Cell, Matrix
+from lab.report.matrix_text import LEGEND, SYMBOLS, cell_text, summary
+
+COLOURS = {"direct": "#2ca02c", "relayed": "#9467bd", "failed": "#9e9e9e", "mixed": "#e6a700"}
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+table.grid { border-collapse: collapse; margin: 1em 0; }
+table.grid th, table.grid td { border: 1px solid #ccc; padding: 0.4em 0.7em; text-align: center; }
+table.grid td a { color: #fff; font-weight: bold; text-decoration: none; display: block; }
+td.disagree { outline: 3px solid #d62728; outline-offset: -3px; }
+.legend span { display: inline-block; padding: 0.1em 0.6em; margin-right: 0.5em; color: #fff; }
+section.cell { border-top: 1px solid #ddd; margin-top: 1.5em; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 12px; }
+.bad { color: #d62728; font-weight: bold; }
+"""
+
+
+def anchor(cell: Cell) -> str:
+    return "cell-" + "-".join(cell.key)
+
+
+def tooltip(cell: Cell) -> str:
+    time = f"{cell.seconds:.3f}s after the introduction" if cell.seconds is not None else "no time"
+    return (f"a: {cell.nat_a}, b: {cell.nat_b}, link {cell.link}; expected {cell.expected} ({cell.reason}); "
+            f"observed {cell.observed} in {len(cell.observations)} run(s); {time}")
+
+
+def _grid(matrix: Matrix, link: str) -> str:
+    head = "".join(f"<th>b: {escape(b)}</th>" for b in matrix.nats)
+    rows = []
+    for a in matrix.nats:
+        cells = []
+        for b in matrix.nats:
+            cell = matrix.cell(a, b, link)
+            if cell is None:
+                cells.append("<td>-</td>")
+                continue
+            cls = ' class="disagree"' if not cell.agree else ""
+            cells.append(f'<td{cls} style="background:{COLOURS.get(cell.observed, "#555")}" '
+                         f'data-observed="{cell.observed}" data-expected="{cell.expected}" '
+                         f'title="{escape(tooltip(cell))}"><a href="#{anchor(cell)}">{escape(cell_text(cell))}</a></td>')
+        rows.append(f"<tr><th>a: {escape(a)}</th>{''.join(cells)}</tr>")
+    caption = f"<caption>link {escape(link)}</caption>" if len(matrix.links) > 1 else ""
+    return f'<table class="grid">{caption}<tr><th>a \\ b</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _section(cell: Cell) -> str:
+    verdict = ("as theory expects" if cell.agree
+               else f'<span class="bad">NOT as theory expects: {escape(cell.expected)}</span>')
+    runs = []
+    for o in cell.observations:
+        time = f"{o.seconds:.3f}s after the introduction" if o.seconds is not None else "no time"
+        runs.append(f"<h4>run {escape(o.run_id)}, pair {o.pair}: {escape(o.path)}, {time}</h4>"
+                    f"<pre>{escape(chr(10).join(o.evidence) or 'no evidence lines')}</pre>"
+                    f"<details><summary>ladder</summary><pre>{escape(chr(10).join(o.ladder))}</pre></details>")
+    return (f'<section class="cell" id="{anchor(cell)}"><h3>a: {escape(cell.nat_a)} × b: {escape(cell.nat_b)}, '
+            f"link {escape(cell.link)}: {escape(cell.observed)}, {verdict}</h3>"
+            f"<p>Theory: {escape(cell.expected)} ({escape(cell.reason)}).</p>{''.join(runs)}</section>")
+
+
+def render_html(matrix: Matrix, title: str) -> str:
+    legend = "".join(f'<span style="background:{COLOURS[p]}">{SYMBOLS[p]} {p}</span>' for p in COLOURS)
+    grids = "".join(_grid(matrix, link) for link in matrix.links)
+    sections = "".join(_section(c) for c in matrix.cells.values())
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
+            f'<p id="summary">{escape(summary(matrix))}</p><p class="legend">{legend}</p><p>{escape(LEGEND)}</p>'
+            f"{grids}<h2>Cells</h2>{sections}</body></html>\n")

@@ -1,0 +1,70 @@
+"""System tests on netns: the traversal matrix against theory, cell by cell, in both relay modes; a
+cell broken on purpose; and matrix.html as a real browser (headless Chromium) shows it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from lab.engines import node_commands
+from lab.engines.registry import make_engine
+from tests.helpers.labs import needs_root, say
+from tests.helpers.matrices import matrix_of
+
+pytestmark = [needs_root]
+
+
+@pytest.mark.parametrize("relay", ["off", "auto"])
+def test_every_cell_of_three_presets_takes_the_path_theory_allows(relay, tmp_path):
+    matrix = matrix_of("netns", tmp_path, relay)
+    assert len(matrix.cells) == 9
+    assert not matrix.disagreements, [(c.key, c.observed, c.expected, c.failed_checks) for c in matrix.disagreements]
+    symmetric = matrix.cell("symmetric", "symmetric", "lan")
+    assert symmetric.observed == ("relayed" if relay == "auto" else "failed")
+    assert matrix.cell("full-cone", "symmetric", "lan").observed == "direct"
+    assert all(c.seconds is not None for c in matrix.cells.values() if c.observed != "failed")
+
+
+def test_a_cell_whose_router_lost_its_firewall_is_caught(tmp_path):
+    broken = ("full-cone", "port-restricted", "lan")
+
+    def lab_with_a_broken_cell(topology):
+        engine = make_engine("netns", topology)
+        up = engine.up
+
+        def up_then_break(progress):
+            up(progress)
+            pair = next(pp for pp in topology.punch_pairs if (pp.a.router.nat, pp.b.router.nat) == broken[:2])
+            node_commands.router_apply(firewall=False).run(engine, pair.b.router.name)
+
+        engine.up = up_then_break
+        return engine
+
+    matrix = matrix_of("netns", tmp_path, "auto", lab_with_a_broken_cell)
+    assert [c.key for c in matrix.disagreements] == [broken]
+    assert "5a" in matrix.cell(*broken).failed_checks
+
+
+def test_the_page_shows_the_grid_in_a_real_browser(tmp_path):
+    """matrix.html in headless Chromium (Debian's): the cells, their colours and their links as drawn."""
+    from PIL import Image
+
+    from lab.engines.host_packages import ensure_packages
+    from lab.report.matrix_files import write_matrix
+    from tests.helpers.matrices import sample_matrix
+
+    ensure_packages({"chromium": "chromium"}, say)
+    write_matrix(sample_matrix(), tmp_path)
+    page = (tmp_path / "matrix.html").resolve().as_uri()
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1000,700"]
+    dom = subprocess.run([*browser, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count('data-observed="') == 4 and dom.count('class="disagree"') == 1
+    for anchor in ("cell-symmetric-full-cone-lan", "cell-full-cone-full-cone-lan"):
+        assert f'href="#{anchor}"' in dom and f'id="{anchor}"' in dom
+    shot = tmp_path / "matrix-screenshot.png"  # saved beside the page
+    subprocess.run([*browser, f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True)
+    pixels = Image.open(shot).convert("RGB").getdata()
+    counts = {name: sum(1 for p in pixels if p == rgb) for name, rgb in
+              (("direct", (0x2C, 0xA0, 0x2C)), ("relayed", (0x94, 0x67, 0xBD)), ("frame", (0xD6, 0x27, 0x28)))}
+    assert all(n > 200 for n in counts.values()), counts  # green and purple cells, the red frame of the bad one
