@@ -3,7 +3,7 @@
 Order of a run (captured at every vantage point, as the punch test):
 1. NAT tables start empty; the pairs' mailboxes are emptied; captures start.
 2. With WAN=..., the WAN program starts on the WAN host first (a rendezvous, relay or server of
-   the user's), and A and B wait until it listens on some port (at most WAN_READY_S).
+   the user's), and A and B wait until it listens on a port of its own (at most WAN_READY_S).
 3. The A command runs in every pair's a peer and the B command in every b peer, all at once, each
    through peers.program_runner: bounded by the duration, its output in its own directory.
    What each program gets is in its environment (program_environment: the README's table).
@@ -101,11 +101,13 @@ def wan_environment(topology: Topology, shared: str, files: str, duration_s: flo
             **_lab_environment(topology, WAN_LABEL, shared, files, duration_s)}
 
 
-def wait_listening(engine: Engine, node: str, running: Future, progress: Progress) -> None:
-    """Until the WAN program listens on some port, has ended, or WAN_READY_S have passed."""
+def wait_listening(engine: Engine, node: str, before: set[tuple[str, int]], running: Future,
+                   progress: Progress) -> None:
+    """Until the WAN program listens on a port the node did not listen on `before` it started (a
+    container has Docker's DNS listening already), has ended, or WAN_READY_S have passed."""
     started = time.monotonic()
     while time.monotonic() - started < WAN_READY_S and not running.done():
-        sockets = node_commands.listening().run(engine, node)
+        sockets = node_commands.listening().run(engine, node) - before
         if sockets:
             ports = ", ".join(f"{proto}/{port}" for proto, port in sorted(sockets))
             progress(f"the WAN program listens on {ports} (after {time.monotonic() - started:.1f}s)")
@@ -148,10 +150,11 @@ def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, 
                 wan_node, env = topology.wan_host.name, wan_environment(topology, shared, files, config.duration_s)
                 progress(f"starting the WAN program on {wan_node} ({env['NATLAB_WAN_IPS']})")
                 stopper = f"{env['NATLAB_OUT']}.pid"
+                before = node_commands.listening().run(engine, wan_node)
                 wan_run = pool.submit(node_commands.run_program(config.wan, env["NATLAB_OUT"], files,
                                                                 config.duration_s, env, stopper).run,
                                       engine, wan_node)
-                wait_listening(engine, wan_node, wan_run, progress)
+                wait_listening(engine, wan_node, before, wan_run, progress)
             progress(f"running A and B in {len(topology.punch_pairs)} pair(s) for at most {config.duration_s:g}s")
             try:
                 record["programs"] = dict(zip((p.label for p in topology.pairs), pool.map(one, topology.pairs)))

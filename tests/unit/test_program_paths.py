@@ -183,3 +183,26 @@ def test_a_flow_names_the_stun_and_turn_messages_it_carries(tmp_path):
     build(tmp_path, steps)
     arrows = {(a.src, a.dst): a for a in RunReport(read_run(tmp_path)).ladder.arrows}
     assert "(ChannelData): 3 ×" in arrows["peer-a", "relay"].what and arrows["peer-a", "relay"].channel.name == "RELAY"
+
+
+def test_the_wan_program_is_awaited_on_a_port_of_its_own_not_one_the_node_had_already():
+    from concurrent.futures import Future
+
+    from lab.engines.base import ExecResult
+    from lab.experiment.user_run import wait_listening
+
+    header = "  sl  local_address rem_address   st\n"
+    dns = "   0: 0B00007F:9DB7 00000000:0000 0A\n"  # Docker's DNS, 127.0.0.11:40375, in every container
+    ours = "   1: 00000000:2328 00000000:0000 0A\n"  # 0.0.0.0:9000
+
+    class Node:
+        polls = 0
+
+        def exec(self, node, argv):
+            self.polls += 1
+            tcp = header + dns + (ours if self.polls > 3 else "")
+            return ExecResult(0, f"==> /proc/net/udp <==\n{header}\n==> /proc/net/tcp <==\n{tcp}", "")
+
+    said = []
+    wait_listening(Node(), "wan-host", {("tcp", 40375)}, Future(), said.append)
+    assert said == [said[0]] and said[0].startswith("the WAN program listens on tcp/9000 (after")
