@@ -45,11 +45,18 @@ def timed(fn) -> float:
     return time.monotonic() - start
 
 
+BENCH_CAPTURES = PROJECT_DIR / ".bench" / "captures"
+
+
+def cli_env(engine: str, pairs: int = 1, **extra_env: str) -> dict[str, str]:
+    """The environment of a bench's `python -m lab`: its engine and size, the bench's project and captures."""
+    return {**os.environ, "ENGINE": engine, "PAIRS": str(pairs), "NATLAB_PROJECT": PROJECT,
+            "NATLAB_CAPTURES": str(BENCH_CAPTURES), **extra_env}
+
+
 def cli(engine: str, *args: str, pairs: int = 1, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENGINE": engine, "PAIRS": str(pairs), "NATLAB_PROJECT": PROJECT,
-           "NATLAB_CAPTURES": str(PROJECT_DIR / ".bench" / "captures"), **extra_env}
-    proc = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT_DIR, env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT_DIR,
+                          env=cli_env(engine, pairs, **extra_env), capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise SystemExit(f"{engine}: lab {' '.join(args)} (PAIRS={pairs}) failed:\n{proc.stdout}{proc.stderr}")
     return proc

@@ -9,24 +9,18 @@ Figures, written to .bench/matrix.json, each beside its goal as a ratio (<= 1 me
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 
-from bench.lab_bench import PROJECT, say, show_figures, warm_bytecode
-from lab.paths import PROJECT_DIR
+from bench.lab_bench import cli, say, show_figures, warm_bytecode
 
 GOALS_S = {"netns": 30.0, "docker": 300.0}
 CELLS = 36
 
 
 def timed_matrix(engine: str, runs: int = 1) -> dict:
-    env = {**os.environ, "ENGINE": engine, "NATLAB_PROJECT": PROJECT,
-           "NATLAB_CAPTURES": str(PROJECT_DIR / ".bench" / "captures")}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "lab", "matrix", "--runs", str(runs)], cwd=PROJECT_DIR, env=env,
-                          capture_output=True, text=True)
+    proc = cli(engine, "matrix", "--runs", str(runs), check=False)
     seconds = time.monotonic() - started
     summary = next((line for line in proc.stdout.splitlines() if "cells" in line and "theory" in line), "")
     say(f"{engine}, {runs} run(s): {seconds:.1f}s, exit {proc.returncode}: {summary}")

@@ -18,35 +18,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 
-from bench.lab_bench import PROJECT, cli, say, show_figures, warm_bytecode
+from bench.lab_bench import BENCH_CAPTURES, cli, cli_env, say, show_figures, warm_bytecode
 from lab.paths import MOUNT_ENV, PROJECT_DIR
 
 RECIPES = PROJECT_DIR / "docs" / "recipes"
 PROGRAM = "python3 udp_punch.py"
-CAPTURES = PROJECT_DIR / ".bench" / "captures"
 
 
 def timed_run(engine: str, pairs: int) -> dict:
     """One `python -m lab run` of the recipe in every pair, timed from outside and from its run.json."""
-    env = {"ENGINE": engine, "PAIRS": str(pairs), "NATLAB_PROJECT": PROJECT, "NATLAB_CAPTURES": str(CAPTURES),
-           MOUNT_ENV: str(RECIPES)}
     argv = [sys.executable, "-m", "lab", "run", "--a", PROGRAM, "--b", PROGRAM, "--duration", "60",
             "--expect", "direct", "--relay", "off"]
     started = time.time()
-    proc = subprocess.Popen(argv, cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(argv, cwd=PROJECT_DIR, env=cli_env(engine, pairs, **{MOUNT_ENV: str(RECIPES)}),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     verdict_at = None
     for line in proc.stdout:
         if verdict_at is None and line.startswith("verdict for run"):
             verdict_at = time.time()
     code, ended = proc.wait(), time.time()
-    run_dir = (CAPTURES / "latest").resolve()
+    run_dir = (BENCH_CAPTURES / "latest").resolve()
     programs = json.loads((run_dir / "run.json").read_text())["programs"].values()
     paths = json.loads((run_dir / "verdict.json").read_text()).get("paths", [])
     starts = [p["started_at"] for p in programs]
