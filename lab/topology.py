@@ -78,6 +78,11 @@ class Node:
         """The node's first address: the one it is known by."""
         return self.interfaces[0].address
 
+    @property
+    def addresses(self) -> tuple[IPv4Address, ...]:
+        """Every address the node answers on: its interfaces', then its aliases."""
+        return (*(i.address for i in self.interfaces), *self.aliases)
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -205,19 +210,17 @@ class Topology:
         hosts = self.by_role(NodeRole.WAN_HOST)
         return hosts[0] if hosts else None
 
-    def wan_host_address(self, pair: Pair) -> IPv4Address | None:
-        """The WAN host's address on the pair's own public segment: where its programs reach it."""
-        host = self.wan_host
-        if host is None:
-            return None
-        segment = self.network(pair.router.interface("wan").network)
-        return next((i.address for i in host.interfaces if i.address in segment.subnet), host.address)
+    def address_facing(self, node: Node, pair: Pair) -> IPv4Address:
+        """`node`'s address on the pair's own public segment, where the pair reaches it (the relay's, the
+        WAN host's); its first address if it has none there."""
+        segment = pair.router.interface("wan").network
+        return next((i.address for i in node.interfaces if i.network == segment), node.address)
 
     def relay_peer_ranges(self) -> list[tuple[IPv4Address, IPv4Address]]:
         """The addresses the relay may relay to: every public address but the broker's, the outsider's and
         the WAN host's (routers' and its own), as ranges."""
-        excluded = {i.address for n in self.nodes if n.role in (NodeRole.BROKER, NodeRole.OUTSIDER, NodeRole.WAN_HOST)
-                    for i in n.interfaces} | {a for n in self.by_role(NodeRole.BROKER) for a in n.aliases}
+        excluded = {a for n in self.nodes if n.role in (NodeRole.BROKER, NodeRole.OUTSIDER, NodeRole.WAN_HOST)
+                    for a in n.addresses}
         ranges: list[tuple[IPv4Address, IPv4Address]] = []
         for network in self.public_networks:
             for ip in network.subnet.hosts():
@@ -232,6 +235,14 @@ class Topology:
     @property
     def pairs(self) -> list[Pair]:
         return list(self._pairs)
+
+    @cached_property
+    def _partners(self) -> dict[str, Pair]:
+        return {side.label: other for pp in self.punch_pairs for side, other in ((pp.a, pp.b), (pp.b, pp.a))}
+
+    def partner(self, pair: Pair) -> Pair:
+        """The other side of the pair's punch pair."""
+        return self._partners[pair.label]
 
     def pair(self, label: str) -> Pair:
         return _find(self.pairs, "label", label, "pair")

@@ -182,6 +182,13 @@ class _Hosts:
         return None
 
 
+def _with_strangers(known: tuple[Lane, ...], arrows: list[Arrow]) -> tuple[Lane, ...]:
+    """The known lanes, then one for each host the arrows name that the topology does not, in order."""
+    named = {lane.node for lane in known}
+    strangers = dict.fromkeys(x for a in arrows for x in (a.src, a.dst) if x not in named)
+    return known + tuple(Lane(s, (s,)) for s in strangers)
+
+
 def build_ladder(view: RunView, trips: list[Journey]) -> Ladder:
     hosts = _Hosts(view)
     known = lanes(view)
@@ -206,12 +213,9 @@ def build_ladder(view: RunView, trips: list[Journey]) -> Ladder:
     used = {x for a in arrows for x in (a.src, a.dst)}
     wan_host = view.topology.wan_host
     idle = ({wan_host.name} if wan_host else set()) - used  # no lane for an unused WAN host
-    known = tuple(lane for lane in known if lane.node not in idle)
-    named = {lane.node for lane in known}
-    strangers = dict.fromkeys(x for a in arrows for x in (a.src, a.dst) if x not in named)
     intros = view.introductions()
     return Ladder(
-        lanes=known + tuple(Lane(s, (s,)) for s in strangers),
+        lanes=_with_strangers(tuple(lane for lane in known if lane.node not in idle), arrows),
         arrows=tuple(arrows),
         introduction=max(p.time for p in intros) - view.t0 if intros else None,
     )
@@ -279,9 +283,6 @@ def flow_ladder(view: RunView, trips: list[Journey]) -> Ladder:
             way=_way(view, src, dst),
         ))
     arrows.sort(key=lambda a: a.sent)
-    used = {x for a in arrows for x in (a.src, a.dst)}
-    known = tuple(lane for lane in lanes(view) if lane.node in used or lane.node in {p.peer.name for p in view.pairs})
-    named = {lane.node for lane in known}
-    strangers = dict.fromkeys(x for x in used if x not in named)
-    return Ladder(lanes=known + tuple(Lane(s, (s,)) for s in strangers), arrows=tuple(arrows), introduction=None,
-                  unit="flows")
+    used = {x for a in arrows for x in (a.src, a.dst)} | {p.peer.name for p in view.pairs}
+    known = tuple(lane for lane in lanes(view) if lane.node in used)
+    return Ladder(lanes=_with_strangers(known, arrows), arrows=tuple(arrows), introduction=None, unit="flows")

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 from lab.analysis.journeys import journeys
 from lab.analysis.ladder import build_ladder
-from lab.analysis.paths import DIRECT, FAILED, RELAYED
+from lab.analysis.paths import DIRECT, FAILED, RELAYED, message_arrivals
 from lab.analysis.run import LoadedRun, RunView
 from lab.analysis.verdict import judge
 from lab.topology import PunchPair
 from wire.protocol import Data, Probe
 
-PATH_CLASSES = (DIRECT, RELAYED, FAILED)
 PATH_CHECK = "3"  # the verdict's check of the path: the matrix compares the paths themselves
 NEEDS_A_SESSION = ("2",)  # checks that cannot pass where no path opened (nothing crossed to skip the server)
 
@@ -126,18 +125,8 @@ def time_to_path(view: RunView, pp: PunchPair, path: str) -> float | None:
     if not intros or path not in (DIRECT, RELAYED):
         return None
     since = max(p.time for p in intros)
-    relay_ips = {str(i.address) for i in view.topology.relay.interfaces} if view.topology.relay else set()
-    firsts = []
-    for receiver, sender in ((pp.a, pp.b), (pp.b, pp.a)):
-        for p in view.lan(receiver):
-            if p.time < since or p.dst != str(receiver.private_ip) or not isinstance(p.msg, (Probe, Data)):
-                continue
-            if path == DIRECT and not p.relayed and p.src == str(sender.public_ip):
-                firsts.append(p.time)
-                break
-            if path == RELAYED and p.relayed and p.src in relay_ips:
-                firsts.append(p.time)
-                break
+    firsts = [p.time for sender, receiver in ((pp.b, pp.a), (pp.a, pp.b))
+              for p, way in message_arrivals(view, sender, receiver, (Probe, Data)) if way == path and p.time >= since]
     return round(min(firsts) - since, 6) if firsts else None
 
 

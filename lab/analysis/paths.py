@@ -13,6 +13,7 @@ strategy against both NATs) and the relay mode of the run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lab.analysis.packets import Packet
@@ -67,23 +68,31 @@ def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b") -> Expec
     return Expected(RELAYED if relay_mode == "auto" else FAILED, theory.reason)
 
 
-def _arrivals(view: RunView, sender: Pair, receiver: Pair, relay_ips: set[str]) -> Direction:
-    direct, relayed = set(), set()
-    private, public = str(receiver.private_ip), str(sender.public_ip)
+def message_arrivals(view: RunView, sender: Pair, receiver: Pair,
+                     kinds: tuple[type, ...]) -> Iterator[tuple[Packet, str]]:
+    """The `kinds` of lab messages from `sender` that reached `receiver`'s peer (its router's LAN), each
+    with how: DIRECT (from the sender's public address, outside TURN framing) or RELAYED (from the
+    relay, inside it). Nothing else counts as having arrived."""
+    private, public, relay_ips = str(receiver.private_ip), str(sender.public_ip), view.relay_ips
     for p in view.lan(receiver):
         m = p.msg
-        if isinstance(m, Data) and m.sender == sender.label and p.dst == private:
-            if p.relayed and p.src in relay_ips:
-                relayed.add(m.seq)
-            elif not p.relayed and p.src == public:
-                direct.add(m.seq)
-    return Direction(sender.label, receiver.label, frozenset(direct), frozenset(relayed))
+        if not isinstance(m, kinds) or m.sender != sender.label or p.dst != private:
+            continue
+        if p.relayed and p.src in relay_ips:
+            yield p, RELAYED
+        elif not p.relayed and p.src == public:
+            yield p, DIRECT
+
+
+def _direction(view: RunView, sender: Pair, receiver: Pair) -> Direction:
+    seqs: dict[str, set[int]] = {DIRECT: set(), RELAYED: set()}
+    for p, way in message_arrivals(view, sender, receiver, (Data,)):
+        seqs[way].add(p.msg.seq)
+    return Direction(sender.label, receiver.label, frozenset(seqs[DIRECT]), frozenset(seqs[RELAYED]))
 
 
 def _reached_directly(view: RunView, sender: Pair, receiver: Pair) -> bool:
-    public, private = str(sender.public_ip), str(receiver.private_ip)
-    return any(isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == sender.label
-               and p.src == public and p.dst == private for p in view.lan(receiver))
+    return any(way == DIRECT for _, way in message_arrivals(view, sender, receiver, (Probe, Data)))
 
 
 def relayed_session(packets: list[Packet], labels: set[str]) -> list[Packet]:
@@ -92,9 +101,7 @@ def relayed_session(packets: list[Packet], labels: set[str]) -> list[Packet]:
 
 
 def pair_path(view: RunView, pp: PunchPair, messages: int, relay_mode: str, late_peer: str = "b") -> PairPath:
-    relay = view.topology.relay
-    relay_ips = {str(i.address) for i in relay.interfaces} if relay else set()
-    ways = (_arrivals(view, pp.a, pp.b, relay_ips), _arrivals(view, pp.b, pp.a, relay_ips))
+    ways = (_direction(view, pp.a, pp.b), _direction(view, pp.b, pp.a))
     at_relay = len(relayed_session(view.relay, {pp.a.label, pp.b.label}))
     punched = _reached_directly(view, pp.a, pp.b) and _reached_directly(view, pp.b, pp.a)
     if not all(w.complete(messages) for w in ways):

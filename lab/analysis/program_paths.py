@@ -86,14 +86,14 @@ def sent_to(view: RunView, sender: Pair, node: Node | None) -> set[bytes]:
     """The fingerprints of what `sender` sent to `node`, as it left its router's WAN."""
     if node is None:
         return set()
-    ips, public = {str(i.address) for i in node.interfaces}, str(sender.public_ip)
+    ips, public = {str(a) for a in node.addresses}, str(sender.public_ip)
     return {_fingerprint(p.payload) for p in view.wan(sender) if p.src == public and p.dst in ips and p.payload}
 
 
 def arrivals(view: RunView, receiver: Pair, sender: Pair) -> Arrivals:
     topo = view.topology
-    relays = {str(i.address): n for n in (topo.relay, topo.wan_host) if n for i in n.interfaces}
-    broker_ips = {str(i.address) for i in topo.broker.interfaces} | {str(a) for a in topo.broker.aliases}
+    relays = {str(a): n for n in (topo.relay, topo.wan_host) if n for a in n.addresses}
+    broker_ips = {str(a) for a in topo.broker.addresses}
     forwarded = sent_to(view, sender, topo.wan_host)
     private, partner = str(receiver.private_ip), str(sender.public_ip)
     out = Arrivals(receiver.label)

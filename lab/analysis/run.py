@@ -106,6 +106,12 @@ class RunView:
         return [] if relay is None else [self.vantage(relay.name, i.side) for i in relay.interfaces]
 
     @cached_property
+    def relay_ips(self) -> frozenset[str]:
+        """The relay's addresses (none in a run without one)."""
+        relay = self.topology.relay
+        return frozenset(str(a) for a in relay.addresses) if relay else frozenset()
+
+    @cached_property
     def relay(self) -> list[Packet]:
         """What the relay saw, on all its public segments, in time order (nothing in a run without one)."""
         return sorted((p for v in self.relay_vantages for p in self.caps.get(v, [])), key=lambda p: p.time)
@@ -118,7 +124,7 @@ class RunView:
 
     def partner(self, pair: Pair) -> Pair:
         """The other side of the pair's punch pair."""
-        return next(p for p in self.pairs if p.number == pair.number and p.label != pair.label)
+        return self.topology.partner(pair)
 
     def introductions(self) -> list[Packet]:
         """The introductions the broker sent to the view's peers, as its own capture saw them leave."""

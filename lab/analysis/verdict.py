@@ -163,7 +163,7 @@ def _relayed_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str
     relay to the receiver's; none router to router."""
     problems, evidence = [], []
     want = set(range(1, messages + 1))
-    relay_ips = {str(i.address) for i in view.topology.relay.interfaces}  # type: ignore[union-attr]
+    relay_ips = view.relay_ips
     at_relay = [p for p in view.relay if isinstance(p.msg, Data) and p.relayed]
     for sender, receiver in ((pp.a, pp.b), (pp.b, pp.a)):
         src, dst = str(sender.public_ip), str(receiver.public_ip)

@@ -19,6 +19,5 @@ def turn_credentials(engine: Engine, relay_mode: str, valid_s: float) -> dict[st
     pairs = engine.topology.pairs
     minted = node_commands.mint_turn_credentials([p.label for p in pairs], int(valid_s) + MARGIN_S).run(
         engine, relay.name)
-    on_segment = {i.network: i.address for i in relay.interfaces}
-    return {p.label: TurnCredential(f"{on_segment[p.router.interface('wan').network]}:{TURN_PORT}",
+    return {p.label: TurnCredential(f"{engine.topology.address_facing(relay, p)}:{TURN_PORT}",
                                     minted[p.label]["username"], minted[p.label]["password"]) for p in pairs}

@@ -80,7 +80,7 @@ def _lab_environment(topology: Topology, label: str, shared: str, files: str, du
 def program_environment(topology: Topology, pair: Pair, shared: str, files: str, duration_s: float,
                         turn: node_commands.TurnCredential | None, wan: bool = False) -> dict[str, str]:
     """What a peer's program learns of the lab, one variable each (the README's table)."""
-    partner = next(p for p in topology.pairs if p.number == pair.number and p.label != pair.label)
+    partner = topology.partner(pair)
     env = {
         "NATLAB_SIDE": pair.side, "NATLAB_PAIR": str(pair.number), "NATLAB_PARTNER": partner.label,
         "NATLAB_PRIVATE_IP": str(pair.private_ip), "NATLAB_MAILBOX": f"{shared}/pair-{pair.number}",
@@ -89,7 +89,7 @@ def program_environment(topology: Topology, pair: Pair, shared: str, files: str,
     if turn is not None:
         env.update(NATLAB_TURN=turn.server, NATLAB_TURN_USERNAME=turn.username, NATLAB_TURN_PASSWORD=turn.password)
     if wan:
-        env["NATLAB_WAN"] = str(topology.wan_host_address(pair))
+        env["NATLAB_WAN"] = str(topology.address_facing(topology.wan_host, pair))
     return env
 
 
