@@ -21,6 +21,7 @@ from lab.errors import LabError, Progress
 from lab.paths import RUNTIME_DIR, USER_IMAGE_ENV, lab_runtime
 from lab.topology import Topology, build_topology
 
+NETWORK_RELEASE_S = 5.0  # how long a network may still count a removed container's endpoint
 HEALTH_WAIT_S = 90
 CAPTURE_DIR = "/tmp/natlab-capture"  # a capture agent's directory in its container
 
@@ -147,16 +148,37 @@ class DockerEngine:
             progress("Docker daemon not reachable: nothing to take down")
             return
         if self.compose_path.exists():
-            self._compose("down", "--remove-orphans", "--timeout", "2")
-        # Whatever compose did not know about (an older compose.yaml): remove by label.
+            try:
+                self._compose("down", "--remove-orphans", "--timeout", "2")
+            except LabError as exc:  # e.g. a network whose endpoints Docker has not let go of yet
+                progress(f"compose down did not finish ({str(exc).strip().splitlines()[-1][:160]}): "
+                         "removing the rest by label")
+        # Whatever compose did not know about (an older compose.yaml) or did not finish: remove by label.
         for c in self._lab_containers():
             c.remove(force=True)
         label = f"com.docker.compose.project={self.topology.project}"
         for net in self.client.networks.list(filters={"label": label}):
-            net.remove()
+            self._remove_network(net)
         shutil.rmtree(self.project_dir / lab_runtime(self.topology.project), ignore_errors=True)  # its mailboxes
         if containers:
             progress(f"removed {len(containers)} containers and the lab's networks")
+
+    @staticmethod
+    def _remove_network(net) -> None:
+        """Remove a network, waiting out the moment Docker still counts a removed container's endpoint."""
+        import docker
+
+        deadline = time.monotonic() + NETWORK_RELEASE_S
+        while True:
+            try:
+                net.remove()
+                return
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                if time.monotonic() > deadline:
+                    raise LabError(f"cannot remove Docker network {net.name}: {exc.explanation or exc}") from None
+                time.sleep(0.5)
 
     def program_paths(self) -> tuple[str, str]:
         return compose_file.MAILBOX_IN_NODE, compose_file.FILES_IN_NODE
