@@ -31,7 +31,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -211,7 +213,8 @@ def cmd_run(args: argparse.Namespace, engine: Engine) -> int:
     record = json.loads((run_dir / RUN_RECORD).read_text())
     for label, result in sorted(record.get("programs", {}).items()):
         code = f" with {result['exit_code']}" if result["ended"] == "exited" else ""
-        left = f", {result['left_running']} process(es) it left running killed" if result.get("left_running") else ""
+        left = (f", killed what it left running: {', '.join(result.get('left') or [])}"
+                if result.get("left_running") else "")
         progress(f"program {label}: {result['ended']}{code} after {result['seconds']}s{left}; "
                  f"log {run_dir / (label + '.log')}")
     verdict = judged_and_reported(run_dir, args.verbose, "pcaps, logs, mailboxes, run.json and verdict.json")
@@ -296,7 +299,7 @@ def cmd_classify_all(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace, engine: Engine | None) -> int:
-    from lab.analysis.matrix import Matrix, observe
+    from lab.analysis.matrix import Matrix, all_programs_failed, observe
     from lab.analysis.run import read_run
     from lab.experiment.matrix_run import MatrixConfig, run_matrix
     from lab.report.matrix_files import write_matrix
@@ -305,20 +308,29 @@ def cmd_matrix(args: argparse.Namespace, engine: Engine | None) -> int:
     def names(text: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
+    programs = None
+    if args.a or args.b:
+        from lab.experiment.user_run import ProgramRunConfig
+
+        programs = ProgramRunConfig(a=args.a or "", b=args.b or "", wan=args.wan, duration_s=args.duration)
     config = MatrixConfig(nats=names(args.nats), links=names(args.links), relay=args.relay, runs=args.runs,
-                          messages=args.messages)
+                          messages=args.messages, programs=programs)
     project = f"{args.project[:16]}-mx"  # a lab of its own: the user's lab, if up, is left alone
-    progress(f"matrix: {len(config.cells)} cells ({len(config.nats)} NATs x {len(config.nats)}"
+    who = "your programs" if programs else "the lab's peers"
+    progress(f"matrix of {who}: {len(config.cells)} cells ({len(config.nats)} NATs x {len(config.nats)}"
              + (f" x {len(config.links)} links" if len(config.links) > 1 else "") + f"), relay {config.relay}, "
              f"{config.runs} run(s), {args.engine} lab {project}")
     matrix_dir, runs = run_matrix(lambda topology: make_engine(args.engine, topology), args.engine, project, config,
                                   captures_root(), progress)
     progress("reading the runs' pcaps, cell by cell")
-    matrix = Matrix(config.nats, config.links, config.relay)
+    matrix = Matrix(config.nats, config.links, config.relay,
+                    programs=programs and {"a": programs.a, "b": programs.b, "wan": programs.wan})
     for run_dir in runs:
         observe(matrix, read_run(run_dir))
     files = write_matrix(matrix, matrix_dir)
     print(terminal_grid(matrix))
+    if (failure := all_programs_failed(matrix)) is not None:
+        progress(f"no program exited 0 in any cell (e.g. {failure}): check the command lines and MOUNT")
     print("\n" + "\n".join(str(f) for f in files))
     return 0 if not matrix.disagreements else 1
 
@@ -353,6 +365,17 @@ def cmd_compose(args: argparse.Namespace, engine: Engine | None) -> int:
     return 0
 
 
+def add_program_arguments(parser: argparse.ArgumentParser) -> None:
+    """The user's programs, as `run` and `matrix` take them (each flag also read from its make variable)."""
+    parser.add_argument("--a", default=os.environ.get("A") or None, help="side a's command line (env A)")
+    parser.add_argument("--b", default=os.environ.get("B") or None, help="side b's command line (env B)")
+    parser.add_argument("--wan", default=os.environ.get("WAN") or "",
+                        help="a program of yours on the WAN host (a rendezvous or relay; env WAN), stopped when "
+                        "the peers' programs end")
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("DURATION") or 30),
+                        help="seconds before the programs still running are stopped (env DURATION; 30)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", default=os.environ.get("ENGINE") or "docker", help=f"one of {', '.join(ENGINES)} (env ENGINE)")
@@ -376,13 +399,7 @@ def parser() -> argparse.ArgumentParser:
                         "(after --wan on the WAN host, when given, listens); their environment says what they need "
                         "(NATLAB_STUN, NATLAB_TURN..., NATLAB_MAILBOX, NATLAB_WAN; see the README). The path their "
                         "traffic took is decided from the pcaps alone.")
-    rn.add_argument("--a", default=os.environ.get("A") or None, help="side a's command line (env A)")
-    rn.add_argument("--b", default=os.environ.get("B") or None, help="side b's command line (env B)")
-    rn.add_argument("--wan", default=os.environ.get("WAN") or "",
-                    help="a program of yours on the WAN host (a rendezvous or relay; env WAN), stopped when the "
-                    "peers' programs end")
-    rn.add_argument("--duration", type=float, default=float(os.environ.get("DURATION") or 30),
-                    help="seconds before the programs still running are stopped (env DURATION; 30)")
+    add_program_arguments(rn)
     rn.add_argument("--expect", choices=("direct", "relayed", "any"), default=os.environ.get("EXPECT") or "any",
                     help="the path the run must show (env EXPECT; any: some path)")
     rn.add_argument("--relay", choices=node_commands.RELAY_MODES, default=os.environ.get("RELAY") or "auto",
@@ -430,17 +447,20 @@ def parser() -> argparse.ArgumentParser:
     mx = sub.add_parser("matrix", help="every NAT pair punched at once: theory's path beside the pcaps'",
                         description="Stands up a lab of its own with one punch pair per cell (a's NAT x b's NAT, "
                         "for each link), punches them all at once RUNS times, and compares each cell's path in the "
-                        "pcaps with the one RFC 4787 behaviours allow (nat/traversal.py). Writes matrix.json, .md, "
+                        "pcaps with the one RFC 4787 behaviours allow (nat/traversal.py). With --a and --b (A=, B=), every cell "
+                        "runs your programs instead, as `run` does, and shows where they fall short of what the NATs "
+                        "allow. Writes matrix.json, .md, "
                         ".html and .png; exits 1 if a cell is not as theory expects. The lab is taken down after.")
     mx.add_argument("--nats", default=os.environ.get("NATS") or ",".join(PRESETS),
                     help=f"comma-separated NAT presets or settings (env NATS; default all: {','.join(PRESETS)})")
     mx.add_argument("--links", default=os.environ.get("LINKS") or DEFAULT_LINK,
                     help=f"comma-separated links, both sides of each cell (env LINKS; {DEFAULT_LINK})")
     mx.add_argument("--relay", choices=node_commands.RELAY_MODES, default=os.environ.get("RELAY") or "auto",
-                    help="the peers' relay mode (env RELAY)")
+                    help="the peers' relay mode (env RELAY); your programs get TURN credentials unless off")
     mx.add_argument("--runs", type=int, default=int(os.environ.get("RUNS") or 1),
                     help="punch each cell this many times: a success rate per cell (env RUNS; 1)")
-    mx.add_argument("--messages", type=int, default=3, help="messages each way per run (3)")
+    mx.add_argument("--messages", type=int, default=3, help="messages each way per run (3; the lab's peers)")
+    add_program_arguments(mx)
     mx.set_defaults(func=cmd_matrix, engine_free=True)
     ht = sub.add_parser("host-tools", help="install the Debian package of each missing command (the tests' tools)",
                         description="For netns, where nodes run the host's programs: COMMAND=PACKAGE ... installs "
@@ -454,6 +474,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C is how a lab-up is rolled back
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     args = parser().parse_args(argv)
     try:
         if getattr(args, "engine_free", False):

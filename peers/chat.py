@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -232,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="local UDP port (0: any)")
     parser.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the partner")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C says bye, even if started with it ignored
     try:
         return chat(args)
     except CredentialError as exc:

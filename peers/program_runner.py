@@ -8,7 +8,7 @@ and stderr go to DIR/program.log, and DIR is also the program's own output direc
 (NATLAB_OUT). The program may end by itself (its exit code is its side's) or run until
 --duration: then it is sent SIGTERM, and SIGKILL GRACE_S later, and marked so. Nothing it started
 outlives the run: the runner is the child subreaper of the program's tree, so daemons that fork
-away become its children and are killed at the end (counted in the answer). The runner's own
+away become its children and are killed at the end (counted and named in the answer). The runner's own
 SIGTERM stops the program the same way before the duration (how the lab ends a WAN program when
 the peers are done; --pid-file says whom to signal). The answer is one JSON line: exit code,
 whether it was stopped, when it started (epoch seconds) and how long it ran, the first lines of
@@ -72,16 +72,23 @@ def _children() -> dict[int, str]:
     return found
 
 
-def kill_leftovers() -> int:
-    """SIGKILL and reap whatever the program left running (reparented here); how many were alive."""
-    killed = 0
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def kill_leftovers() -> list[str]:
+    """SIGKILL and reap whatever the program left running (reparented here): the names of those alive."""
+    killed: list[str] = []
     for _ in range(100):  # each round reaps one generation: a killed parent's children come here next
         children = _children()
         if not children:
             break
         for pid, state in children.items():
             if state != "Z":
-                killed += 1
+                killed.append(f"{_name(pid)}[{pid}]")
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -149,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pid_file:
         Path(args.pid_file).write_text(f"{os.getpid()}\n")
     result = run(command, Path(args.out), Path(args.cwd), args.duration, env)
-    result["left_running"] = kill_leftovers()
+    left = kill_leftovers()
+    result["left_running"], result["left"] = len(left), left
     print(json.dumps(result), flush=True)
     return 0
 

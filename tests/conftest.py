@@ -15,11 +15,16 @@ module's netns tests before its Docker ones.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.labs import lab, say
+
+# The tests rely on Ctrl-C as a terminal gives it, whoever started them (a shell that ignores SIGINT, as
+# background jobs and some CI runners do, would hand the ignored signal on to every program they spawn).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TESTS = Path(__file__).resolve().parent
 FOLDER_MARKS = {("system", "netns"): "netns", ("system", "docker"): "docker"}

@@ -56,6 +56,11 @@ class ProgramPath:
     packets_per_second: dict[str, list[int]]  # path -> packets delivered in each second of the run
     upgraded_at: float | None = None  # a relayed session that went direct: when (the later first direct datagram)
 
+    def opened(self, path: str) -> float | None:
+        """When `path` had carried something to both peers (epoch seconds, at their LANs), or None."""
+        firsts = [w.first.get(path) for w in self.arrivals]
+        return None if None in firsts else max(firsts)  # type: ignore[type-var]
+
     def timeline(self) -> dict[str, dict[str, list[int]]]:
         """Bytes and packets per path per second, as verdict.json keeps them."""
         return {p: {"bytes": self.per_second[p], "packets": self.packets_per_second[p]} for p in self.per_second}

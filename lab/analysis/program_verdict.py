@@ -28,8 +28,10 @@ def judge_programs(run: LoadedRun) -> Verdict:
         evidence.append(f"{name}: {path.path}; first direct datagram: {firsts}{upgrade}; {path.reason}; "
                         f"bytes from the later first direct datagram on: {path.after_direct}")
         as_expected = path.path != NONE and expect in ("any", path.path)
+        opened = path.opened(path.path) if path.path != NONE else None
         rows.append({"pair": path.number, "path": path.path, "expected": expect, "as_expected": as_expected,
                      "reason": path.reason, "first_direct": path.first_direct, "upgraded_at": path.upgraded_at,
+                     "opened_at": None if opened is None else round(opened, 6),
                      "per_second": path.timeline()})
         if not as_expected:
             failed.append(path.number)
@@ -42,7 +44,8 @@ def judge_programs(run: LoadedRun) -> Verdict:
     leaks = wan_leaks(view)
     checks.append(Check("2", "no private address on a WAN", not leaks,
                         "; ".join(leaks) or "private addresses only on the LANs"))
-    ended, bad = [], []
+    peers = {side.label: side for pp in view.topology.punch_pairs for side in pp.sides}
+    ended, bad, bad_pairs = [], [], []
     for label, result in sorted(run.record.get("programs", {}).items()):
         how = result.get("ended")
         code = result.get("exit_code")
@@ -51,5 +54,8 @@ def judge_programs(run: LoadedRun) -> Verdict:
         if how == "not started" or (how == "exited" and code != 0):
             head = " | ".join(result.get("head") or [])[:300]
             bad.append(f"{label}: {how}" + (f" with exit code {code}" if how == "exited" else "") + f": {head}")
-    checks.append(Check("3", "the programs ended well", not bad, "; ".join(bad) or "; ".join(ended), ended))
+            if label in peers:
+                bad_pairs.append(peers[label].number)
+    checks.append(Check("3", "the programs ended well", not bad, "; ".join(bad) or "; ".join(ended), ended,
+                        failed_pairs=sorted(set(bad_pairs))))
     return Verdict(run.record["run_id"], checks, rows)

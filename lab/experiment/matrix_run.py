@@ -6,20 +6,23 @@ settings (lab.topology.PairSettings) holds them: on netns every cell in one lab;
 batches of DOCKER_BATCH cells, one lab each, since a container per node makes a 36-pair lab
 (150 containers) more than a 2-core machine starts in minutes. Each lab is punched RUNS times
 (each run a punch test of its own, captured and judged as ever), then taken down, whatever
-happens. The runs land in the matrix's directory; lab.analysis.matrix reads them.
+happens. With the user's programs (`make matrix A= B=`), each run is a `make run` of them
+(lab.experiment.user_run) instead of a punch test: every cell's pair runs them at once. The runs
+land in the matrix's directory; lab.analysis.matrix reads them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from pathlib import Path
 
 from lab.engines.base import Engine
 from lab.errors import LabError, Progress
 from lab.experiment.punch_test import PunchTestConfig, point_latest, run_punch_test
+from lab.experiment.user_run import ProgramRunConfig, run_programs
 from lab.topology import MAX_PAIRS, PairSettings, Topology, build_topology
 from nat.behaviour import PRESETS, validate_preset
 from node.link import DEFAULT_LINK, validate_link
@@ -35,6 +38,7 @@ class MatrixConfig:
     relay: str = "auto"
     runs: int = 1
     messages: int = 3
+    programs: ProgramRunConfig | None = None  # the user's programs in every cell, or None: the lab's peers
 
     def __post_init__(self) -> None:
         if not self.nats:
@@ -61,7 +65,8 @@ def batches(cells: tuple[PairSettings, ...], engine: str) -> list[tuple[PairSett
 
 def run_matrix(make_lab: Callable[[Topology], Engine], engine_name: str, project: str, config: MatrixConfig,
                captures_root: Path, progress: Progress) -> tuple[Path, list[Path]]:
-    """Punch every cell `config.runs` times; return the matrix directory and its runs' directories."""
+    """Punch every cell (or run the programs in it) `config.runs` times; return the matrix directory and
+    its runs' directories."""
     matrix_dir = captures_root / (MATRIX_PREFIX + time.strftime("%Y%m%d-%H%M%S"))
     matrix_dir.mkdir(parents=True)
     groups = batches(config.cells, engine_name)
@@ -76,8 +81,12 @@ def run_matrix(make_lab: Callable[[Topology], Engine], engine_name: str, project
         try:
             for run in range(config.runs):
                 progress(f"run {run + 1}/{config.runs} of lab {number}/{len(groups)}")
-                test = PunchTestConfig.for_pairs(len(group), messages=config.messages, relay=config.relay)
-                runs.append(run_punch_test(engine, test, matrix_dir, progress))
+                if config.programs is not None:
+                    runs.append(run_programs(engine, replace(config.programs, relay=config.relay), matrix_dir,
+                                             progress))
+                else:
+                    test = PunchTestConfig.for_pairs(len(group), messages=config.messages, relay=config.relay)
+                    runs.append(run_punch_test(engine, test, matrix_dir, progress))
         finally:
             engine.down(progress)
     point_latest(captures_root, matrix_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 
 from lab.analysis.matrix import Cell, Matrix
-from lab.report.matrix_text import LEGEND, SYMBOLS, cell_text, summary
+from lab.report.matrix_text import LEGEND, SYMBOLS, cell_text, subjects, summary
 
 COLOURS = {"direct": "#2ca02c", "relayed": "#9467bd", "failed": "#9e9e9e", "mixed": "#e6a700"}
 STYLE = """
@@ -32,8 +32,8 @@ def anchor(cell: Cell) -> str:
     return "cell-" + "-".join(cell.key)
 
 
-def tooltip(cell: Cell) -> str:
-    time = f"{cell.seconds:.3f}s after the introduction" if cell.seconds is not None else "no time"
+def tooltip(cell: Cell, clock: str) -> str:
+    time = f"{cell.seconds:.3f}s after {clock}" if cell.seconds is not None else "no time"
     return (f"a: {cell.nat_a}, b: {cell.nat_b}, link {cell.link}; expected {cell.expected} ({cell.reason}); "
             f"observed {cell.observed} in {len(cell.observations)} run(s); {time}")
 
@@ -51,19 +51,20 @@ def _grid(matrix: Matrix, link: str) -> str:
             cls = ' class="disagree"' if not cell.agree else ""
             cells.append(f'<td{cls} style="background:{COLOURS.get(cell.observed, "#555")}" '
                          f'data-observed="{cell.observed}" data-expected="{cell.expected}" '
-                         f'title="{escape(tooltip(cell))}"><a href="#{anchor(cell)}">{escape(cell_text(cell))}</a></td>')
+                         f'title="{escape(tooltip(cell, matrix.clock))}"><a href="#{anchor(cell)}">{escape(cell_text(cell))}</a></td>')
         rows.append(f"<tr><th>a: {escape(a)}</th>{''.join(cells)}</tr>")
     caption = f"<caption>link {escape(link)}</caption>" if len(matrix.links) > 1 else ""
     return f'<table class="grid">{caption}<tr><th>a \\ b</th>{head}</tr>{"".join(rows)}</table>'
 
 
-def _section(cell: Cell) -> str:
+def _section(cell: Cell, clock: str) -> str:
     verdict = ("as theory expects" if cell.agree
                else f'<span class="bad">NOT as theory expects: {escape(cell.expected)}</span>')
     runs = []
     for o in cell.observations:
-        time = f"{o.seconds:.3f}s after the introduction" if o.seconds is not None else "no time"
-        runs.append(f"<h4>run {escape(o.run_id)}, pair {o.pair}: {escape(o.path)}, {time}</h4>"
+        time = f"{o.seconds:.3f}s after {clock}" if o.seconds is not None else "no time"
+        ended = f"<p>{escape('; '.join(o.programs))}</p>" if o.programs else ""
+        runs.append(f"<h4>run {escape(o.run_id)}, pair {o.pair}: {escape(o.path)}, {time}</h4>{ended}"
                     f"<pre>{escape(chr(10).join(o.evidence) or 'no evidence lines')}</pre>"
                     f"<details><summary>ladder</summary><pre>{escape(chr(10).join(o.ladder))}</pre></details>")
     return (f'<section class="cell" id="{anchor(cell)}"><h3>a: {escape(cell.nat_a)} × b: {escape(cell.nat_b)}, '
@@ -74,8 +75,9 @@ def _section(cell: Cell) -> str:
 def render_html(matrix: Matrix, title: str) -> str:
     legend = "".join(f'<span style="background:{COLOURS[p]}">{SYMBOLS[p]} {p}</span>' for p in COLOURS)
     grids = "".join(_grid(matrix, link) for link in matrix.links)
-    sections = "".join(_section(c) for c in matrix.cells.values())
+    sections = "".join(_section(c, matrix.clock) for c in matrix.cells.values())
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
-            f'<p id="summary">{escape(summary(matrix))}</p><p class="legend">{legend}</p><p>{escape(LEGEND)}</p>'
+            f'<p id="summary">{escape(summary(matrix))}</p><p id="subjects">{escape(subjects(matrix))}</p>'
+            f'<p class="legend">{legend}</p><p>{escape(LEGEND)}</p>'
             f"{grids}<h2>Cells</h2>{sections}</body></html>\n")

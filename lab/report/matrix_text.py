@@ -35,6 +35,14 @@ def grid_header(matrix: Matrix) -> list[str]:
     return ["a \\ b", *matrix.nats]
 
 
+def subjects(matrix: Matrix) -> str:
+    """Whose traversal the cells show: the lab's peers, or the user's programs."""
+    if matrix.programs is None:
+        return f"the lab's own peers; times since {matrix.clock}"
+    commands = ", ".join(f"{side.upper()}='{command}'" for side, command in matrix.programs.items() if command)
+    return f"your programs: {commands}; times since {matrix.clock}"
+
+
 def summary(matrix: Matrix) -> str:
     bad = matrix.disagreements
     total = len(matrix.cells)
@@ -51,13 +59,13 @@ def terminal_grid(matrix: Matrix) -> str:
     for link in matrix.links:
         parts.append(f"link {link}:" if len(matrix.links) > 1 else "")
         parts.append(table(grid_rows(matrix, link), grid_header(matrix)))
-    return "\n".join(p for p in parts if p) + f"\n{LEGEND}\n{summary(matrix)}"
+    return "\n".join(p for p in parts if p) + f"\n{LEGEND}\n{subjects(matrix)}\n{summary(matrix)}"
 
 
 def markdown_grid(matrix: Matrix, title: str) -> str:
     from lab.report.markdown import markdown_table
 
-    parts = [f"# {title}", f"**{summary(matrix)}**", LEGEND.replace("`!`", "**!**")]
+    parts = [f"# {title}", f"**{summary(matrix)}**", subjects(matrix), LEGEND.replace("`!`", "**!**")]
     for link in matrix.links:
         if len(matrix.links) > 1:
             parts.append(f"## Link {link}")

@@ -95,3 +95,11 @@ def test_a_peer_that_woke_late_to_its_introduction_is_still_borne_out():
     reports["a"]["time_to_first_heard_s"] = 0.250
     check = check_links(v, reports)
     assert not check.ok and "introduction to partner of 250.0 ms; the capture shows 300.0 ms (± 30)" in check.detail
+
+
+def test_with_jitter_a_median_may_stray_by_chance_but_not_by_a_wrong_delay():
+    # 20 datagrams through ±30 ms: the median's tolerance is 5 + 3 × 30 / √20 ≈ 25 ms
+    assert check_links(view("delay=100ms,jitter=30ms", 0.087)).ok  # 13 ms low: chance, with 30 ms of jitter
+    check = check_links(view("delay=100ms,jitter=30ms", 0.140))
+    assert not check.ok and "median 140.0 ms, not 100 ms ± 25.1" in check.detail
+    assert not check_links(view("delay=100ms", 0.087)).ok  # without jitter, 5 ms

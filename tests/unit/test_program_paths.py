@@ -206,3 +206,43 @@ def test_the_wan_program_is_awaited_on_a_port_of_its_own_not_one_the_node_had_al
     said = []
     wait_listening(Node(), "wan-host", {("tcp", 40375)}, Future(), said.append)
     assert said == [said[0]] and said[0].startswith("the WAN program listens on tcp/9000 (after")
+
+
+def matrix_cell(tmp_path, steps, relay: str, codes=(0, 0)):
+    """One run of programs in the matrix (TOPO: symmetric × symmetric), started at the builder's clock."""
+    from lab.analysis.matrix import Matrix, observe
+
+    programs = {s: {"exit_code": c, "ended": "exited", "seconds": 1.0, "head": [f"{s} said {c}"],
+                    "started_at": 1_700_000_000.0} for s, c in zip("ab", codes)}
+    build(tmp_path, steps, programs)
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["config"]["relay"] = relay
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    matrix = Matrix(("symmetric",), ("lan",), relay, programs={"a": "x", "b": "y", "wan": ""})
+    observe(matrix, read_run(tmp_path))
+    return matrix, matrix.cell("symmetric", "symmetric", "lan")
+
+
+def test_in_the_matrix_programs_are_held_to_what_the_nats_allow_with_the_relay_they_were_offered(tmp_path):
+    both_relayed = [lambda b: relayed(b, A, B, b"x" * 200), lambda b: relayed(b, B, A, b"y" * 200)]
+    matrix, cell = matrix_cell(tmp_path / "r", both_relayed, "auto")
+    assert (cell.expected, cell.observed, cell.agree) == ("relayed", "relayed", True)
+    assert "offered the lab's TURN relay" in cell.reason and matrix.clock == "the programs' start"
+    assert 0 < cell.seconds < 0.1  # from the programs' start to the relay carrying both ways
+    assert cell.observations[0].programs == ("a: exited with 0 after 1.0s: a said 0", "b: exited with 0 after 1.0s: b said 0")
+    # offered no relay, the programs that found no path failed as the NATs say they must: that holds,
+    # their exit codes aside; offered one and not using it falls short
+    one_way = [lambda b: direct(b, A, B, b"z" * 100)]
+    _, cell = matrix_cell(tmp_path / "o", one_way, "off", codes=(1, 1))
+    assert (cell.expected, cell.observed, cell.agree, cell.failed_checks) == ("failed", "failed", True, ())
+    matrix, cell = matrix_cell(tmp_path / "f", one_way, "auto", codes=(1, 1))
+    assert (cell.expected, cell.observed, cell.agree) == ("relayed", "failed", False)
+    from lab.analysis.matrix import all_programs_failed
+
+    assert all_programs_failed(matrix) == "a: exited with 1 after 1.0s: a said 1"
+
+
+def test_a_program_that_failed_on_a_path_the_nats_allowed_fails_its_cell(tmp_path):
+    both_relayed = [lambda b: relayed(b, A, B, b"x" * 200), lambda b: relayed(b, B, A, b"y" * 200)]
+    _, cell = matrix_cell(tmp_path, both_relayed, "auto", codes=(0, 3))
+    assert cell.observed == "relayed" and not cell.agree and cell.failed_checks == ("3",)

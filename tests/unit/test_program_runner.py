@@ -82,7 +82,7 @@ def test_a_daemon_that_leaves_the_session_does_not_outlive_the_run(tmp_path):
     proc = runner(tmp_path, f"setsid sh -c 'echo $$ > {tmp_path}/daemon; exec sleep 60' & sleep 0.3; exit 0",
                   "--duration", "5")
     result = json.loads(proc.communicate(timeout=20)[0].splitlines()[-1])
-    assert result["ended"] == "exited" and result["left_running"] == 1
+    assert result["ended"] == "exited" and result["left_running"] == 1 and result["left"][0].startswith("sleep[")
     assert gone(int((tmp_path / "daemon").read_text()))
 
 

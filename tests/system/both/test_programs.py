@@ -81,7 +81,8 @@ def test_n2n_edges_introduced_by_their_supernode_on_the_wan_go_direct_behind_por
     assert record["programs"]["wan"]["ended"] == "stopped"  # the supernode, stopped once the edges were done
     assert "echoes came back through the tunnel" in (run_dir / "a.log").read_text()
     assert (run_dir / "wan.log").exists() and (run_dir / "out-a" / "rtt.json").exists()
-    assert all(p["left_running"] == 0 for p in record["programs"].values()), record["programs"]
+    left = {label: (p["ended"], p["exit_code"], p.get("left")) for label, p in record["programs"].items()}
+    assert all(p["left_running"] == 0 for p in record["programs"].values()), left
 
 
 def test_behind_symmetric_nats_n2n_is_relayed_by_its_supernode(engine, tmp_path):

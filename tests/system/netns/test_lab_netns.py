@@ -98,16 +98,22 @@ def test_a_failed_lab_up_removes_what_it_made(monkeypatch):
 INTERRUPT_PAIRS = 30  # a lab-up of ~2 s: long enough to be interrupted at each step
 
 
-@pytest.mark.parametrize(("marker", "after_s"), [
-    ("creating", 0.0),  # namespaces being made
-    ("creating", 0.3),  # nodes being wired, their programs starting
-    ("wired", 0.0),  # waiting for the nodes to be ready
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(("marker", "after_s", "started_ignoring"), [
+    ("creating", 0.0, False),  # namespaces being made
+    ("creating", 0.3, False),  # nodes being wired, their programs starting
+    ("wired", 0.0, False),  # waiting for the nodes to be ready
+    ("creating", 0.3, True),  # started by a shell that ignores SIGINT (a background job, some CI runners)
 ])
-def test_ctrl_c_in_the_middle_of_lab_up_leaves_nothing(marker, after_s):
+def test_ctrl_c_in_the_middle_of_lab_up_leaves_nothing(marker, after_s, started_ignoring):
     """Ctrl-C as a terminal sends it: to the whole process group, whatever lab-up is doing then."""
     env = {**os.environ, "ENGINE": "netns", "NATLAB_PROJECT": "nltest-int", "PAIRS": str(INTERRUPT_PAIRS)}
     proc = subprocess.Popen([sys.executable, "-m", "lab", "up"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_ignore_sigint if started_ignoring else None)
     said = []
     for line in proc.stdout:  # the progress lines say what lab-up is doing
         said.append(line)

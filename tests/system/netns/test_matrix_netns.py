@@ -26,6 +26,25 @@ def test_every_cell_of_three_presets_takes_the_path_theory_allows(relay, tmp_pat
     assert all(c.seconds is not None for c in matrix.cells.values() if c.observed != "failed")
 
 
+def test_a_link_axis_puts_each_cell_on_its_link_and_the_captures_show_its_delay(tmp_path):
+    from lab.analysis.matrix import Matrix, observe
+    from lab.analysis.run import read_run
+    from lab.experiment.matrix_run import MatrixConfig, run_matrix
+    from node.link import PRESETS as LINKS
+
+    config = MatrixConfig(nats=("full-cone",), links=("lan", "mobile-3g"), relay="off")
+    _, runs = run_matrix(lambda t: make_engine("netns", t), "netns", "nltest-mx", config, tmp_path, say)
+    matrix = Matrix(config.nats, config.links, config.relay)
+    for run_dir in runs:
+        observe(matrix, read_run(run_dir))
+    assert not matrix.disagreements, [(c.key, c.observed, c.failed_checks) for c in matrix.disagreements]
+    slow = matrix.cell("full-cone", "full-cone", "mobile-3g")
+    # the introduction crosses the peer's access link, then its probe the partner's: two one-way delays at least
+    one_way = LINKS["mobile-3g"].delay_ms - LINKS["mobile-3g"].jitter_ms
+    assert slow.observed == "direct" and slow.seconds >= 2 * one_way / 1000, slow.seconds
+    assert matrix.cell("full-cone", "full-cone", "lan").observed == "direct"
+
+
 def test_a_cell_whose_router_lost_its_firewall_is_caught(tmp_path):
     broken = ("full-cone", "port-restricted", "lan")
 
