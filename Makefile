@@ -134,12 +134,8 @@ system-test: netns-test docker-test ## the system tests on both engines, netns f
 test: unit-test netns-test docker-test ## everything, in this order: unit, netns system, Docker system tests
 
 bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links, the relay's, make run's and the matrix's figures (ENGINE=netns: netns only)
-	$(PY) -m bench.lab_bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
+	$(PY) -m bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
 	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
-	$(PY) -m bench.link_bench
-	$(PY) -m bench.relay_bench
-	$(PY) -m bench.run_bench $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
-	$(PY) -m bench.matrix_bench $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
 
 bench-links: $(STAMP) ## punching through slow, lossy links (netns): time to punch per RTT, success per loss, stage ceiling
 	$(PY) -m bench.link_bench

@@ -6,8 +6,11 @@ Figures (printed as a table and written to .bench/lab.json), for each engine ask
 - lab-up, lab-down and the two together: warm (Docker's image present), the default lab,
   median of --cycles
 - netns / docker: the ratio of those (only when both engines ran; the goal is <= 0.1)
-- largest PAIRS punched: the sizes of --sizes in turn (lab-up, punch-test, lab-down, each timed),
-  up to the first size whose verdict is not 100% pass; the whole run's time is reported per size
+- largest PAIRS punched: the sizes of SIZES in turn (lab-up, punch-test, lab-down, each timed),
+  up to the first size whose verdict is not 100% pass; the whole run's time is reported per size,
+  and a size that fails is a figure too (what failed, and the line that says why); the largest
+  netns size is the topology's MAX_PAIRS (the public segments' addresses: the lab refuses more,
+  saying so); Docker's series stops once --docker-budget-s have gone (the sizes left are marked so)
 - time to punch: from the introduction to the first packet heard from the partner, both peers
   probing at once, over --runs runs on fresh NAT state (median and 90th percentile), PAIRS=1
 Timing belongs here, never in the tests: machines are shared and noisy. Every lab is taken down
@@ -33,9 +36,10 @@ from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.punch_test import PunchTestConfig, punch
 from lab.paths import PACKAGES, PROJECT_DIR
 from lab.report.terminal import table
-from lab.topology import build_topology
+from lab.topology import MAX_PAIRS, build_topology
 
-SIZES = {"netns": [1, 10, 50, 100, 150, 200, 250], "docker": [1, 5, 10, 20, 50]}
+SIZES = {"netns": [1, 10, 50, 100, 150, 200, MAX_PAIRS], "docker": [1, 5, 10, 20, 50]}
+DOCKER_BUDGET_S = 1800.0  # Docker's series of sizes stops past this (a 50-pair lab is 200 containers)
 PROJECT = "natlab-bench"  # never the project of a lab someone has up
 
 
@@ -131,21 +135,45 @@ def up_down(engine: str, cycles: int) -> dict:
             "up_down_s": round(statistics.median(u + d for u, d in zip(ups, downs)), 2)}
 
 
-def largest_punched(engine: str, sizes: list[int]) -> list[dict]:
-    """Each size in turn until one does not pass 100%: the times of its up, punch-test and down."""
+def why(proc: subprocess.CompletedProcess) -> str:
+    """The line of a failed command that says why: its error, else the verdict's summary, else its last."""
+    lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("natlab: error:") or "FAILED" in line]
+    return (said or lines or [f"exit {proc.returncode}"])[-1][:300]
+
+
+def largest_punched(engine: str, sizes: list[int], budget_s: float | None = None) -> list[dict]:
+    """Each size in turn until one does not pass 100%: the times of its up, punch-test and down; a size
+    that fails says what failed and why; past `budget_s` the sizes left are skipped, and say so."""
     rows = []
+    started = time.monotonic()
     for pairs in sizes:
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            rows.append({"pairs": pairs, "all_pass": False, "skipped": f"past the {budget_s:g}s time budget"})
+            continue
         say(f"{engine}: PAIRS={pairs}")
-        row: dict = {"pairs": pairs}
+        row: dict = {"pairs": pairs, "all_pass": False}
         try:
-            row["up_s"] = round(timed(lambda: cli(engine, "up", pairs=pairs)), 1)
             start = time.monotonic()
-            proc = cli(engine, "punch-test", pairs=pairs, check=False)
-            row["punch_test_s"] = round(time.monotonic() - start, 1)
-            row["all_pass"] = proc.returncode == 0
+            up = cli(engine, "up", pairs=pairs, check=False)
+            row["up_s"] = round(time.monotonic() - start, 1)
+            if up.returncode != 0:
+                row["failed"] = f"lab-up: {why(up)}"
+            else:
+                start = time.monotonic()
+                proc = cli(engine, "punch-test", pairs=pairs, check=False)
+                row["punch_test_s"] = round(time.monotonic() - start, 1)
+                row["all_pass"] = proc.returncode == 0
+                if not row["all_pass"]:
+                    row["failed"] = f"punch-test: {why(proc)}"
         finally:
-            row["down_s"] = round(timed(lambda: cli(engine, "down", pairs=pairs)), 1)
-        row["whole_run_s"] = round(row["up_s"] + row["punch_test_s"] + row["down_s"], 1)
+            start = time.monotonic()
+            down = cli(engine, "down", pairs=pairs, check=False)
+            row["down_s"] = round(time.monotonic() - start, 1)
+            if down.returncode != 0:
+                row["failed"] = (row.get("failed", "") + f"; lab-down: {why(down)}").lstrip("; ")
+        if row["all_pass"]:
+            row["whole_run_s"] = round(row["up_s"] + row["punch_test_s"] + row["down_s"], 1)
         rows.append(row)
         say(f"{engine}: {row}")
         if not row["all_pass"]:
@@ -176,7 +204,7 @@ def bench_engine(name: str, args: argparse.Namespace) -> dict:
     say(f"{name}: lab-up + lab-down, {args.cycles} cycles")
     figures.update(up_down(name, args.cycles))
     sizes = [s for s in SIZES[name] if s <= args.max_pairs]
-    rows = largest_punched(name, sizes)
+    rows = largest_punched(name, sizes, args.docker_budget_s if name == "docker" else None)
     passed = [r for r in rows if r["all_pass"]]
     figures["sizes"] = rows
     figures["punch_test_s_pairs_1"] = rows[0]["punch_test_s"] if rows else None
@@ -202,20 +230,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="bench this engine only (repeatable; default: every engine, side by side)")
     parser.add_argument("--runs", type=int, default=20, help="punches for the time-to-punch figure (0: skip)")
     parser.add_argument("--cycles", type=int, default=3, help="lab-up + lab-down cycles to take the median of")
-    parser.add_argument("--max-pairs", type=int, default=250, help="largest PAIRS to try")
+    parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS, help=f"largest PAIRS to try ({MAX_PAIRS})")
+    parser.add_argument("--docker-budget-s", type=float, default=DOCKER_BUDGET_S,
+                        help=f"Docker's sizes stop past this many seconds ({DOCKER_BUDGET_S:g})")
     args = parser.parse_args(argv)
     engines = args.engine or list(ENGINES)
     results: dict[str, dict] = {}
     warm_bytecode()
     try:
         for name in engines:
-            results[name] = bench_engine(name, args)
+            try:
+                results[name] = bench_engine(name, args)
+            except (SystemExit, Exception) as exc:  # noqa: BLE001  a failed engine is a figure; the next runs
+                say(f"{name}: the bench failed: {exc}")
+                results[name] = {"failed": str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc)}
     finally:
         for name in engines:
             cli(name, "down", pairs=max(SIZES[name]), check=False)
     rows = [[f"{name}: {key}", json.dumps(value)] for name, figs in results.items()
             for key, value in figs.items() if key != "sizes"]
-    if {"netns", "docker"} <= set(results):
+    if all("up_down_s" in results.get(name, {}) for name in ("netns", "docker")):
         ratio = results["netns"]["up_down_s"] / results["docker"]["up_down_s"]
         results["netns_over_docker_up_down"] = round(ratio, 3)
         rows.append(["netns / docker, lab-up + lab-down", f"{ratio:.3f} (goal <= 0.1)"])

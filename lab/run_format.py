@@ -10,6 +10,7 @@ RUN_RECORD = "run.json"  # the topology snapshot, the settings and the peers' ow
 RUN_FORMAT = 1  # run.json's "format": what this natlab writes, and the newest it reads
 VERDICT_FILE = "verdict.json"  # the checks with their evidence, written by the CLI
 LATEST = "latest"  # the link to the newest run, beside the runs
+CAPTURE_STATS = "captures.json"  # each capture agent's account of its captures: kernel drops, markers, times
 
 # The controls tag their packets with these (the lab's ping), one tag per side: the verdict finds them by it.
 TAG_NO_BYPASS = "control-no-bypass"

@@ -11,11 +11,18 @@ scapy instead of hundreds). Writes PID at start, READY once every socket is open
 SIGTERM/SIGINT drains what the kernel still holds, flushes and writes DONE. Kernel timestamps,
 full packets, both directions, written as they came (scapy opens the sockets and writes the
 pcaps; nothing is dissected).
+
+What proves each capture whole: before READY the agent sends a start marker out of every
+interface it captures, and on the stop signal an end marker (wire.capture_marker), each seen by
+its own capture like any frame; then it asks the kernel what each socket dropped
+(PACKET_STATISTICS) and writes STATS (JSON, before DONE): per vantage point the frames written,
+the kernel's count and drops, and the markers seen; and when the capture started and stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import select
@@ -26,15 +33,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from node.network import interface_for
+from wire.capture_marker import END, ETHERTYPE, START, marker_frame, parse_marker
 
 READY = "READY"
 DONE = "DONE"
 PID = "PID"
+STATS = "STATS"
+END_WAIT_S = 1.0  # how long the agent waits, on stopping, for its end markers to come round
 POLL_S = 0.2  # how often the capture loop looks for the stop signal
 # Opening or closing a packet socket waits for an RCU grace period (~7 ms, synchronize_net in the
 # kernel); waiters share grace periods, so a big lab's hundreds of sockets open and close in threads.
@@ -46,6 +56,7 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # past net.core.rmem_max
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
+PACKET_STATISTICS = 6  # struct tpacket_stats {tp_packets, tp_drops}; reading it resets it
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,37 @@ class Vantage:
         return cls(name, iface, netns)
 
 
-def open_socket(vantage: Vantage):
+@dataclass
+class Tap:
+    """One vantage point's capture: its listening socket, a socket to send its markers, its pcap."""
+
+    vantage: Vantage
+    listen: object  # scapy's L2ListenSocket
+    sender: socket.socket
+    mac: bytes
+    writer: object = None  # scapy's PcapWriter
+    written: int = 0
+    markers: set[str] = field(default_factory=set)
+    marker_errors: list[str] = field(default_factory=list)
+
+    def mark(self, kind: str) -> None:
+        try:
+            self.sender.send(marker_frame(kind, self.vantage.name, self.mac))
+        except OSError as exc:  # an interface gone down: the missing marker tells the verdict
+            self.marker_errors.append(f"{kind}: {exc}")
+
+    def kernel_stats(self) -> tuple[int, int]:
+        """(frames the kernel had for the socket, of which it dropped), since the socket opened."""
+        packets, drops = struct.unpack("II", self.listen.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        return packets, drops
+
+    def stats(self) -> dict:
+        packets, drops = self.kernel_stats()
+        return {"written": self.written, "kernel_packets": packets, "kernel_drops": drops,
+                "markers": sorted(self.markers), "marker_errors": self.marker_errors}
+
+
+def open_tap(vantage: Vantage) -> Tap:
     from scapy.arch.linux import L2ListenSocket
 
     from node.netns import entered
@@ -81,22 +122,42 @@ def open_socket(vantage: Vantage):
         sock = L2ListenSocket(iface=vantage.iface, promisc=False)
         membership = struct.pack("IHH8s", socket.if_nametoindex(vantage.iface), PACKET_MR_PROMISC, 0, b"")
         sock.ins.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, membership)
+        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: it receives nothing
+        sender.bind((vantage.iface, 0))
     try:
         sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
     except OSError:
         sock.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)  # capped, still more than 64 KiB
-    return sock
+    return Tap(vantage, sock, sender, sender.getsockname()[4])
 
 
-def record(sock, writer) -> None:
-    """Write the next frame waiting on `sock` as it came, with the kernel's timestamp: no dissection,
-    so one agent keeps up with a lab of hundreds of nodes."""
-    _cls, frame, ts = sock.recv_raw()
+def record(tap: Tap) -> None:
+    """Write the next frame waiting on the tap's socket as it came, with the kernel's timestamp: no
+    dissection (but for its own markers), so one agent keeps up with a lab of hundreds of nodes."""
+    _cls, frame, ts = tap.listen.recv_raw()
     if frame is None:
         return
     ts = time.time() if ts is None else float(ts)
     sec = int(ts)
-    writer.write_packet(frame, sec=sec, usec=int(round((ts - sec) * 1e9)))
+    tap.writer.write_packet(frame, sec=sec, usec=int(round((ts - sec) * 1e9)))
+    tap.written += 1
+    if frame[12:14] == ETHERTYPE and (marker := parse_marker(frame)) and marker[1] == tap.vantage.name:
+        tap.markers.add(marker[0])
+
+
+def finish(taps: list[Tap]) -> None:
+    """Send the end markers and record until each has come round (END_WAIT_S at most), then drain
+    what the kernel still holds: it belongs to the run too."""
+    for tap in taps:
+        tap.mark(END)
+    deadline = time.monotonic() + END_WAIT_S
+    while (waiting := [t for t in taps if END not in t.markers]) and time.monotonic() < deadline:
+        by_socket = {t.listen: t for t in waiting}
+        for sock in select.select(list(by_socket), [], [], 0.05)[0]:
+            record(by_socket[sock])
+    for tap in taps:
+        while select.select([tap.listen], [], [], 0)[0]:
+            record(tap)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,27 +188,29 @@ def main(argv: list[str] | None = None) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * len(vantages) + 64)), hard))
     # Sockets first: they are waited on with select(), which fails on descriptors past 1023.
     with ThreadPoolExecutor(SOCKET_THREADS) as pool:
-        sockets = list(pool.map(open_socket, vantages))
-    writers = {}
-    for sock, vantage in zip(sockets, vantages):
-        writer = PcapWriter(str(args.dir / f"{vantage.name}.pcap"), linktype=1, nano=True)
-        writer.write_header(None)  # a vantage point that saw nothing still yields a valid pcap
-        writers[sock] = writer
+        taps = list(pool.map(open_tap, vantages))
+    for tap in taps:
+        tap.writer = PcapWriter(str(args.dir / f"{tap.vantage.name}.pcap"), linktype=1, nano=True)
+        tap.writer.write_header(None)  # a vantage point that saw nothing still yields a valid pcap
+        tap.mark(START)
+    started = time.time()
     (args.dir / READY).write_text("ready\n")
+    by_socket = {tap.listen: tap for tap in taps}
     while not stop.is_set():
         try:
-            ready, _, _ = select.select(sockets, [], [], POLL_S)
+            ready, _, _ = select.select(list(by_socket), [], [], POLL_S)
         except InterruptedError:
             continue
         for sock in ready:
-            record(sock, writers[sock])
-    for sock in sockets:  # what the kernel still holds belongs to the run too
-        while select.select([sock], [], [], 0)[0]:
-            record(sock, writers[sock])
+            record(by_socket[sock])
+    stopped = time.time()
+    finish(taps)
+    stats = {"started": started, "stopped": stopped, "vantages": {t.vantage.name: t.stats() for t in taps}}
     with ThreadPoolExecutor(SOCKET_THREADS) as pool:
-        list(pool.map(lambda sock: sock.close(), sockets))
-    for writer in writers.values():
-        writer.close()
+        list(pool.map(lambda tap: (tap.listen.close(), tap.sender.close()), taps))
+    for tap in taps:
+        tap.writer.close()
+    (args.dir / STATS).write_text(json.dumps(stats) + "\n")
     (args.dir / DONE).write_text("done\n")
 
 

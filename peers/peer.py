@@ -490,6 +490,25 @@ def room_keys(secret: str | None) -> RoomKeys:
     return RoomKeys.from_secret(parse_secret(secret or os.environ.get(SECRET_ENV)))
 
 
+SECRET_FIELDS = {"secret": "secret", "turn_password": "turn_password"}  # stdin's JSON key -> the option
+
+
+def secrets_from_stdin(args: argparse.Namespace) -> None:
+    """--secrets-stdin: the secrets as one JSON object on standard input ({"secret": ..., "turn_password":
+    ...}), how the lab hands them over: a command line is visible to every process of the node (ps)."""
+    with open(0, closefd=False) as stdin:  # fd 0 itself: a forked interpreter's sys.stdin may be another's
+        text = stdin.read()
+    try:
+        given = json.loads(text or "{}")
+    except ValueError as exc:
+        raise CredentialError(f"--secrets-stdin: standard input is not one JSON object ({exc})") from None
+    if not isinstance(given, dict):
+        raise CredentialError("--secrets-stdin: standard input is not one JSON object")
+    for key, option in SECRET_FIELDS.items():
+        if given.get(key) and not getattr(args, option, None):
+            setattr(args, option, given[key])
+
+
 def gather_relayed(chan: Channel, args: argparse.Namespace, result: PunchResult) -> Endpoint | None:
     """A TURN allocation on the relay, before registering: its relayed address, or None (the reason in
     the result). Only with --relay auto or force and a --turn server."""
@@ -649,6 +668,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--turn", help="the TURN server IP:PORT (without it the peer never relays)")
     p.add_argument("--turn-user", help="TURN username (time-limited: relay.credentials mints it)")
     p.add_argument("--turn-password", help=f"TURN password (default: ${TURN_PASSWORD_ENV})")
+    p.add_argument("--secrets-stdin", action="store_true",
+                   help="read the room secret and the TURN password from standard input, one JSON object "
+                   '{"secret": ..., "turn_password": ...}: unlike --secret, not visible to ps (the lab does so)')
     r = sub.add_parser("reach", help="ping endpoints; print one JSON line saying, per target, whether it answered")
     r.add_argument("--to", required=True, action="append", help="IP:PORT (repeat for several, each with its --tag)")
     r.add_argument("--tag", required=True, action="append", help="names the experiment in the captures")
@@ -657,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "punch":
         try:
+            if args.secrets_stdin:
+                secrets_from_stdin(args)
             result = punch(args)
         except CredentialError as exc:
             parser.error(str(exc))

@@ -1,6 +1,7 @@
 """Runs a user's program in a node, bounded in time, its output kept: what `make run` starts on each side.
 
     python3 -m peers.program_runner --out DIR --cwd DIR --duration 30 --env NATLAB_SIDE=a ... -- CMD
+    echo '{"NATLAB_TURN_PASSWORD": "..."}' | python3 -m peers.program_runner ... --env-stdin -- CMD
 
 CMD is one shell command line (`sh -c`), run as root in the node with the node's addresses and
 routes, the environment given (--env, on top of the node's), in a session of its own. Its stdout
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cwd", required=True, help="where the program starts (the user's files)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds before it is stopped")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the program (repeat)")
+    parser.add_argument("--env-stdin", action="store_true",
+                        help="more of the program's environment, one JSON object on stdin (secrets: not in ps)")
     parser.add_argument("--pid-file", help="write the runner's pid here: SIGTERM to it stops the program")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command line")
     args = parser.parse_args(argv)
@@ -151,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     if not command.strip():
         parser.error("no command given (after --)")
     env = dict(item.partition("=")[::2] for item in args.env)
+    if args.env_stdin:
+        with open(0, closefd=False) as stdin:  # fd 0 itself: a forked interpreter's sys.stdin may be another's
+            text = stdin.read()
+        try:
+            given = json.loads(text or "{}")
+        except ValueError:
+            given = None
+        if not isinstance(given, dict):
+            parser.error("--env-stdin: standard input is not one JSON object")
+        env.update({str(k): str(v) for k, v in given.items()})
     signal.signal(signal.SIGTERM, _stop_asked)
     become_subreaper()
     if args.pid_file:

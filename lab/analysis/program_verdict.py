@@ -6,13 +6,17 @@ nor the reverse).
                  (`any`: direct or relayed, but some path)
 2  no-leak       no private address on any public capture point
 3  programs      every program exited 0, or ran until the duration and was stopped then
+and first, as for every run, check 0: the captures are complete (lab.analysis.capture_check).
 """
 
 from __future__ import annotations
 
+from lab.analysis.capture_check import with_capture_check
 from lab.analysis.program_paths import NONE, program_paths
 from lab.analysis.run import LoadedRun
 from lab.analysis.verdict import Check, Verdict, wan_leaks
+
+PASS_ON_ABSENCE = ("2",)  # no private address on a WAN: inconclusive when a capture is incomplete
 
 
 def judge_programs(run: LoadedRun) -> Verdict:
@@ -58,4 +62,4 @@ def judge_programs(run: LoadedRun) -> Verdict:
                 bad_pairs.append(peers[label].number)
     checks.append(Check("3", "the programs ended well", not bad, "; ".join(bad) or "; ".join(ended), ended,
                         failed_pairs=sorted(set(bad_pairs))))
-    return Verdict(run.record["run_id"], checks, rows)
+    return with_capture_check(run, Verdict(run.record["run_id"], checks, rows), PASS_ON_ABSENCE)

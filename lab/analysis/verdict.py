@@ -3,6 +3,8 @@
 Peer logs can lie or be wrong; packets seen by the capture points cannot. Each check below
 reads only the packet records (lab.analysis.packets) and the topology snapshot of the run, and says what it
 saw. The checks:
+0. captures     every capture is complete (lab.analysis.capture_check, added by judge): else the
+                checks that pass on absence (PASS_ON_ABSENCE) are inconclusive, not passed
 1. rendezvous   the broker accepted both registrations, from the routers' public addresses only
 2. skip-server  after the broker's last introduction, none of the peers' packets reach it
 3. path         each pair took the path its NATs and the relay mode allow (lab.analysis.paths):
@@ -55,6 +57,11 @@ class Check:
     evidence: list[str] = field(default_factory=list)
     pairs: int = 1  # punch pairs checked
     failed_pairs: list[int] = field(default_factory=list)  # their numbers
+    inconclusive: bool = False  # it would pass on absence, but a capture it reads is incomplete (check 0)
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.ok else "INCONCLUSIVE" if self.inconclusive else "FAIL"
 
 
 @dataclass
@@ -62,14 +69,19 @@ class Verdict:
     run_id: str
     checks: list[Check]
     paths: list[dict] = field(default_factory=list)  # per punch pair: its path, the expected one and why
+    captures: dict[str, dict] = field(default_factory=dict)  # per vantage point: frames, kernel drops, complete
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
+    def check(self, check_id: str) -> Check:
+        """The check of that id ("0", "5a"...)."""
+        return next(c for c in self.checks if c.id == check_id)
+
     def to_json(self) -> dict:
         return {"run_id": self.run_id, "ok": self.ok, "checks": [asdict(c) for c in self.checks],
-                "paths": self.paths}
+                "paths": self.paths, "captures": self.captures}
 
 
 def _ping_count(packets: list[Packet], ping_tag: str) -> int:
@@ -487,12 +499,20 @@ def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, la
     return Verdict(run_id, [combine(list(results)) for results in by_check], path_rows)
 
 
+# The checks that pass on the absence of packets: inconclusive when a capture is incomplete (check 0).
+PASS_ON_ABSENCE = ("2", "4", "5a", "5b", "7")
+
+
 def judge(run: LoadedRun) -> Verdict:
-    """The verdict of a run already read (computed only: the CLI writes verdict.json)."""
+    """The verdict of a run already read, its captures' completeness first (computed only: the CLI
+    writes verdict.json)."""
+    from lab.analysis.capture_check import with_capture_check
+
     config = run.record["config"]
     view = run.view
-    return analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"],
-                   run.record.get("peers"), config.get("relay", "off"))
+    verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"],
+                      run.record.get("peers"), config.get("relay", "off"))
+    return with_capture_check(run, verdict, PASS_ON_ABSENCE)
 
 
 def analyse_run(run_dir: Path) -> Verdict:

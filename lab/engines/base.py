@@ -51,8 +51,9 @@ class Engine(Protocol):
 
     def is_up(self) -> bool: ...
 
-    def exec(self, node: str, argv: list[str]) -> ExecResult:
-        """Run a command inside a node and wait for it (commands bound their own time)."""
+    def exec(self, node: str, argv: list[str], stdin: bytes | None = None) -> ExecResult:
+        """Run a command inside a node and wait for it (commands bound their own time). `stdin`, if
+        given, is its whole standard input: how secrets reach a node's program, never by argv."""
 
     def spawn(self, node: str, argv: list[str]) -> None:
         """Start a command inside a node in the background."""

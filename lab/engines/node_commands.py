@@ -54,9 +54,10 @@ class NodeCommand(Generic[T]):
     what: str  # named in errors
     argv: list[str]
     read: Callable[[ExecResult, str], T]
+    stdin: bytes | None = None  # what the command reads on its standard input: its secrets, never in argv
 
     def run(self, engine: Engine, node: str) -> T:
-        return self.read(engine.exec(node, self.argv), f"{self.what} on {node}")
+        return self.read(engine.exec(node, self.argv, self.stdin), f"{self.what} on {node}")
 
 
 def _ok_result(res: ExecResult, what: str) -> dict:
@@ -186,18 +187,20 @@ def punch(broker: str, room: str, label: str, secret: str, messages: int, punch_
           timeout_s: float, relay: str = "off", turn: TurnCredential | None = None) -> NodeCommand[dict]:
     """Register, punch and exchange `messages` each way; the answer is the peer's own report, with its log.
     With a TURN credential and relay auto or force, the peer gathers a relayed candidate first."""
-    argv = program("peers.peer", "punch", "--broker", broker, "--room", room, "--id", label, "--secret", secret,
+    argv = program("peers.peer", "punch", "--broker", broker, "--room", room, "--id", label, "--secrets-stdin",
                    "--messages", str(messages), "--punch-delay", str(punch_delay_s), "--timeout", str(timeout_s),
                    "--relay", relay)
+    secrets = {"secret": secret}
     if turn is not None:
-        argv += ["--turn", turn.server, "--turn-user", turn.username, "--turn-password", turn.password]
+        argv += ["--turn", turn.server, "--turn-user", turn.username]
+        secrets["turn_password"] = turn.password
 
     def read(res: ExecResult, what: str) -> dict:
         result = json_result(res, what)
         result["log"] = res.stderr.strip().splitlines()
         return result
 
-    return NodeCommand("peers.peer punch", argv, read)
+    return NodeCommand("peers.peer punch", argv, read, json.dumps(secrets).encode())
 
 
 def run_program(command: str, out: str, cwd: str, duration_s: float, env: dict[str, str],
@@ -206,9 +209,9 @@ def run_program(command: str, out: str, cwd: str, duration_s: float, env: dict[s
     ended: exit code, stopped or not, seconds, the first lines of its output. With `pid_file`,
     stop_by_pid_file(pid_file) ends it sooner, as the duration would."""
     argv = program("peers.program_runner", "--out", out, "--cwd", cwd, "--duration", f"{duration_s:g}",
-                   *(("--pid-file", pid_file) if pid_file else ()),
-                   *(a for key, value in env.items() for a in ("--env", f"{key}={value}")), "--", command)
-    return NodeCommand("peers.program_runner", argv, _ok_result)
+                   *(("--pid-file", pid_file) if pid_file else ()), "--env-stdin", "--", command)
+    # The environment on stdin: it holds the TURN password, and a command line is visible to ps.
+    return NodeCommand("peers.program_runner", argv, _ok_result, json.dumps(env).encode())
 
 
 PROC_SOCKETS = {"udp": ("/proc/net/udp", "07"), "tcp": ("/proc/net/tcp", "0A")}  # unconnected UDP, TCP LISTEN

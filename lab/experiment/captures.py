@@ -1,11 +1,15 @@
 """Start and collect the scapy captures on every vantage point the topology names.
 
 The engine says where the capture agents run (Engine.capture_agents); this module starts them,
-waits until each has its sockets open, stops them and copies their pcaps into the run directory.
+waits until each has its sockets open, stops them and copies their pcaps into the run directory,
+with every agent's account of its captures (node.capture_agent's STATS) gathered in one
+captures.json: what the kernel dropped, the markers each capture saw, when each agent started and
+stopped. The analysis decides from those and the pcaps whether each capture is whole.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +17,8 @@ from pathlib import Path
 from lab.engines import node_commands
 from lab.engines.base import CaptureAgent, Engine
 from lab.errors import LabError
-from node.capture_agent import DONE, PID, READY
+from lab.run_format import CAPTURE_STATS
+from node.capture_agent import DONE, PID, READY, STATS
 
 WAIT_S = 30
 PARALLEL = 16  # agents started and collected at once
@@ -47,15 +52,26 @@ class Captures:
         self._each(start_one)
 
     def stop_and_collect(self, run_dir: Path) -> list[Path]:
+        accounts: dict[str, dict] = {}
+
         def stop_one(agent: CaptureAgent) -> None:
             # By its own pid: a pattern (pkill -f) would hit every agent on a host whose nodes share it.
             pid = node_commands.read_text(f"{agent.directory}/{PID}").run(self.engine, agent.node).strip()
             if pid.isdigit():
                 node_commands.interrupt(pid).run(self.engine, agent.node)
             _wait_for(self.engine, agent, DONE)
+            text = node_commands.read_text(f"{agent.directory}/{STATS}").run(self.engine, agent.node)
+            try:
+                accounts[agent.node] = json.loads(text)
+            except ValueError:
+                accounts[agent.node] = {"error": f"its {STATS} does not read: {text[:80]!r}"}
             self.engine.copy_out(agent.node, agent.directory, run_dir)
 
         self._each(stop_one)
-        for marker in (READY, DONE, PID):
+        for marker in (READY, DONE, PID, STATS):
             (run_dir / marker).unlink(missing_ok=True)
+        vantages = {name: {**v, "agent": node, "started": a["started"], "stopped": a["stopped"]}
+                    for node, a in accounts.items() for name, v in a.get("vantages", {}).items()}
+        errors = {node: a["error"] for node, a in accounts.items() if "error" in a}
+        (run_dir / CAPTURE_STATS).write_text(json.dumps({"vantages": vantages, "errors": errors}, indent=1) + "\n")
         return sorted(run_dir.glob("*.pcap"))

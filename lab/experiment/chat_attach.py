@@ -3,8 +3,9 @@
     python -m lab.experiment.chat_attach a [--room chat]
 
 Mints the room's secret on the broker's node, then replaces itself with
-`docker exec -it -e NATLAB_ROOM_SECRET=... natlab-peer-a python3 -m peers.chat ...`, so the
-terminal talks to the peer directly. Run the other side in a second terminal; the first to
+`docker exec -it -e NATLAB_ROOM_SECRET natlab-peer-a python3 -m peers.chat ...`, so the
+terminal talks to the peer directly. The secret is in that command's environment, which docker
+hands on to the chat: on no command line, of the host or the node (ps shows those to anyone). Run the other side in a second terminal; the first to
 arrive waits for the other.
 """
 
@@ -21,12 +22,17 @@ from lab.topology import Topology, build_topology
 from wire.auth import SECRET_ENV
 
 
-def chat_argv(topology: Topology, label: str, room: str, secret: str) -> list[str]:
-    """The host command that runs the chat of pair `label`'s peer on this terminal."""
+def chat_argv(topology: Topology, label: str, room: str) -> list[str]:
+    """The host command that runs the chat of pair `label`'s peer on this terminal; run it with
+    chat_environment(secret): `-e NAME` without a value takes the value from docker's environment."""
     pair = topology.pair(label)
     broker = f"{topology.broker.address}:{topology.broker_port}"
-    return ["docker", "exec", "-it", "-e", f"{SECRET_ENV}={secret}", topology.container_name(pair.peer.name),
+    return ["docker", "exec", "-it", "-e", SECRET_ENV, topology.container_name(pair.peer.name),
             *node_commands.chat(broker, room, label)]
+
+
+def chat_environment(secret: str) -> dict[str, str]:
+    return {**os.environ, SECRET_ENV: secret}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not engine.is_up():
             raise LabError("the lab is not up: run `make lab-up` first")
-        argv_ = chat_argv(engine.topology, args.peer, args.room, mint(engine, args.room))
+        argv_, env = chat_argv(engine.topology, args.peer, args.room), chat_environment(mint(engine, args.room))
     except (LabError, KeyError) as exc:
         print(f"natlab: error: {exc}", file=sys.stderr)
         return 2
-    os.execvp(argv_[0], argv_)
+    os.execvpe(argv_[0], argv_, env)
     return 0  # not reached
 
 

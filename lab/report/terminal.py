@@ -33,13 +33,17 @@ def seconds(t: float) -> str:
 
 
 def verdict_summary(verdict: Verdict) -> str:
-    return "all checks passed" if verdict.ok else f"{sum(not c.ok for c in verdict.checks)} check(s) FAILED"
+    if verdict.ok:
+        return "all checks passed"
+    unsure = sum(c.inconclusive for c in verdict.checks)
+    failed = sum(not c.ok and not c.inconclusive for c in verdict.checks)
+    return f"{failed} check(s) FAILED" + (f", {unsure} inconclusive" if unsure else "")
 
 
 def verdict_rows(verdict: Verdict, verbose: bool = False) -> list[list[str]]:
     rows = []
     for c in verdict.checks:
-        rows.append([c.id, "PASS" if c.ok else "FAIL", c.title, c.detail])
+        rows.append([c.id, c.status, c.title, c.detail])
         if verbose or not c.ok:
             rows += [["", "", "", f"  {e}"] for e in c.evidence]
     return rows

@@ -22,9 +22,10 @@ from scapy.utils import wrpcap
 
 from lab.analysis.run import RunView
 from lab.experiment.punch_test import PunchTestConfig
-from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.run_format import CAPTURE_STATS, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import TURN_PORT, Pair, Topology, build_topology
 from tests.helpers.signed import data, intro, keys, probe, register, waiting
+from wire.capture_marker import END, START, marker_frame
 from wire.protocol import Endpoint, Error, Message, Ping, encode
 from wire.stun import ALLOCATE, ERROR, REQUEST, SUCCESS
 
@@ -33,6 +34,7 @@ LATE_PEER = "b"
 RUN_ID = "built"
 PRIVATE_PORT = 41000  # + the pair's index
 PUBLIC_PORT = 52000  # + the pair's index: what the routers translate each peer's port to
+MARKER_MAC = bytes.fromhex("02000000beef")  # the capture markers' (their own interface's, in a real run)
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,26 @@ class RunBuilder:
             self.clock += 0.0001
         self.sent.append(Sent(msg, src, dst, dropped, len(vantages)))
 
-    def write(self, run_dir: Path) -> None:
+    def write(self, run_dir: Path, drops: dict[str, int] | None = None,
+              unmarked: dict[str, str] | None = None) -> None:
+        """The pcaps, each between its capture's start and end markers, and the agents' account of them
+        (captures.json), as node.capture_agent writes them; `drops` (vantage -> frames the kernel
+        dropped) and `unmarked` (vantage -> the marker missing: start or end) spoil some."""
         run_dir.mkdir(parents=True, exist_ok=True)
+        drops, unmarked = drops or {}, unmarked or {}
+        start, end = 1_700_000_000.0 - 0.5, self.clock + 0.5
+        account = {}
         for vantage, frames in self.frames.items():
-            wrpcap(str(run_dir / f"{vantage}.pcap"), frames, linktype=1)
+            marks = [(kind, t) for kind, t in ((START, start), (END, end)) if unmarked.get(vantage) != kind]
+            marked = [Ether(marker_frame(kind, vantage, MARKER_MAC)) for kind, _ in marks]
+            for frame, (_, t) in zip(marked, marks):
+                frame.time = t
+            written = marked[:1] + frames + marked[1:] if marks and marks[0][0] == START else frames + marked
+            wrpcap(str(run_dir / f"{vantage}.pcap"), written, linktype=1)
+            account[vantage] = {"written": len(written), "kernel_packets": len(written) + drops.get(vantage, 0),
+                                "kernel_drops": drops.get(vantage, 0), "markers": [k for k, _ in marks],
+                                "marker_errors": [], "agent": "built", "started": start, "stopped": end}
+        (run_dir / CAPTURE_STATS).write_text(json.dumps({"vantages": account, "errors": {}}) + "\n")
 
 
 def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES, relay: str = "off") -> None:
@@ -107,8 +125,10 @@ def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES, re
 
 
 def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES, pairs: int = 1,
-              faulty_pair: int = 1) -> BuiltRun:
-    """A run of `pairs` punch pairs; the faults hit pair `faulty_pair` only."""
+              faulty_pair: int = 1, drops: dict[str, int] | None = None,
+              unmarked: dict[str, str] | None = None) -> BuiltRun:
+    """A run of `pairs` punch pairs; the faults hit pair `faulty_pair` only; `drops` and `unmarked`
+    spoil captures (RunBuilder.write)."""
     topo = build_topology(pairs=pairs, nat_a=faults.nat_a, nat_b=faults.nat_b)
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
@@ -258,7 +278,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
                    a_pair.peer.name, b_pair.router.name)
         if faults.leak_in_payload and faulty_here:
             peer_to_peer(a_pair, b_pair, data(room, la, messages + 1, f"my LAN address is {priv[la].ip}"))
-    b.write(run_dir)
+    b.write(run_dir, drops, unmarked)
     return BuiltRun(topo, priv, pub, b.sent)
 
 

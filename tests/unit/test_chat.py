@@ -126,11 +126,12 @@ def test_ctrl_c_ends_both_sides_too(broker):
         close_all(a, b)
 
 
-def test_make_chat_attaches_to_the_peer_with_the_minted_secret():
-    from lab.experiment.chat_attach import chat_argv
+def test_make_chat_attaches_to_the_peer_with_the_minted_secret_in_its_environment_not_its_argv():
+    from lab.experiment.chat_attach import chat_argv, chat_environment
     from lab.topology import build_topology
 
-    argv = chat_argv(build_topology(), "b", "chat", "ab" * 32)
-    assert argv[:5] == ["docker", "exec", "-it", "-e", f"NATLAB_ROOM_SECRET={'ab' * 32}"]
+    argv = chat_argv(build_topology(), "b", "chat")
+    assert argv[:5] == ["docker", "exec", "-it", "-e", "NATLAB_ROOM_SECRET"]  # docker takes the value from its env
+    assert chat_environment("ab" * 32)["NATLAB_ROOM_SECRET"] == "ab" * 32
     assert argv[5:] == ["natlab-peer-b", "python3", "-m", "peers.chat", "--broker", "198.51.100.10:3478",
                         "--room", "chat", "--id", "b"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ class OneNode:
     def __init__(self, result: ExecResult) -> None:
         self.result, self.argv = result, None
 
-    def exec(self, node: str, argv: list[str]) -> ExecResult:
+    def exec(self, node: str, argv: list[str], stdin: bytes | None = None) -> ExecResult:
         self.argv = argv
         return self.result
 
@@ -82,3 +83,64 @@ def test_a_vantage_by_address_needs_an_interface_that_holds_it():
 
     with pytest.raises(argparse.ArgumentTypeError, match="192.0.2.77"):
         Vantage.parse("x-wan@192.0.2.77")
+
+
+def test_a_peers_secrets_go_on_its_stdin_never_on_its_command_line():
+    turn = node_commands.TurnCredential("198.51.100.20:3478", "1700000000:a", "s3cr3t-pass")
+    cmd = node_commands.punch("198.51.100.10:3478", "room", "a", "ab" * 32, 3, 1.0, 10.0, "auto", turn)
+    assert "--secrets-stdin" in cmd.argv and not any("ab" * 32 in a or "s3cr3t" in a for a in cmd.argv)
+    assert json.loads(cmd.stdin) == {"secret": "ab" * 32, "turn_password": "s3cr3t-pass"}
+
+
+def test_the_peer_reads_its_secrets_from_stdin_and_refuses_what_is_not_json(monkeypatch):
+    import argparse
+    import io
+
+    from peers.peer import CredentialError, secrets_from_stdin
+
+    def given(text: str):
+        def fake_open(fd, closefd=True):
+            assert fd == 0 and not closefd
+            return io.StringIO(text)
+
+        monkeypatch.setattr("builtins.open", fake_open)
+
+    args = argparse.Namespace(secret=None, turn_password=None)
+    given('{"secret": "cd", "turn_password": "pw"}')
+    secrets_from_stdin(args)
+    assert (args.secret, args.turn_password) == ("cd", "pw")
+    given("not json")
+    with pytest.raises(CredentialError, match="--secrets-stdin: standard input is not one JSON object"):
+        secrets_from_stdin(argparse.Namespace(secret=None, turn_password=None))
+
+
+class StaleNetwork:
+    """A Docker network that still counts an endpoint of a removed container until it is disconnected
+    (`stale_for` removals), or for good."""
+
+    def __init__(self, stale_for: int | None) -> None:
+        self.name, self.stale_for, self.disconnected = "natlab_wan", stale_for, []
+        self.attrs = {"Containers": {"ep1": {}}}
+
+    def remove(self):
+        import docker
+
+        if self.stale_for is None or self.stale_for > 0:
+            self.stale_for = None if self.stale_for is None else self.stale_for - 1
+            raise docker.errors.APIError("error", explanation="network natlab_wan has active endpoints")
+
+    def reload(self):
+        pass
+
+    def disconnect(self, endpoint, force=False):
+        self.disconnected.append((endpoint, force))
+
+
+def test_lab_down_disconnects_a_stale_endpoint_by_force_and_says_what_is_left_when_that_fails(monkeypatch):
+    import lab.engines.docker.engine as docker_engine
+
+    monkeypatch.setattr(docker_engine, "NETWORK_RELEASE_S", 0.6)
+    net = StaleNetwork(stale_for=1)
+    assert DockerEngine._remove_network(net) is None and net.disconnected == [("ep1", True)]
+    stuck = DockerEngine._remove_network(StaleNetwork(stale_for=None))
+    assert stuck == "natlab_wan (network natlab_wan has active endpoints)"

@@ -100,7 +100,7 @@ def test_the_verdict_holds_the_path_to_expect_and_reports_a_failed_program(tmp_p
     steps = [lambda b: relayed(b, A, B, b"x" * 20), lambda b: relayed(b, B, A, b"y" * 20)]
     build(tmp_path, steps, expect="direct")
     verdict = judge_programs(read_run(tmp_path))
-    assert not verdict.checks[0].ok and "pair 1: relayed, not direct" in verdict.checks[0].detail
+    assert not verdict.check("1").ok and "pair 1: relayed, not direct" in verdict.check("1").detail
     row = verdict.paths[0]
     assert (row["pair"], row["path"], row["expected"], row["as_expected"]) == (1, "relayed", "direct", False)
     assert row["upgraded_at"] is None and sum(row["per_second"]["relayed"]["packets"]) == 2
@@ -108,8 +108,8 @@ def test_the_verdict_holds_the_path_to_expect_and_reports_a_failed_program(tmp_p
               "b": {"exit_code": -15, "ended": "stopped", "seconds": 5.0, "head": []}}
     build(tmp_path, steps, programs=failed)
     verdict = judge_programs(read_run(tmp_path))
-    assert verdict.checks[0].ok and verdict.checks[1].ok
-    assert not verdict.checks[2].ok and verdict.checks[2].detail == "a: exited with exit code 2: boom"
+    assert verdict.check("1").ok and verdict.check("2").ok
+    assert not verdict.check("3").ok and verdict.check("3").detail == "a: exited with exit code 2: boom"
 
 
 def test_datagrams_from_one_of_the_relays_allocations_are_relayed_too(tmp_path):
@@ -198,7 +198,7 @@ def test_the_wan_program_is_awaited_on_a_port_of_its_own_not_one_the_node_had_al
     class Node:
         polls = 0
 
-        def exec(self, node, argv):
+        def exec(self, node, argv, stdin=None):
             self.polls += 1
             tcp = header + dns + (ours if self.polls > 3 else "")
             return ExecResult(0, f"==> /proc/net/udp <==\n{header}\n==> /proc/net/tcp <==\n{tcp}", "")

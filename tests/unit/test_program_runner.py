@@ -96,3 +96,13 @@ def test_term_to_the_runner_stops_the_program_before_its_duration(tmp_path):
     os.kill(int(pid_file.read_text()), signal.SIGTERM)
     result = json.loads(proc.communicate(timeout=20)[0].splitlines()[-1])
     assert result["ended"] == "stopped" and result["seconds"] < 30
+
+
+def test_an_environment_on_stdin_reaches_the_program_and_stays_off_the_command_line(tmp_path):
+    argv = [sys.executable, "-m", "peers.program_runner", "--out", str(tmp_path / "out"), "--cwd", str(tmp_path),
+            "--env-stdin", "--", 'echo "$NATLAB_TURN_PASSWORD"; cat /proc/$PPID/cmdline']
+    proc = subprocess.run(argv, cwd=ROOT, input='{"NATLAB_TURN_PASSWORD": "pw-123"}', capture_output=True, text=True)
+    head = json.loads(proc.stdout.splitlines()[-1])["head"]
+    assert head[0] == "pw-123" and "pw-123" not in head[1]  # the runner's own command line lacks it
+    bad = subprocess.run(argv, cwd=ROOT, input="nope", capture_output=True, text=True)
+    assert bad.returncode == 2 and "--env-stdin: standard input is not one JSON object" in bad.stderr

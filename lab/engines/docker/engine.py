@@ -6,6 +6,7 @@ import io
 import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import time
@@ -157,27 +158,40 @@ class DockerEngine:
         for c in self._lab_containers():
             c.remove(force=True)
         label = f"com.docker.compose.project={self.topology.project}"
-        for net in self.client.networks.list(filters={"label": label}):
-            self._remove_network(net)
+        stuck = [why for net in self.client.networks.list(filters={"label": label})
+                 if (why := self._remove_network(net)) is not None]
         shutil.rmtree(self.project_dir / lab_runtime(self.topology.project), ignore_errors=True)  # its mailboxes
+        if stuck:
+            raise LabError(f"{len(stuck)} Docker network(s) of the lab are left: {'; '.join(stuck[:3])}. Docker still "
+                           "counts endpoints of containers it has removed (a dockerd fault under load); restart the "
+                           "daemon (systemctl restart docker; here: pkill -x dockerd, and make lab-up starts it), "
+                           "then make lab-down again")
         if containers:
             progress(f"removed {len(containers)} containers and the lab's networks")
 
     @staticmethod
-    def _remove_network(net) -> None:
-        """Remove a network, waiting out the moment Docker still counts a removed container's endpoint."""
+    def _remove_network(net) -> str | None:
+        """Remove a network: while Docker still counts an endpoint on it (a removed container's, for a
+        moment, or for good when the daemon lost track under load), disconnect it by force and try
+        again, for NETWORK_RELEASE_S. None when done, else what is left."""
         import docker
 
         deadline = time.monotonic() + NETWORK_RELEASE_S
         while True:
             try:
                 net.remove()
-                return
+                return None
             except docker.errors.NotFound:
-                return
+                return None
             except docker.errors.APIError as exc:
                 if time.monotonic() > deadline:
-                    raise LabError(f"cannot remove Docker network {net.name}: {exc.explanation or exc}") from None
+                    return f"{net.name} ({exc.explanation or exc})"
+                try:
+                    net.reload()
+                    for endpoint in (net.attrs.get("Containers") or {}):
+                        net.disconnect(endpoint, force=True)
+                except docker.errors.APIError:
+                    pass  # a stale endpoint may refuse even this: the retry says so
                 time.sleep(0.5)
 
     def program_paths(self) -> tuple[str, str]:
@@ -190,9 +204,32 @@ class DockerEngine:
             return False
         return all(self.topology.container_name(n.name) in running for n in self.topology.nodes)
 
-    def exec(self, node: str, argv: list[str]) -> ExecResult:
-        code, (out, err) = self._container(node).exec_run(argv, demux=True)
-        return ExecResult(code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
+    def exec(self, node: str, argv: list[str], stdin: bytes | None = None) -> ExecResult:
+        container = self._container(node)
+        if stdin is None:
+            code, (out, err) = container.exec_run(argv, demux=True)
+            return ExecResult(code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
+        return self._exec_with_stdin(container, argv, stdin)
+
+    def _exec_with_stdin(self, container, argv: list[str], data: bytes) -> ExecResult:
+        """docker exec with `data` as the command's whole stdin (written, then half-closed: EOF), its
+        stdout and stderr read apart from the attached stream; exec_run cannot write stdin."""
+        from docker.utils.socket import STDOUT, frames_iter
+
+        api = self.client.api
+        exec_id = api.exec_create(container.id, argv, stdin=True, stdout=True, stderr=True)["Id"]
+        stream = api.exec_start(exec_id, socket=True)
+        raw = getattr(stream, "_sock", stream)
+        try:
+            raw.sendall(data)
+            raw.shutdown(socket.SHUT_WR)
+            out, err = bytearray(), bytearray()
+            for kind, chunk in frames_iter(stream, tty=False):
+                (out if kind == STDOUT else err).extend(chunk)
+        finally:
+            stream.close()
+        code = api.exec_inspect(exec_id)["ExitCode"]
+        return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def spawn(self, node: str, argv: list[str]) -> None:
         self._container(node).exec_run(argv, detach=True)

@@ -118,8 +118,8 @@ class NetnsEngine:
                 return False
         return namespace_inode(self.layout.switch) is not None and self.processes.forkserver_answers()
 
-    def exec(self, node: str, argv: list[str]) -> ExecResult:
-        return self.processes.exec(node, argv)
+    def exec(self, node: str, argv: list[str], stdin: bytes | None = None) -> ExecResult:
+        return self.processes.exec(node, argv, stdin)
 
     def spawn(self, node: str, argv: list[str]) -> None:
         self.processes.spawn(node, argv)

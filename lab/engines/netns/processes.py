@@ -83,6 +83,19 @@ def stop_processes_in(inodes: set[int | None]) -> int:
     return len(pids)
 
 
+
+PIPE_CAPACITY = 65536  # Linux's default pipe buffer
+
+
+def _piped(data: bytes):
+    """The read end of a pipe that already holds `data`, its write end closed (the reader gets EOF)."""
+    if len(data) > PIPE_CAPACITY:  # written before the reader starts: it must fit the pipe
+        raise ValueError("stdin for a node's command is for a few bytes (a secret), not a stream")
+    read, write = os.pipe()
+    os.write(write, data)
+    os.close(write)
+    return os.fdopen(read, "rb")
+
 class NodeProcesses:
     """Starts, runs commands in and waits for the programs of a netns lab's nodes."""
 
@@ -165,17 +178,20 @@ class NodeProcesses:
         run_dir.mkdir(parents=True)
         return self._popen(node.name, node_program(self.topology, node), log=run_dir / "main.log")
 
-    def _popen(self, node: str, argv: list[str], log: Path | None = None) -> forkserver.Child | subprocess.Popen:
+    def _popen(self, node: str, argv: list[str], log: Path | None = None,
+               stdin: bytes | None = None) -> forkserver.Child | subprocess.Popen:
         """Start argv inside the node, in a session of its own (the terminal's Ctrl-C is for the CLI).
 
         `python3 -m MODULE` is forked by the fork server (no interpreter start); any other program is
-        spawned from here (vfork: ~1 ms, where a fork of the fork server's big image costs ~10)."""
+        spawned from here (vfork: ~1 ms, where a fork of the fork server's big image costs ~10).
+        `stdin` (a few bytes: a secret) is its standard input, through a pipe written whole first."""
         path = path_of(self.layout.namespace(node))
         if not path.exists():
             raise LabError(f"{self.layout.namespace(node)} does not exist: run `make lab-up` first")
         env = self.environment(self.topology.node(node))
-        with open(os.devnull, "rb") as null, (log.open("ab") if log else nullcontext()) as out:
-            stdio = (null.fileno(), out.fileno(), out.fileno()) if out else (null.fileno(), PIPE, PIPE)
+        with (open(os.devnull, "rb") if stdin is None else _piped(stdin)) as source, \
+                (log.open("ab") if log else nullcontext()) as out:
+            stdio = (source.fileno(), out.fileno(), out.fileno()) if out else (source.fileno(), PIPE, PIPE)
             if forkserver.python_module(argv) is None:
                 with entered(path):
                     return subprocess.Popen(argv, env=env, cwd=self.project_dir, stdin=stdio[0], stdout=stdio[1],
@@ -190,9 +206,9 @@ class NodeProcesses:
             raise LabError(f"the {self.topology.project} lab's fork server does not answer ({exc}): "
                            "run `make lab-down` and `make lab-up`") from None
 
-    def exec(self, node: str, argv: list[str]) -> ExecResult:
+    def exec(self, node: str, argv: list[str], stdin: bytes | None = None) -> ExecResult:
         try:
-            proc = self._popen(node, argv)
+            proc = self._popen(node, argv, stdin=stdin)
         except FileNotFoundError as exc:
             return ExecResult(127, "", str(exc))
         out, err = proc.communicate()

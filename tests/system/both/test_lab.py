@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 from lab.analysis.packets import load
 from lab.analysis.verdict import analyse_run
@@ -49,7 +50,8 @@ def test_make_punch_test_passes_and_its_pcaps_prove_it(engine, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
     verdict = json.loads((run_dir / "verdict.json").read_text())
-    assert verdict["ok"] and [c["id"] for c in verdict["checks"]] == ["1", "2", "3", "4", "5a", "5b", "7"]
+    assert verdict["ok"] and [c["id"] for c in verdict["checks"]] == ["0", "1", "2", "3", "4", "5a", "5b", "7"]
+    assert len(verdict["captures"]) == 7 and all(c["kernel_drops"] == 0 for c in verdict["captures"].values())
     names = sorted(p.name for p in run_dir.glob("*.pcap"))
     assert names == ["broker-wan.pcap", "relay-wan.pcap", "router-a-lan.pcap", "router-a-wan.pcap",
                      "router-b-lan.pcap", "router-b-wan.pcap", "wan-host-wan.pcap"]
@@ -89,6 +91,38 @@ def test_with_the_firewall_back_the_lab_passes_again(engine, tmp_path):
     run_dir = run_punch_test(engine, PunchTestConfig(messages=3), tmp_path, say)
     verdict = analyse_run(run_dir)
     assert verdict.ok, [(c.id, c.detail) for c in verdict.checks if not c.ok]
+
+
+def test_no_secret_is_on_a_peers_command_line_while_it_punches(engine, tmp_path):
+    """The room secret and the TURN password reach the peer on its stdin: ps in each peer's node, run
+    again and again while the peers punch, shows no secret on any command line."""
+    import re
+    import threading
+
+    done = threading.Event()
+    lines: list[str] = []
+    snapshots = []
+
+    def watch():
+        while not done.is_set():
+            for pair in engine.topology.pairs:
+                lines.extend(engine.exec(pair.peer.name, ["ps", "-eo", "args"]).stdout.splitlines())
+            snapshots.append(time.monotonic())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_dir = run_punch_test(engine, PunchTestConfig(messages=3, relay="auto"), tmp_path, say)
+    finally:
+        done.set()
+        watcher.join()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert all(r["ok"] for r in record["peers"].values())  # the secrets arrived
+    assert len(snapshots) > 3, "ps never ran while the peers punched"
+    hex_secret = re.compile(r"\b[0-9a-f]{64}\b")
+    assert not [line for line in lines if hex_secret.search(line) or "--turn-password" in line or "--secret " in line]
+    punching = [line for line in lines if "peers.peer punch" in line]  # (forked peers show their server's)
+    assert all("--secrets-stdin" in line for line in punching), punching
 
 
 def test_lab_down_leaves_nothing_behind(engine):

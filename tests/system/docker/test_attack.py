@@ -113,5 +113,5 @@ def test_joins_and_spoofs_fail_and_the_verdict_stays_clean(engine, tmp_path):
         assert result["rejected"] > 0, f"peer {label} saw no forgery: the spoof never reached it"
     verdict = analyse_run(run_dir)
     assert verdict.ok, [(c.id, c.detail) for c in verdict.checks if not c.ok]
-    refused = [e for e in verdict.checks[0].evidence if "refused" in e]
-    assert refused and str(engine.topology.outsider.address) in refused[0], verdict.checks[0].evidence
+    refused = [e for e in verdict.check("1").evidence if "refused" in e]
+    assert refused and str(engine.topology.outsider.address) in refused[0], verdict.check("1").evidence

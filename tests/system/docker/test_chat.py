@@ -16,7 +16,7 @@ import pytest
 
 from lab.analysis.packets import load
 from lab.experiment.captures import Captures
-from lab.experiment.chat_attach import chat_argv
+from lab.experiment.chat_attach import chat_argv, chat_environment
 from lab.experiment.room_secrets import mint
 from tests.helpers.chat_sides import close_all, end_together
 from tests.helpers.labs import needs_root
@@ -26,8 +26,8 @@ pytestmark = [needs_root]
 
 
 def spawn(engine, label: str, room: str, secret: str) -> pexpect.spawn:
-    argv = chat_argv(engine.topology, label, room, secret)
-    return pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30)
+    argv = chat_argv(engine.topology, label, room)
+    return pexpect.spawn(argv[0], argv[1:], env=chat_environment(secret), encoding="utf-8", timeout=30)
 
 
 def test_two_chats_talk_directly_and_end_together(engine, tmp_path):

@@ -1,0 +1,39 @@
+"""The bench's bookkeeping: a size that fails is a figure, with why; the time budget stops a series."""
+
+from __future__ import annotations
+
+import subprocess
+
+import bench.lab_bench as lab_bench
+
+
+def fake_cli(fail: dict[str, str]):
+    """`python -m lab` that fails the commands named in `fail` with that output."""
+    calls = []
+
+    def cli(engine, *args, pairs=1, check=True, **env):
+        calls.append((args[0], pairs))
+        said = fail.get(args[0])
+        return subprocess.CompletedProcess(args, 1 if said else 0, "", said or "")
+
+    return cli, calls
+
+
+def test_a_size_whose_lab_up_fails_is_a_figure_with_why_and_the_lab_is_taken_down(monkeypatch):
+    cli, calls = fake_cli({"up": "[natlab] creating\nnatlab: error: PAIRS must be between 1 and 248, not 250"})
+    monkeypatch.setattr(lab_bench, "cli", cli)
+    rows = lab_bench.largest_punched("netns", [250, 300])
+    assert rows == [{"pairs": 250, "all_pass": False, "up_s": rows[0]["up_s"], "down_s": rows[0]["down_s"],
+                     "failed": "lab-up: natlab: error: PAIRS must be between 1 and 248, not 250"}]
+    assert calls == [("up", 250), ("down", 250)]  # stopped at the first failure, down whatever happened
+
+
+def test_a_failed_verdict_says_so_and_past_the_budget_the_sizes_left_are_skipped(monkeypatch):
+    cli, _ = fake_cli({"punch-test": "verdict for run x: 2 check(s) FAILED\nreport: ..."})
+    monkeypatch.setattr(lab_bench, "cli", cli)
+    (row,) = lab_bench.largest_punched("docker", [20])
+    assert row["failed"] == "punch-test: verdict for run x: 2 check(s) FAILED" and "whole_run_s" not in row
+    cli, calls = fake_cli({})
+    monkeypatch.setattr(lab_bench, "cli", cli)
+    rows = lab_bench.largest_punched("docker", [1, 5], budget_s=-1)
+    assert [r.get("skipped") for r in rows] == ["past the -1s time budget"] * 2 and calls == []
