@@ -290,8 +290,16 @@ def chat(broker: str, room: str, label: str) -> list[str]:
 
 
 # -- files and processes of a node (the capture agents' markers) -------------------------------
-def file_exists(path: str) -> NodeCommand[bool]:
-    return NodeCommand("test -f", ["test", "-f", path], lambda res, what: res.ok)
+WAIT_STEP_S = 0.02
+
+
+def wait_for_file(path: str, timeout_s: float, step_s: float = WAIT_STEP_S) -> NodeCommand[bool]:
+    """Until the file exists, at most `timeout_s`, looking every `step_s`: whether it came. One command
+    in the node, not a poll from the host per try: a Docker exec costs the daemon more than the
+    node's wait does."""
+    script = f'i=0; until [ -f "$0" ]; do i=$((i+1)); [ "$i" -gt "$1" ] && exit 1; sleep {step_s:g}; done'
+    tries = str(max(1, int(timeout_s / step_s)))
+    return NodeCommand("wait for a file", ["sh", "-c", script, path, tries], lambda res, what: res.ok)
 
 
 def read_text(path: str) -> NodeCommand[str]:
@@ -302,8 +310,17 @@ def remove_tree(path: str) -> NodeCommand[ExecResult]:
     return NodeCommand("rm -rf", ["rm", "-rf", path], _as_is)
 
 
-def interrupt(pid: str) -> NodeCommand[ExecResult]:
-    return NodeCommand("kill -INT", ["kill", "-INT", pid], _as_is)
+def stop_capture(directory: str, pid_file: str, done_file: str, stats_file: str,
+                 timeout_s: float) -> NodeCommand[str | None]:
+    """Interrupt the capture agent of `directory` by the pid it wrote (a pattern, pkill -f, would hit every
+    agent on a host whose nodes share it), wait for its DONE and answer its STATS: one command in the
+    node. None if it did not finish in time."""
+    tries = str(max(1, int(timeout_s / WAIT_STEP_S)))
+    script = ('cd "$0" || exit 2; pid=$(cat "$1" 2>/dev/null); case "$pid" in ""|*[!0-9]*) ;; *) kill -INT "$pid";; esac; '
+              f'i=0; until [ -f "$2" ]; do i=$((i+1)); [ "$i" -gt "$4" ] && exit 1; sleep {WAIT_STEP_S}; done; '
+              'cat "$3"')
+    return NodeCommand("stop the capture", ["sh", "-c", script, directory, pid_file, done_file, stats_file, tries],
+                       lambda res, what: res.stdout if res.ok else None)
 
 
 def stop_by_pid_file(path: str) -> NodeCommand[ExecResult]:

@@ -10,7 +10,6 @@ stopped. The analysis decides from those and the pcaps whether each capture is w
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,11 +24,8 @@ PARALLEL = 16  # agents started and collected at once
 
 
 def _wait_for(engine: Engine, agent: CaptureAgent, marker: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not node_commands.file_exists(f"{agent.directory}/{marker}").run(engine, agent.node):
-        if time.monotonic() > deadline:
-            raise LabError(f"capture on {agent.node} did not report {marker} within {WAIT_S}s")
-        time.sleep(0.02)
+    if not node_commands.wait_for_file(f"{agent.directory}/{marker}", WAIT_S).run(engine, agent.node):
+        raise LabError(f"capture on {agent.node} did not report {marker} within {WAIT_S}s")
 
 
 class Captures:
@@ -55,12 +51,9 @@ class Captures:
         accounts: dict[str, dict] = {}
 
         def stop_one(agent: CaptureAgent) -> None:
-            # By its own pid: a pattern (pkill -f) would hit every agent on a host whose nodes share it.
-            pid = node_commands.read_text(f"{agent.directory}/{PID}").run(self.engine, agent.node).strip()
-            if pid.isdigit():
-                node_commands.interrupt(pid).run(self.engine, agent.node)
-            _wait_for(self.engine, agent, DONE)
-            text = node_commands.read_text(f"{agent.directory}/{STATS}").run(self.engine, agent.node)
+            text = node_commands.stop_capture(agent.directory, PID, DONE, STATS, WAIT_S).run(self.engine, agent.node)
+            if text is None:
+                raise LabError(f"capture on {agent.node} did not report {DONE} within {WAIT_S}s")
             try:
                 accounts[agent.node] = json.loads(text)
             except ValueError:

@@ -144,3 +144,40 @@ def test_lab_down_disconnects_a_stale_endpoint_by_force_and_says_what_is_left_wh
     assert DockerEngine._remove_network(net) is None and net.disconnected == [("ep1", True)]
     stuck = DockerEngine._remove_network(StaleNetwork(stale_for=None))
     assert stuck == "natlab_wan (network natlab_wan has active endpoints)"
+
+
+def test_waiting_for_a_file_is_one_command_that_ends_when_it_comes_or_at_the_timeout(tmp_path):
+    import subprocess
+    import threading
+
+    marker = tmp_path / "READY"
+    assert subprocess.run(node_commands.wait_for_file(str(marker), 0.2).argv).returncode == 1
+    threading.Timer(0.2, marker.touch).start()
+    assert subprocess.run(node_commands.wait_for_file(str(marker), 10).argv, timeout=5).returncode == 0
+
+
+def test_stopping_a_capture_interrupts_its_agent_by_pid_waits_for_done_and_answers_its_stats(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    agent = """
+import os, pathlib, signal, sys, time
+d, stop = pathlib.Path(sys.argv[1]), []
+signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+(d / "PID").write_text(str(os.getpid()))
+while not stop:
+    time.sleep(0.01)
+(d / "STATS").write_text('{"vantages": {}}')
+(d / "DONE").write_text("done")
+"""
+    proc = subprocess.Popen([sys.executable, "-c", agent, str(tmp_path)])
+    while not (tmp_path / "PID").exists():
+        time.sleep(0.01)
+    cmd = node_commands.stop_capture(str(tmp_path), "PID", "DONE", "STATS", 10)
+    res = subprocess.run(cmd.argv, capture_output=True, text=True, timeout=10)
+    assert cmd.read(ExecResult(res.returncode, res.stdout, res.stderr), "t") == '{"vantages": {}}'
+    assert proc.wait(5) == 0
+    (tmp_path / "DONE").unlink()
+    res = subprocess.run(node_commands.stop_capture(str(tmp_path), "PID", "DONE", "STATS", 0.1).argv)
+    assert res.returncode == 1  # no agent left to finish: no DONE in time

@@ -31,8 +31,8 @@ def test_committed_compose_file_is_generated_from_the_topology():
 def test_compose_spec_wiring():
     t = build_topology()
     spec = compose_spec(t)
-    assert spec["services"]["peer-a"]["depends_on"] == {"router-a": {"condition": "service_healthy"},
-                                                        "relay": {"condition": "service_healthy"}}
+    assert spec["services"]["peer-a"]["depends_on"] == ["router-a", "relay"]
+    assert all("healthcheck" not in svc for svc in spec["services"].values())  # lab-up waits for READY itself
     for name, net in spec["networks"].items():
         assert net["driver_opts"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
         gateway = IPv4Address(net["ipam"]["config"][0]["gateway"])

@@ -10,8 +10,10 @@ import socket
 import subprocess
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from lab.engines import node_commands
 from lab.engines.base import CaptureAgent, ExecResult
 from lab.engines.docker import compose_file, daemon, images
 from lab.engines.docker.compose_file import compose_variables
@@ -20,10 +22,13 @@ from lab.engines.node_commands import capture_agent
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, Progress
 from lab.paths import RUNTIME_DIR, USER_IMAGE_ENV, lab_runtime
-from lab.topology import Topology, build_topology
+from lab.topology import Node, Topology, build_topology
+from node.settings import READY_FILE
 
 NETWORK_RELEASE_S = 5.0  # how long a network may still count a removed container's endpoint
 HEALTH_WAIT_S = 90
+READY_STEP_S = 0.1  # how often a node's waiting command looks for its READY file
+READY_PARALLEL = 32  # nodes waited for at once (each a docker exec running a shell loop)
 CAPTURE_DIR = "/tmp/natlab-capture"  # a capture agent's directory in its container
 
 
@@ -119,28 +124,30 @@ class DockerEngine:
         progress("starting containers (compose up)")
         with undone_on_failure(lambda: self.down(lambda _msg: None), progress):
             self._compose("up", "-d", "--remove-orphans", progress=progress)
-            self._wait_healthy(progress)
+            self._wait_ready(progress)
 
-    def _wait_healthy(self, progress: Progress) -> None:
-        deadline = time.monotonic() + HEALTH_WAIT_S
-        names = {self.topology.container_name(n.name): n.name for n in self.topology.nodes}
-        while True:
-            states = {}
-            for c in self._lab_containers():
-                c.reload()
-                health = c.attrs["State"].get("Health", {}).get("Status", "none")
-                states[c.name] = "exited" if c.status in ("exited", "dead") else health
-            missing = sorted(set(names) - set(states))
-            bad = sorted(n for n, s in states.items() if s in ("exited", "unhealthy"))
-            if bad:
-                logs = self.client.containers.get(bad[0]).logs(tail=30).decode(errors="replace")
-                raise LabError(f"{bad[0]} failed to start ({states[bad[0]]}):\n{logs}")
-            if not missing and all(s == "healthy" for s in states.values()):
-                return
-            if time.monotonic() > deadline:
-                waiting = missing + [n for n, s in states.items() if s != "healthy"]
-                raise LabError(f"nodes not ready after {HEALTH_WAIT_S}s: {', '.join(sorted(waiting))}")
-            time.sleep(0.3)
+    def _wait_ready(self, progress: Progress) -> None:
+        """Until every node has written its READY file: one waiting command per node, all at once."""
+        import docker
+
+        def ready(node: Node) -> str | None:
+            try:
+                if node_commands.wait_for_file(str(READY_FILE), HEALTH_WAIT_S, READY_STEP_S).run(self, node.name):
+                    return None
+            except docker.errors.APIError as exc:  # the container is not running
+                return f"{node.name} ({exc.explanation or exc})"
+            return node.name
+
+        with ThreadPoolExecutor(READY_PARALLEL) as pool:
+            waiting = [w for w in pool.map(ready, self.topology.nodes) if w is not None]
+        if waiting:
+            first = self.topology.container_name(waiting[0].split(" ")[0])
+            try:
+                logs = self.client.containers.get(first).logs(tail=30).decode(errors="replace")
+            except docker.errors.APIError:
+                logs = ""
+            raise LabError(f"nodes not ready after {HEALTH_WAIT_S}s: {', '.join(waiting)}"
+                           + (f"\n{first}'s last words:\n{logs}" if logs else ""))
 
     def down(self, progress: Progress) -> None:
         try:
