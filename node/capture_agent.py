@@ -9,7 +9,7 @@ each captured node); NAME=NETNS_PATH:IFACE an interface of another network names
 opened inside it (the netns engine runs one agent for the whole lab: one Python process with
 scapy instead of hundreds). Writes PID at start, READY once every socket is open, and on
 SIGTERM/SIGINT drains what the kernel still holds, flushes and writes DONE. Kernel timestamps,
-full packets, both directions, written as they came (scapy opens the sockets and writes the
+full packets, both directions, written as they came (plain packet sockets; scapy writes the
 pcaps; nothing is dissected).
 
 What proves each capture whole: before READY the agent sends a start marker out of every
@@ -57,6 +57,10 @@ SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_STATISTICS = 6  # struct tpacket_stats {tp_packets, tp_drops}; reading it resets it
+ETH_P_ALL = 0x0003
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # a struct timespec per frame, as ancillary data
+TIMESTAMP_SPACE = socket.CMSG_SPACE(16)
+SNAPLEN = 65535  # whole frames (the lab's MTU is 1500; offloads may hand the socket more)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class Tap:
     """One vantage point's capture: its listening socket, a socket to send its markers, its pcap."""
 
     vantage: Vantage
-    listen: object  # scapy's L2ListenSocket
+    listen: socket.socket  # AF_PACKET, every protocol, both directions
     sender: socket.socket
     mac: bytes
     writer: object = None  # scapy's PcapWriter
@@ -102,7 +106,7 @@ class Tap:
 
     def kernel_stats(self) -> tuple[int, int]:
         """(frames the kernel had for the socket, of which it dropped), since the socket opened."""
-        packets, drops = struct.unpack("II", self.listen.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        packets, drops = struct.unpack("II", self.listen.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
         return packets, drops
 
     def stats(self) -> dict:
@@ -111,52 +115,91 @@ class Tap:
                 "markers": sorted(self.markers), "marker_errors": self.marker_errors}
 
 
-def open_tap(vantage: Vantage) -> Tap:
-    from scapy.arch.linux import L2ListenSocket
-
+def open_listener(vantage: Vantage) -> socket.socket:
+    """The vantage point's capture socket: every frame of the interface, both ways, promiscuous, with the
+    kernel's timestamp of each (SO_TIMESTAMPNS). A plain packet socket: scapy's select()s on itself
+    when it opens, which fails past descriptor 1023 (a 248-pair lab has a thousand vantage points)."""
     from node.netns import entered
 
     with entered(vantage.netns) if vantage.netns else nullcontext():
-        # Promiscuous by the interface's index in its own namespace: scapy would take it from its
-        # table of interfaces, read once in whichever namespace scapy was first imported.
-        sock = L2ListenSocket(iface=vantage.iface, promisc=False)
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock.bind((vantage.iface, ETH_P_ALL))
+        # Promiscuous by the interface's index in its own namespace.
         membership = struct.pack("IHH8s", socket.if_nametoindex(vantage.iface), PACKET_MR_PROMISC, 0, b"")
-        sock.ins.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, membership)
-        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: it receives nothing
-        sender.bind((vantage.iface, 0))
+        sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, membership)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     try:
-        sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
     except OSError:
-        sock.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)  # capped, still more than 64 KiB
-    return Tap(vantage, sock, sender, sender.getsockname()[4])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)  # capped, still more than 64 KiB
+    sock.setblocking(False)
+    return sock
+
+
+def open_sender(vantage: Vantage) -> socket.socket:
+    """A socket to send the vantage point's markers out of its interface (protocol 0: it receives nothing)."""
+    from node.netns import entered
+
+    with entered(vantage.netns) if vantage.netns else nullcontext():
+        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        sender.bind((vantage.iface, 0))
+    return sender
+
+
+def open_taps(vantages: list[Vantage]) -> list[Tap]:
+    """Every vantage point's tap: all the capture sockets first, then the senders (see open_listener).
+    Opening or closing a packet socket waits for an RCU grace period: they open in threads."""
+    with ThreadPoolExecutor(SOCKET_THREADS) as pool:
+        listeners = list(pool.map(open_listener, vantages))
+        senders = list(pool.map(open_sender, vantages))
+    return [Tap(v, sock, sender, sender.getsockname()[4]) for v, sock, sender in zip(vantages, listeners, senders)]
 
 
 def record(tap: Tap) -> None:
     """Write the next frame waiting on the tap's socket as it came, with the kernel's timestamp: no
     dissection (but for its own markers), so one agent keeps up with a lab of hundreds of nodes."""
-    _cls, frame, ts = tap.listen.recv_raw()
-    if frame is None:
+    try:
+        frame, ancillary, _flags, _addr = tap.listen.recvmsg(SNAPLEN, TIMESTAMP_SPACE)
+    except BlockingIOError:
         return
-    ts = time.time() if ts is None else float(ts)
-    sec = int(ts)
-    tap.writer.write_packet(frame, sec=sec, usec=int(round((ts - sec) * 1e9)))
+    sec, nsec = int(time.time()), 0
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = struct.unpack("qq", data[:16])
+    tap.writer.write_packet(frame, sec=sec, usec=nsec)  # the writer is nanosecond: "usec" holds ns
     tap.written += 1
     if frame[12:14] == ETHERTYPE and (marker := parse_marker(frame)) and marker[1] == tap.vantage.name:
         tap.markers.add(marker[0])
 
 
-def finish(taps: list[Tap]) -> None:
+class Readable:
+    """Which taps have a frame waiting: poll(2), which, unlike select(), takes descriptors past 1023
+    (a big lab's agent holds two sockets and a file per vantage point)."""
+
+    def __init__(self, taps: list[Tap]) -> None:
+        self.by_fd = {tap.listen.fileno(): tap for tap in taps}
+        self.poller = select.poll()
+        for fd in self.by_fd:
+            self.poller.register(fd, select.POLLIN)
+
+    def __call__(self, timeout_s: float) -> list[Tap]:
+        try:
+            return [self.by_fd[fd] for fd, _ in self.poller.poll(int(timeout_s * 1000))]
+        except InterruptedError:
+            return []
+
+
+def finish(taps: list[Tap], readable: Readable) -> None:
     """Send the end markers and record until each has come round (END_WAIT_S at most), then drain
     what the kernel still holds: it belongs to the run too."""
     for tap in taps:
         tap.mark(END)
     deadline = time.monotonic() + END_WAIT_S
-    while (waiting := [t for t in taps if END not in t.markers]) and time.monotonic() < deadline:
-        by_socket = {t.listen: t for t in waiting}
-        for sock in select.select(list(by_socket), [], [], 0.05)[0]:
-            record(by_socket[sock])
-    for tap in taps:
-        while select.select([tap.listen], [], [], 0)[0]:
+    while any(END not in t.markers for t in taps) and time.monotonic() < deadline:
+        for tap in readable(0.05):
+            record(tap)
+    while ready := readable(0):
+        for tap in ready:
             record(tap)
 
 
@@ -184,27 +227,21 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     vantages = args.vantage
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a socket and a file per vantage point
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # two sockets and a file per vantage point
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * len(vantages) + 64)), hard))
-    # Sockets first: they are waited on with select(), which fails on descriptors past 1023.
-    with ThreadPoolExecutor(SOCKET_THREADS) as pool:
-        taps = list(pool.map(open_tap, vantages))
+    taps = open_taps(vantages)
     for tap in taps:
         tap.writer = PcapWriter(str(args.dir / f"{tap.vantage.name}.pcap"), linktype=1, nano=True)
         tap.writer.write_header(None)  # a vantage point that saw nothing still yields a valid pcap
         tap.mark(START)
     started = time.time()
     (args.dir / READY).write_text("ready\n")
-    by_socket = {tap.listen: tap for tap in taps}
+    readable = Readable(taps)
     while not stop.is_set():
-        try:
-            ready, _, _ = select.select(list(by_socket), [], [], POLL_S)
-        except InterruptedError:
-            continue
-        for sock in ready:
-            record(by_socket[sock])
+        for tap in readable(POLL_S):
+            record(tap)
     stopped = time.time()
-    finish(taps)
+    finish(taps, readable)
     stats = {"started": started, "stopped": stopped, "vantages": {t.vantage.name: t.stats() for t in taps}}
     with ThreadPoolExecutor(SOCKET_THREADS) as pool:
         list(pool.map(lambda tap: (tap.listen.close(), tap.sender.close()), taps))

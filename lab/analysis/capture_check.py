@@ -61,6 +61,8 @@ def read_accounts(run: LoadedRun) -> tuple[dict[str, dict], str | None]:
         return {}, f"no {CAPTURE_STATS} (a run from before natlab kept capture accounts, or one whose collection failed)"
     except (OSError, ValueError) as exc:
         return {}, f"{CAPTURE_STATS} does not read ({exc})"
+    if not isinstance(data, dict) or not isinstance(data.get("vantages") or {}, dict):
+        return {}, f"{CAPTURE_STATS} is not a capture account (no vantages)"
     errors = "; ".join(f"{node}: {why}" for node, why in (data.get("errors") or {}).items())
     return data.get("vantages") or {}, errors or None
 
@@ -75,10 +77,10 @@ def capture_states(run: LoadedRun, accounts: dict[str, dict]) -> list[CaptureSta
         problems = []
         account = accounts.get(vantage)
         drops = None
-        if account is None:
+        if not isinstance(account, dict) or not isinstance(account.get("kernel_drops", 0), int):
             problems.append(f"not accounted in {CAPTURE_STATS}")
         else:
-            drops = int(account.get("kernel_drops", 0))
+            drops = account.get("kernel_drops", 0)
             if drops:
                 problems.append(f"the kernel dropped {drops} of its {account.get('kernel_packets')} frames")
             if account.get("written") != len(capture.frames):

@@ -55,6 +55,8 @@ def test_a_pcap_short_of_what_its_agent_wrote_or_a_run_without_accounts_is_incom
     (tmp_path / CAPTURE_STATS).write_text(json.dumps(accounts))
     zero = judge(read_run(tmp_path)).check("0")
     assert not zero.ok and "router-a-wan: " in zero.detail and "the file holds" in zero.detail
+    (tmp_path / CAPTURE_STATS).write_text('["not", "an", "account"]')
+    assert "is not a capture account" in judge(read_run(tmp_path)).check("0").detail
     (tmp_path / CAPTURE_STATS).unlink()
     zero = judge(read_run(tmp_path)).check("0")
     assert not zero.ok and zero.detail.startswith(f"7/7 captures incomplete (no {CAPTURE_STATS} (a run from before")
@@ -68,23 +70,32 @@ def test_a_marker_reads_back_and_nothing_else_reads_as_one():
 
 
 @needs_root
-def test_the_agent_sees_its_own_markers_and_the_kernel_counts_what_it_dropped():
-    from node.capture_agent import Tap, Vantage, open_tap, record
+def test_the_agent_sees_its_own_markers_with_kernel_timestamps_and_counts_what_the_kernel_dropped():
+    import time
 
-    tap: Tap = open_tap(Vantage("lo-test", "lo"))
+    from node.capture_agent import Readable, Tap, Vantage, open_taps, record
+
+    class Sink:
+        def __init__(self):
+            self.times = []
+
+        def write_packet(self, frame, sec, usec):
+            self.times.append(sec + usec / 1e9)
+
+    (tap,) = open_taps([Vantage("lo-test", "lo")])
     try:
-        class Sink:
-            def write_packet(self, *args, **kwargs):
-                pass
-
+        assert isinstance(tap, Tap) and isinstance(tap.listen, socket.socket)
         tap.writer = Sink()
+        sent = time.time()
         tap.mark(START)
-        tap.listen.ins.settimeout(2)
-        while START not in tap.markers:
-            record(tap)
+        readable, deadline = Readable([tap]), time.monotonic() + 2
+        while START not in tap.markers and time.monotonic() < deadline:
+            for ready in readable(0.1):
+                record(ready)
+        assert START in tap.markers
+        assert abs(tap.writer.times[0] - sent) < 1.0  # the kernel's clock, to the nanosecond field
         stats = tap.stats()
         assert stats["written"] >= 1 and stats["kernel_drops"] == 0 and stats["kernel_packets"] >= stats["written"]
     finally:
         tap.listen.close()
         tap.sender.close()
-    assert isinstance(tap.sender, socket.socket)

@@ -130,23 +130,24 @@ class DockerEngine:
         """Until every node has written its READY file: one waiting command per node, all at once."""
         import docker
 
-        def ready(node: Node) -> str | None:
+        def not_ready(node: Node) -> tuple[str, str] | None:
+            """None once the node is ready, else (its name, why not)."""
             try:
                 if node_commands.wait_for_file(str(READY_FILE), HEALTH_WAIT_S, READY_STEP_S).run(self, node.name):
                     return None
             except docker.errors.APIError as exc:  # the container is not running
-                return f"{node.name} ({exc.explanation or exc})"
-            return node.name
+                return node.name, str(exc.explanation or exc)
+            return node.name, f"no {READY_FILE} after {HEALTH_WAIT_S}s"
 
         with ThreadPoolExecutor(READY_PARALLEL) as pool:
-            waiting = [w for w in pool.map(ready, self.topology.nodes) if w is not None]
+            waiting = [w for w in pool.map(not_ready, self.topology.nodes) if w is not None]
         if waiting:
-            first = self.topology.container_name(waiting[0].split(" ")[0])
+            first = self.topology.container_name(waiting[0][0])
             try:
                 logs = self.client.containers.get(first).logs(tail=30).decode(errors="replace")
             except docker.errors.APIError:
                 logs = ""
-            raise LabError(f"nodes not ready after {HEALTH_WAIT_S}s: {', '.join(waiting)}"
+            raise LabError("nodes not ready: " + ", ".join(f"{name} ({why})" for name, why in waiting)
                            + (f"\n{first}'s last words:\n{logs}" if logs else ""))
 
     def down(self, progress: Progress) -> None:
