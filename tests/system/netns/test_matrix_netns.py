@@ -26,6 +26,31 @@ def test_every_cell_of_three_presets_takes_the_path_theory_allows(relay, tmp_pat
     assert all(c.seconds is not None for c in matrix.cells.values() if c.observed != "failed")
 
 
+def test_a_lab_whose_pairs_have_different_nats_gives_each_router_its_own_rules():
+    import re
+
+    from lab.topology import PairSettings, build_topology
+
+    topo = build_topology(project="nltest-mxr", pair_settings=(PairSettings("full-cone", "symmetric"),
+                                                              PairSettings("symmetric", "full-cone")))
+    engine = make_engine("netns", topo)
+    engine.up(say)
+    try:
+        routers = [pair.router.name for pair in topo.pairs]
+        shown = {name: node_commands.router_show().run(engine, name)["nat"] for name in routers}
+        rules = {name: engine.exec(name, ["nft", "list", "ruleset"]).stdout for name in routers}
+    finally:
+        engine.down(say)
+    assert shown == {"router-a": "full-cone", "router-b": "symmetric", "router-a2": "symmetric",
+                     "router-b2": "full-cone"}
+
+    def shape(ruleset: str) -> str:  # the rules without the router's own addresses and interface names
+        return re.sub(r'"[^"]*"', '"-"', re.sub(r"\d+\.\d+\.\d+\.\d+(/\d+)?", "IP", ruleset))
+
+    assert shape(rules["router-a"]) == shape(rules["router-b2"]) != shape(rules["router-b"])
+    assert shape(rules["router-b"]) == shape(rules["router-a2"])
+
+
 def test_a_link_axis_puts_each_cell_on_its_link_and_the_captures_show_its_delay(tmp_path):
     from lab.analysis.matrix import Matrix, observe
     from lab.analysis.run import read_run
