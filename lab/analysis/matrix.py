@@ -28,7 +28,7 @@ from lab.analysis.run import LoadedRun, RunView
 from lab.analysis.verdict import judge
 from lab.run_format import PROGRAMS_KIND
 from lab.topology import PunchPair
-from wire.protocol import Data, Probe
+from wire.protocol import Data, Intro, Probe
 
 PATH_CHECK = "3"  # the verdict's check of the path: the matrix compares the paths themselves
 NEEDS_A_SESSION = ("2",)  # checks that cannot pass where no path opened (nothing crossed to skip the server)
@@ -135,13 +135,27 @@ class Matrix:
                 "agree": not self.disagreements}
 
 
+def introduced_at(view: RunView, pp: PunchPair) -> float | None:
+    """When both peers had their introduction: the later of the first introduction to reach each
+    peer's LAN. Not the broker's last one: on a lossy link a peer whose introduction was lost
+    registers again, and an introduction sent after the punch would start the clock late."""
+    firsts = []
+    for side in pp.sides:
+        private = str(side.private_ip)
+        times = [p.time for p in view.lan(side) if isinstance(p.msg, Intro) and p.dst == private]
+        firsts.append(min(times) if times else None)
+    if None not in firsts:
+        return max(firsts)  # type: ignore[type-var]
+    intros = view.introductions()  # a run without LAN captures of them: the broker's word
+    return max(p.time for p in intros) if intros else None
+
+
 def time_to_path(view: RunView, pp: PunchPair, path: str) -> float | None:
-    """Seconds from the pair's last introduction to the first probe or data that reached either peer by
-    `path` (direct: from the partner's public address; relayed: inside the relay's framing)."""
-    intros = view.introductions()
-    if not intros or path not in (DIRECT, RELAYED):
+    """Seconds from the pair's introduction (introduced_at) to the first probe or data that reached either
+    peer by `path` (direct: from the partner's public address; relayed: inside the relay's framing)."""
+    since = introduced_at(view, pp)
+    if since is None or path not in (DIRECT, RELAYED):
         return None
-    since = max(p.time for p in intros)
     firsts = [p.time for sender, receiver in ((pp.b, pp.a), (pp.a, pp.b))
               for p, way in message_arrivals(view, sender, receiver, (Probe, Data)) if way == path and p.time >= since]
     return round(min(firsts) - since, 6) if firsts else None
