@@ -52,21 +52,23 @@ def test_a_lab_whose_pairs_have_different_nats_gives_each_router_its_own_rules()
 
 
 def test_a_link_axis_puts_each_cell_on_its_link_and_the_captures_show_its_delay(tmp_path):
+    """A delay without jitter or loss: check 6 then has one answer (a jittered, lossy link with three
+    messages can miss it by chance; see the issue's note)."""
     from lab.analysis.matrix import Matrix, observe
     from lab.analysis.run import read_run
     from lab.experiment.matrix_run import MatrixConfig, run_matrix
-    from node.link import PRESETS as LINKS
 
-    config = MatrixConfig(nats=("full-cone",), links=("lan", "mobile-3g"), relay="off")
+    slow_link = "delay=100ms"
+    config = MatrixConfig(nats=("full-cone",), links=("lan", slow_link), relay="off")
     _, runs = run_matrix(lambda t: make_engine("netns", t), "netns", "nltest-mx", config, tmp_path, say)
     matrix = Matrix(config.nats, config.links, config.relay)
     for run_dir in runs:
         observe(matrix, read_run(run_dir))
     assert not matrix.disagreements, [(c.key, c.observed, c.failed_checks) for c in matrix.disagreements]
-    slow = matrix.cell("full-cone", "full-cone", "mobile-3g")
+    slow = matrix.cell("full-cone", "full-cone", slow_link)
     # the introduction crosses the peer's access link, then its probe the partner's: two one-way delays at least
-    one_way = LINKS["mobile-3g"].delay_ms - LINKS["mobile-3g"].jitter_ms
-    assert slow.observed == "direct" and slow.seconds >= 2 * one_way / 1000, slow.seconds
+    assert slow.observed == "direct" and slow.seconds >= 2 * 0.100, slow.seconds
+    assert any(e.startswith("6 ") for o in slow.observations for e in o.evidence)  # the delay, seen in the pcaps
     assert matrix.cell("full-cone", "full-cone", "lan").observed == "direct"
 
 
