@@ -302,10 +302,6 @@ def wait_for_file(path: str, timeout_s: float, step_s: float = WAIT_STEP_S) -> N
     return NodeCommand("wait for a file", ["sh", "-c", script, path, tries], lambda res, what: res.ok)
 
 
-def read_text(path: str) -> NodeCommand[str]:
-    return NodeCommand("cat", ["cat", path], lambda res, what: res.stdout)
-
-
 def remove_tree(path: str) -> NodeCommand[ExecResult]:
     return NodeCommand("rm -rf", ["rm", "-rf", path], _as_is)
 
