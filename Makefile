@@ -33,7 +33,7 @@ DURATION ?= 30
 WAN      ?=
 MOUNT    ?=
 NODE_IMAGE ?=
-export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY MESSAGES A B WAN EXPECT DURATION NATS LINKS
+export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY FAULT MESSAGES A B WAN EXPECT DURATION NATS LINKS
 # MOUNT: a directory of your files for `make run`, in every peer and the WAN host (under Docker at lab-up)
 export NATLAB_MOUNT := $(if $(MOUNT),$(abspath $(MOUNT)))
 # NODE_IMAGE: your image (FROM natlab-node), or a directory whose Dockerfile builds it, for the
@@ -71,7 +71,7 @@ lab-down: $(STAMP) ## remove every container / namespace, network and process of
 status: $(STAMP) ## show the topology and whether the lab is up
 	$(PY) -m lab status
 
-punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps, then the report
+punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps, then the report [FAULT=broker-restart|peer-killed]
 	$(PY) -m lab punch-test --messages $(MESSAGES)
 
 run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [WAN='cmd'] [EXPECT=direct|relayed|any] [DURATION=30]

@@ -43,9 +43,9 @@ from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.engines.registry import ENGINES, make_engine
 from lab.engines.rollback import undone_on_failure
-from lab.errors import LabError
+from lab.errors import LabError, disk_full
 from lab.paths import PROJECT_DIR, captures_root
-from lab.run_format import LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
+from lab.run_format import FAULT_PEER_KILLED, FAULTS, LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
 from lab.topology import TopologyError, build_topology
 from nat.behaviour import PRESETS, UnknownPreset
 from node.link import DEFAULT_LINK, UnknownLink
@@ -116,14 +116,24 @@ def write_run_report(report: RunReport, verdict: Verdict) -> None:
     print(f"report: {files.report}\nladder: {files.ladder}\nall captures merged: {files.merged}")
 
 
+KILLED_MIN_MESSAGES = 1000  # 10 s of data (a message every 10 ms): the kill comes 1.5 s after the punch
+
+
 def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 
-    config = PunchTestConfig.for_pairs(args.pairs, messages=args.messages,
-                                       punch_delay_s=args.punch_delay, relay=args.relay)
+    messages = args.messages
+    if args.fault == FAULT_PEER_KILLED and messages < KILLED_MIN_MESSAGES:
+        messages = KILLED_MIN_MESSAGES
+        progress(f"{FAULT_PEER_KILLED}: {messages} messages each way, so that the exchange outlasts the kill")
+    config = PunchTestConfig.for_pairs(args.pairs, messages=messages,
+                                       punch_delay_s=args.punch_delay, relay=args.relay, fault=args.fault or None)
     run_dir = run_punch_test(engine, config, captures_root(), progress)
     record = json.loads((run_dir / RUN_RECORD).read_text())
     for label, result in record.get("peers", {}).items():
+        if result.get("killed"):
+            progress(f"peer {label}: killed mid-exchange by the fault, as asked")
+            continue
         rtt = f", rtt {result['rtt_ms']} ms" if result.get("rtt_ms") is not None else ""
         again = f", {result['retransmissions']} sent again" if result.get("retransmissions") else ""
         route = result.get("route") or "no path"
@@ -147,7 +157,13 @@ def judged_and_reported(run_dir: Path, verbose: bool, written: str) -> Verdict:
         run = read_run(run_dir)
         report = RunReport(run, drawer)  # the ladder is drawn while the verdict is made
         verdict = verdict_of(run)
-        save_verdict(run_dir, verdict)
+        try:
+            save_verdict(run_dir, verdict)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            raise LabError(f"no space left to write {run_dir / VERDICT_FILE}; the run's pcaps are "
+                           f"kept: `make verdict RUN={run_dir.name}` once there is room") from None
         print(verdict_table(verdict, verbose=verbose))
         print(f"\n{written} in {run_dir}")
         try:
@@ -411,6 +427,10 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--punch-delay", type=float, default=1.0, help="seconds peer b waits before probing")
     pt.add_argument("--relay", choices=node_commands.RELAY_MODES, default=os.environ.get("RELAY") or "auto",
                     help="auto: punch, fall back to the TURN relay; off: never relay; force: relayed only (env RELAY)")
+    pt.add_argument("--fault", default=os.environ.get("FAULT") or None, metavar="|".join(FAULTS),
+                    help="inject a fault (env FAULT): broker-restart (between the two registrations: the peers "
+                    "must register again), peer-killed (the late peer SIGKILLed mid-exchange: its partner must "
+                    "say so); check 8 of the verdict tells what it did")
     pt.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every check")
     pt.set_defaults(func=cmd_punch_test)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from collections.abc import Callable
 
 Progress = Callable[[str], None]
@@ -9,3 +12,11 @@ Progress = Callable[[str], None]
 
 class LabError(RuntimeError):
     """A failure the user can act on; the CLI prints it without a traceback."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a write failed because its disk (or the user's quota) is full; shutil.copytree's error
+    gathers its files' failures as text."""
+    if isinstance(exc, shutil.Error):
+        return any(os.strerror(errno.ENOSPC) in str(why) for *_, why in exc.args[0])
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

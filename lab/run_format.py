@@ -17,6 +17,11 @@ TAG_NO_BYPASS = "control-no-bypass"
 TAG_UNSOLICITED = "control-unsolicited"
 
 
+# The faults a punch test can inject (run.json "fault": its kind, when it was done, whom it hit).
+FAULT_BROKER_RESTART = "broker-restart"  # between the two sides' registrations: the broker forgets the first
+FAULT_PEER_KILLED = "peer-killed"  # the late side of every pair, SIGKILLed mid-exchange
+FAULTS = (FAULT_BROKER_RESTART, FAULT_PEER_KILLED)
+
 PROGRAMS_KIND = "programs"  # run.json "kind" of a `make run` of the user's programs (a punch test has none)
 
 

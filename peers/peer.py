@@ -2,6 +2,7 @@
 
     NATLAB_ROOM_SECRET=<hex> python3 -m peers.peer punch --broker 198.51.100.10:3478 --room demo --id a
     python3 -m peers.peer reach --to 198.51.100.10:3478 --tag control-no-bypass
+    python3 -m peers.peer kill --id a    # SIGKILL this node's punching peer a (the peer-killed fault)
 
 `punch` prints one JSON object on stdout (the result); progress goes to stderr. The room secret
 (--secret or NATLAB_ROOM_SECRET, minted by server.broker_key) signs the registration and
@@ -14,6 +15,10 @@ registers its relayed address as a candidate, which the introduction hands to th
 ICE does). With `auto` it punches directly first and falls back to the relayed path only if
 the direct one is not confirmed both ways within the punch window; with `force` it uses the
 relayed path only. Either way the session's messages are the same, signed the same.
+
+A partner that goes silent once the hole is open (nothing for PARTNER_SILENCE_S) is gone: the
+peer stops with that error rather than sending until its timeout. A punching peer keeps its pid
+in the node's file peer-<id>.pid, for `kill`.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ import argparse
 import json
 import os
 import select
+import signal
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from node.settings import node_file
 from peers.relayed_path import RelayedPath, RelayError
 from wire.auth import SECRET_ENV, CredentialError, RoomKeys, new_nonce, parse_secret, sign, verify
 from wire.protocol import (
@@ -53,9 +61,14 @@ LINGER = 0.3  # after the exchange, answer late probes and retransmissions until
 INITIAL_RTO, MIN_RTO, MAX_RTO = 0.5, 0.05, 4.0  # RFC 6298's timer, with bounds for a lab's paths
 MIN_BACKOFF_CAP = 0.2  # a doubled timeout stops growing at 2 RTO, or this: random loss is no congestion
 MAX_TRIES = 40  # sends of one message at most
+WINDOW = 32  # messages in flight at most: a partner gone silent is not sent hundreds more
 FIRST_RTO_PER_BROKER_RTT = 3  # the punched path's first timeout, in round trips to the broker (both access links)
 PUNCH_WINDOW_S = 5.0  # probing stops if the partner is not heard within this (or 8 broker round trips) of starting
 PUNCH_WINDOW_PER_BROKER_RTT = 8
+# Once the hole is open the partner speaks every few ms until it is done (data, acks, its Bye): this
+# long without a word from it (or PARTNER_SILENCE_PER_RTO timeouts, on slow paths) it is gone.
+PARTNER_SILENCE_S = 3.0
+PARTNER_SILENCE_PER_RTO = 4
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 RELAY_MODES = ("auto", "off", "force")
 TURN_PASSWORD_ENV = "NATLAB_TURN_PASSWORD"
@@ -152,6 +165,7 @@ class PunchResult:
     acks_received: int = 0
     received_seqs: list[int] = field(default_factory=list)
     rejected: int = 0  # datagrams that claimed the session and failed its proof (or replayed it)
+    partner_silent_s: float | None = None  # how long the partner had been silent when this peer stopped waiting
 
 
 class RetransmitTimer:
@@ -378,12 +392,12 @@ class HolePunch:
 class Exchange:
     """`count` numbered messages each way over the punched path, every one acknowledged.
 
-    New messages go out every DATA_INTERVAL once the hole is open; one not acknowledged within the
-    timer's timeout is sent again (bounded by MAX_TRIES), the timeout learnt from the round trips of
-    messages acknowledged at their first send (Karn); until there is one, a message acknowledged
-    after it was sent again, timed from its first send, may only shorten the timeout. The first
-    timeout is `first_rto`: the peer seeds it from its round trip to the broker, which crossed
-    its own access link both ways. Every data datagram heard is acknowledged, a repeat
+    New messages go out every DATA_INTERVAL once the hole is open, WINDOW of them unacknowledged at
+    most; one not acknowledged within the timer's timeout is sent again (bounded by MAX_TRIES), the
+    timeout learnt from the round trips of messages acknowledged at their first send (Karn); until
+    there is one, a message acknowledged after it was sent again, timed from its first send, may
+    only shorten the timeout. The first timeout is `first_rto`: the peer seeds it from its round
+    trip to the broker, which crossed its own access link both ways. Every data datagram heard is acknowledged, a repeat
     too (its first ack may have been lost); repeats and reordering count once (by seq).
 
     A side whose exchange is done says Bye (seq count + 1), sent again until acknowledged like
@@ -438,7 +452,7 @@ class Exchange:
         if not self.hole.open:
             return None
         wake = []
-        if self.sent < self.count:
+        if self.sent < self.count and len(self.pending) < WINDOW:
             if now >= self.next_new:
                 self.sent += 1
                 self.first_sent[self.sent] = now
@@ -577,8 +591,14 @@ def punch(args: argparse.Namespace) -> PunchResult:
     window = max(PUNCH_WINDOW_S, PUNCH_WINDOW_PER_BROKER_RTT * broker_rtt if broker_rtt else 0.0)
     result.punch_window_s = round(window, 3)
     closes_at = hole.start_at + window
+    last_heard = introduced
     while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
         now = time.monotonic()
+        silence = max(PARTNER_SILENCE_S, PARTNER_SILENCE_PER_RTO * exchange.timer.rto)
+        if hole.open and now - last_heard > silence:
+            result.partner_silent_s = round(now - last_heard, 3)
+            log(f"peer {args.id}: nothing from {intro.partner} for {now - last_heard:.1f}s: it is gone")
+            break
         if now >= closes_at and can_relay and not hole.relayed and not hole.confirmed:
             # No direct path both ways within the window: the relayed one, with a window of its own.
             log(f"peer {args.id}: no direct path within {window:.1f}s, falling back to the relay")
@@ -591,7 +611,8 @@ def punch(args: argparse.Namespace) -> PunchResult:
         wake = [w for w in (deadline, hole.tick(now), exchange.tick(now)) if w is not None]
         got = chan.receive(min(wake))
         if got is not None and hole.on_datagram(got[0], got[1], time.monotonic()):
-            exchange.on_message(got[0], time.monotonic())
+            last_heard = time.monotonic()
+            exchange.on_message(got[0], last_heard)
     # Answer late probes and a repeated Bye until the partner has been quiet a while: our ack of
     # its Bye may have been lost.
     quiet = max(LINGER, 2 * exchange.timer.rto)
@@ -616,7 +637,11 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.retransmissions = exchange.retransmissions
     result.acks_received = exchange.acks
     result.ok = hole.open and exchange.done
-    if not result.ok:
+    if not result.ok and result.partner_silent_s is not None:
+        result.error = (f"the partner went silent: nothing heard from it for {result.partner_silent_s:.1f}s, "
+                        f"{len(exchange.received)}/{args.messages} of its messages received, "
+                        f"{exchange.acks}/{args.messages} of ours acknowledged")
+    elif not result.ok:
         result.error = (f"no packet from the partner within the punch window ({window:.1f}s)"
                         f"{' on the relayed path too' if hole.relayed and args.relay == 'auto' else ''}"
                         if not hole.open else
@@ -651,6 +676,31 @@ def reach(targets: list[tuple[Endpoint, str]], attempts: int, wait: float) -> li
             for target, tag in targets]
 
 
+def pid_file(peer: str) -> Path:
+    """Where the node's punching peer `peer` keeps its pid."""
+    return node_file(f"peer-{peer}.pid")
+
+
+def keep_pid(peer: str) -> None:
+    """Write the pid file, if this node has a place for it (a peer run by hand may have none)."""
+    try:
+        pid_file(peer).write_text(f"{os.getpid()}\n")
+    except OSError:
+        pass
+
+
+def kill(peer: str) -> dict:
+    """SIGKILL the node's punching peer `peer`, by its pid file: no goodbye, its socket closed by the kernel."""
+    path = pid_file(peer)
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError) as exc:
+        return {"ok": False, "error": f"no punching peer {peer} to kill ({path}: {exc})"}
+    path.unlink(missing_ok=True)
+    return {"ok": True, "killed": pid}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="peers.peer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -676,14 +726,23 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--tag", required=True, action="append", help="names the experiment in the captures")
     r.add_argument("--attempts", type=int, default=3)
     r.add_argument("--wait", type=float, default=0.5, help="seconds to wait for each answer")
+    k = sub.add_parser("kill", help="SIGKILL this node's punching peer (the peer-killed fault); print a JSON result")
+    k.add_argument("--id", required=True, help="the peer's name in its room")
     args = parser.parse_args(argv)
+    if args.command == "kill":
+        outcome = kill(args.id)
+        print(json.dumps(outcome), flush=True)
+        return 0 if outcome["ok"] else 1
     if args.command == "punch":
         try:
             if args.secrets_stdin:
                 secrets_from_stdin(args)
+            keep_pid(args.id)
             result = punch(args)
         except CredentialError as exc:
             parser.error(str(exc))
+        finally:
+            pid_file(args.id).unlink(missing_ok=True)
         print(json.dumps(asdict(result)), flush=True)
         return 0 if result.ok else 1
     if len(args.to) != len(args.tag):

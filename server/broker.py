@@ -12,6 +12,11 @@ bound there, with no node setup (routes, aliases), its files in --state-dir.
 
 Statistics (datagrams, answers, drops by reason) are logged every STATS_EVERY_S when they
 changed, on SIGUSR1 and at exit, and written each time to broker-stats.json (server.status).
+
+SIGHUP restarts the service (the lab's broker-restart fault, `server.status --restart`): its
+sockets close, every member, room and rate limit it held is forgotten, the key is read again
+from its file and the sockets open anew; the node (its link's stage) stays as it was. The
+statistics start again too, stamped with the new start's time.
 """
 
 from __future__ import annotations
@@ -118,6 +123,7 @@ class StatsReporter:
 
     def __init__(self, broker: Broker, path: Path) -> None:
         self.broker, self.path, self.last = broker, path, None
+        self.started = time.time()  # this start of the service: a restart shows as a later one
 
     def report(self, force: bool = False) -> None:
         stats = self.broker.stats()
@@ -126,13 +132,14 @@ class StatsReporter:
         self.last = stats
         log.info("stats %s", json.dumps(stats, separators=(",", ":")))
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"time": time.time(), **stats}) + "\n")
+        tmp.write_text(json.dumps({"time": time.time(), "started": self.started, **stats}) + "\n")
         tmp.replace(self.path)
 
 
 async def serve(
     addresses: Addresses, key: bytes, limits: Limits, directory: Path, mark_ready: Callable[[], None]
-) -> None:
+) -> bool:
+    """Serve until SIGTERM/SIGINT (False) or SIGHUP (True: start again, with nothing remembered)."""
     loop = asyncio.get_running_loop()
     broker = Broker(addresses, key, limits)
     for local in addresses.sockets():
@@ -145,8 +152,16 @@ async def serve(
     reporter.report(force=True)
     mark_ready()
     stop = asyncio.Event()
+    restart = False
+
+    def restart_now() -> None:
+        nonlocal restart
+        restart = True
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, restart_now)
     loop.add_signal_handler(signal.SIGUSR1, lambda: reporter.report(force=True))
     next_report = time.monotonic() + STATS_EVERY_S
     while not stop.is_set():
@@ -160,7 +175,8 @@ async def serve(
     for transport in broker.transports.values():
         transport.close()
     reporter.report(force=True)
-    log.info("stopping")
+    log.info("restarting: every member and room forgotten" if restart else "stopping")
+    return restart
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -202,9 +218,10 @@ def main(argv: list[str] | None = None) -> None:
         mark_ready = lifecycle.mark_ready
     if alternate == primary:
         log.warning("no second address: CHANGE-REQUEST for another IP is answered from the same IP")
-    key = load_or_create_key(state_files.key_file(directory))
-    asyncio.run(serve(Addresses((primary, alternate), (args.port, args.alt_port)), key, limits_from(args), directory,
-                      mark_ready))
+    addresses = Addresses((primary, alternate), (args.port, args.alt_port))
+    while asyncio.run(serve(addresses, load_or_create_key(state_files.key_file(directory)), limits_from(args),
+                            directory, mark_ready)):
+        pass
 
 
 if __name__ == "__main__":

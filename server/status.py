@@ -1,9 +1,12 @@
 """The running broker's statistics and memory, read on its node.
 
-    python3 -m server.status     # one JSON object: pid, VmRSS/VmHWM (kB), the broker's counters
+    python3 -m server.status            # one JSON object: pid, VmRSS/VmHWM (kB), the broker's counters
+    python3 -m server.status --restart  # restart the broker's service first (SIGHUP), once it is back
 
 Asks the broker (SIGUSR1) to write its statistics now, waits for the file to change, and reads
 the broker's memory from /proc/<pid>/status: resident now (VmRSS) and at its peak (VmHWM).
+With --restart, the broker restarts its service (server.broker: state forgotten, key re-read) and
+the report comes once the new start has written its statistics: the broker answers again.
 """
 
 from __future__ import annotations
@@ -44,15 +47,35 @@ def fresh_stats(directory: Path, pid: int) -> dict:
     return json.loads(path.read_text())
 
 
+def restarted(directory: Path, pid: int) -> dict:
+    """Restart the broker's service (SIGHUP) and wait until its new start has written its statistics."""
+    path = stats_file(directory)
+    before = json.loads(path.read_text()).get("started") if path.exists() else None
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            stats = json.loads(path.read_text())
+        except (OSError, ValueError):  # replaced as it was read
+            stats = {}
+        if stats.get("started") not in (None, before):
+            return stats
+        time.sleep(0.02)
+    raise OSError(f"the broker did not start again within {WAIT_S:g}s of SIGHUP")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.status", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state-dir", help="the broker's state directory (default: the node's)")
+    parser.add_argument("--restart", action="store_true",
+                        help="restart the broker's service (its state forgotten), report once it is back")
     args = parser.parse_args(argv)
     directory = state_dir(args.state_dir)
     try:
         pid = int(pid_file(directory).read_text())
-        report = {"pid": pid, **memory_kb(pid), "stats": fresh_stats(directory, pid)}
+        stats = restarted(directory, pid) if args.restart else fresh_stats(directory, pid)
+        report = {"pid": pid, **memory_kb(pid), "stats": stats}
     except (OSError, ValueError) as exc:
         print(f"server.status: no running broker found in {directory}: {exc}", file=sys.stderr)
         return 2

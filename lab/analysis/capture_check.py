@@ -113,15 +113,19 @@ def check_captures(states: list[CaptureState], unaccounted: str | None) -> Check
 def with_capture_check(run: LoadedRun, verdict: Verdict, on_absence: tuple[str, ...]) -> Verdict:
     """The verdict with check 0 first and each capture's account (verdict.json's `captures`); when a
     capture is incomplete, every check among `on_absence` (those that pass on the absence of
-    packets) that passed is inconclusive instead."""
+    packets) that passed is inconclusive instead, and every check that failed names the incomplete
+    captures beside its failure (what it missed may be what a capture lost)."""
     accounts, unaccounted = read_accounts(run)
     states = capture_states(run, accounts)
     bad = [s.vantage for s in states if not s.complete]
+    named = ', '.join(bad[:SHOWN])
     for check in verdict.checks:
         if bad and check.id in on_absence and check.ok:
             check.ok, check.inconclusive = False, True
             check.detail = (f"inconclusive: it passes on the absence of packets, and {len(bad)} capture(s) "
-                            f"are incomplete (check 0: {', '.join(bad[:SHOWN])}); it saw: {check.detail}")
+                            f"are incomplete (check 0: {named}); it saw: {check.detail}")
+        elif bad and not check.ok:  # a packet the capture lost may be what it missed: say so beside the failure
+            check.detail = f"{check.detail} (with {len(bad)} capture(s) incomplete, check 0: {named})"
     verdict.checks.insert(0, check_captures(states, unaccounted))
     verdict.captures = {s.vantage: {"frames": s.frames, "kernel_drops": s.drops, "complete": s.complete}
                         for s in states}

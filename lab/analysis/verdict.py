@@ -19,6 +19,8 @@ saw. The checks:
                 was set to, seen between its LAN and WAN captures, each way
 7  relay-share  (only in a run that could relay) the relay carried no data of a pair that punched
                 (relay auto), or all of it (relay force)
+8  fault        (only in a run with an injected fault) what the fault did and how the peers came
+                through it (lab.analysis.fault_checks, which also says what it changes in check 3)
 With several punch pairs every check is made for each pair on that pair's view of the run (its
 routers' captures, and the broker's packets that concern it), and the verdict's line for a check
 counts the pairs that passed and names those that failed.
@@ -39,7 +41,7 @@ from lab.analysis.link_delays import Crossings, crossings, peer_times
 from lab.analysis.packets import Packet
 from lab.analysis.paths import DIRECT, FAILED, RELAYED, PairPath, allocations, pair_path
 from lab.analysis.run import LoadedRun, RunView, read_run
-from lab.run_format import TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.run_format import FAULT_PEER_KILLED, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
 from nat.behaviour import parse_nat
 from node.link import parse_link
@@ -449,8 +451,9 @@ def conditioned(topology: Topology) -> bool:
 
 
 def run_checks(view: RunView, pp: PunchPair, path: PairPath, messages: int, late_peer: str,
-               reports: dict[str, dict] | None = None, relay_mode: str = "off") -> list[Check]:
-    """The checks of one punch pair's view; `path`, its path, read once (the verdict lists it too)."""
+               reports: dict[str, dict] | None = None, relay_mode: str = "off", fault: dict | None = None) -> list[Check]:
+    """The checks of one punch pair's view; `path`, its path, read once (the verdict lists it too). A run
+    with a fault (run.json's `fault`) has check 8 on it, and the checks the fault changes in place."""
     checks = [
         check_rendezvous(view),
         check_skip_server(view),
@@ -461,7 +464,17 @@ def run_checks(view: RunView, pp: PunchPair, path: PairPath, messages: int, late
     ]
     checks += [check_links(view, reports)] if conditioned(view.topology) else []
     could_relay = relay_mode != "off" and view.topology.relay is not None
-    return checks + ([check_relay_share(pp, path, relay_mode)] if could_relay else [])
+    checks += [check_relay_share(pp, path, relay_mode)] if could_relay else []
+    if fault:
+        from lab.analysis.fault_checks import fault_checks
+
+        for changed in fault_checks(view, pp, fault, late_peer, messages, reports or {}):
+            ids = [c.id for c in checks]
+            if changed.id in ids:
+                checks[ids.index(changed.id)] = changed
+            else:
+                checks.append(changed)
+    return checks
 
 
 def combine(results: list[tuple[PunchPair, Check]]) -> Check:
@@ -481,14 +494,16 @@ def combine(results: list[tuple[PunchPair, Check]]) -> Check:
 
 
 def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "",
-            reports: dict[str, dict] | None = None, relay_mode: str = "off") -> Verdict:
+            reports: dict[str, dict] | None = None, relay_mode: str = "off", fault: dict | None = None) -> Verdict:
     """The checks of a run; `reports`, the peers' own (run.json), only to be confirmed by the captures
     (and to say why a path was taken)."""
     views = RunView(caps, topology).per_pair()
-    paths = [pair_path(v, pp, messages, relay_mode, late_peer) for pp, v in views]
+    # A peer killed mid-exchange cut it short: the path is the one its first messages took.
+    complete_at = 1 if fault and fault["kind"] == FAULT_PEER_KILLED else messages
+    paths = [pair_path(v, pp, complete_at, relay_mode, late_peer) for pp, v in views]
     path_rows = [{"pair": p.number, "path": p.path, "expected": p.expected.path, "reason": p.expected.reason}
                  for p in paths]
-    per_pair = [(pp, run_checks(v, pp, path, messages, late_peer, reports, relay_mode))
+    per_pair = [(pp, run_checks(v, pp, path, messages, late_peer, reports, relay_mode, fault))
                 for (pp, v), path in zip(views, paths)]
     if len(per_pair) == 1:
         (_, checks), = per_pair
@@ -500,7 +515,7 @@ def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, la
 
 
 # The checks that pass on the absence of packets: inconclusive when a capture is incomplete (check 0).
-PASS_ON_ABSENCE = ("2", "4", "5a", "5b", "7")
+PASS_ON_ABSENCE = ("2", "4", "5a", "5b", "7", "8")
 
 
 def judge(run: LoadedRun) -> Verdict:
@@ -511,7 +526,7 @@ def judge(run: LoadedRun) -> Verdict:
     config = run.record["config"]
     view = run.view
     verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"],
-                      run.record.get("peers"), config.get("relay", "off"))
+                      run.record.get("peers"), config.get("relay", "off"), run.record.get("fault"))
     return with_capture_check(run, verdict, PASS_ON_ABSENCE)
 
 

@@ -151,6 +151,12 @@ def broker_status() -> NodeCommand[dict]:
     return NodeCommand("server.status", program("server.status"), _ok_result)
 
 
+def broker_restart() -> NodeCommand[dict]:
+    """Restart the broker's service (state forgotten, key re-read): the broker-restart fault. Answers
+    once it is back, with its statistics' new start time."""
+    return NodeCommand("server.status --restart", program("server.status", "--restart"), _ok_result)
+
+
 def standalone_broker(host: str, port: int, state_dir: str, *extra: str) -> list[str]:
     """A broker of its own on `host` (the bench's), keeping its files in `state_dir`."""
     return program("server.broker", "--host", host, "--port", str(port), "--alt-port", str(port + 1),
@@ -201,6 +207,12 @@ def punch(broker: str, room: str, label: str, secret: str, messages: int, punch_
         return result
 
     return NodeCommand("peers.peer punch", argv, read, json.dumps(secrets).encode())
+
+
+def kill_peer(label: str) -> NodeCommand[dict]:
+    """SIGKILL the node's punching peer `label`: the peer-killed fault. The answer says whether there was
+    one to kill (ok) or why not (error): a peer that had already finished is no failure of the lab."""
+    return NodeCommand("peers.peer kill", program("peers.peer", "kill", "--id", label), json_result)
 
 
 def run_program(command: str, out: str, cwd: str, duration_s: float, env: dict[str, str],

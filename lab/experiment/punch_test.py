@@ -19,26 +19,41 @@ The scenario only acts and records; whether it all held is decided from the pcap
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.engines.node_commands import RELAY_MODES
-from lab.errors import LabError, Progress
+from lab.errors import LabError, Progress, disk_full
 from lab.experiment.captures import Captures
 from lab.experiment.link_control import read_back
 from lab.experiment.live import live_topology
 from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.relay_credentials import turn_credentials
 from lab.experiment.room_secrets import mint_many
-from lab.run_format import LATEST, RUN_FORMAT, RUN_RECORD, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
+from lab.run_format import (
+    FAULT_BROKER_RESTART,
+    FAULT_PEER_KILLED,
+    FAULTS,
+    LATEST,
+    RUN_FORMAT,
+    RUN_RECORD,
+    TAG_NO_BYPASS,
+    TAG_UNSOLICITED,
+    tag,
+)
 from lab.topology import Pair, PunchPair
 from node.link import parse_link
 
 PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
+RESTART_AFTER_S = 1.0  # side a's first register is long at the broker by then (the captures show it)
+KILL_AFTER_S = 1.5  # after the late side's start and its punch delay: its exchange is under way
 
 
 @dataclass(frozen=True)
@@ -49,8 +64,11 @@ class PunchTestConfig:
     timeout_s: float = 20.0
     unsolicited_port: int = 40000
     relay: str = "auto"  # the peers' relay mode: auto (fall back), off, force (relayed only)
+    fault: str | None = None  # one of FAULTS, injected into the rendezvous and exchange
 
     def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise LabError(f"FAULT must be one of {', '.join(FAULTS)}, not {self.fault!r}")
         if not 1 <= self.messages <= 10_000:
             raise LabError(f"messages must be between 1 and 10000, not {self.messages}")
         if self.relay not in RELAY_MODES:
@@ -93,6 +111,21 @@ def new_run_dir(root: Path) -> Path:
     raise LabError(f"cannot create a run directory under {root}")
 
 
+@contextmanager
+def whole_or_nothing(run_dir: Path) -> Iterator[None]:
+    """Writing a run's files: a disk that fills up on the way leaves no half-written run behind (a run
+    without some of its pcaps would be judged on missing evidence), and says so in one line."""
+    try:
+        yield
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise LabError(f"no space left on the disk of {run_dir.parent} while writing run {run_dir.name}: "
+                       "nothing of it was kept; free some space there, or point NATLAB_CAPTURES at a larger "
+                       "disk") from None
+
+
 def point_latest(root: Path, run_dir: Path) -> None:
     latest = root / LATEST
     tmp = root / ".latest.tmp"
@@ -118,17 +151,26 @@ def control_unsolicited(engine: Engine, pairs: list[Pair], port: int) -> dict[st
     return {pair.label: outcome for pair, outcome in zip(pairs, outcomes)}
 
 
-def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) -> dict[str, dict]:
-    """Every pair at once, each in its room with the room's secret; side a registers first, then the late side."""
+def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str,
+          fault: dict | None = None) -> dict[str, dict]:
+    """Every pair at once, each in its room with the room's secret; side a registers first, then the late
+    side. With a fault, `fault` (run.json's record of it) gets what was done and when."""
     punch_pairs = engine.topology.punch_pairs
     secrets = mint_many(engine, [room(base_room, pp) for pp in punch_pairs])
     turn = turn_credentials(engine, config.relay, config.timeout_s)
+    victims = {pp.b.label if config.late_peer == "b" else pp.a.label for pp in punch_pairs} \
+        if config.fault == FAULT_PEER_KILLED else set()
 
     def one(pair: Pair, pair_room: str) -> dict:
         delay = config.punch_delay_s if pair.side == config.late_peer else 0.0
         command = node_commands.punch(broker, pair_room, pair.label, secrets[pair_room], config.messages, delay,
                                       config.timeout_s, config.relay, turn.get(pair.label))
-        return command.run(engine, pair.peer.name)
+        try:
+            return command.run(engine, pair.peer.name)
+        except LabError as exc:
+            if pair.label not in victims:
+                raise
+            return {"peer": pair.label, "ok": False, "killed": True, "error": f"killed by the lab ({exc})"[:300]}
 
     with ThreadPoolExecutor(2 * len(punch_pairs)) as pool:
         futures = {}
@@ -137,7 +179,31 @@ def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str) 
                 pair = pp.a if side == "a" else pp.b
                 futures[pair.label] = pool.submit(one, pair, room(base_room, pp))
             time.sleep(0.2)  # the first peer waits in the room: the order the ladder shows
+            if side == "a" and config.fault == FAULT_BROKER_RESTART and fault is not None:
+                time.sleep(RESTART_AFTER_S)
+                restart_broker(engine, fault)
+        if victims and fault is not None:
+            time.sleep(config.punch_delay_s + KILL_AFTER_S)
+            kill_peers(engine, victims, fault)
         return {label: f.result() for label, f in futures.items()}
+
+
+def restart_broker(engine: Engine, fault: dict) -> None:
+    """The broker-restart fault: its service restarts while side a waits in the rooms."""
+    fault["at"] = time.time()
+    node_commands.broker_restart().run(engine, engine.topology.broker.name)
+    fault["back"] = time.time()
+
+
+def kill_peers(engine: Engine, victims: set[str], fault: dict) -> None:
+    """The peer-killed fault: SIGKILL each victim's peer; one that had already finished is named."""
+    nodes = {p.label: p.peer.name for p in engine.topology.pairs}
+    labels = sorted(victims)
+    fault["at"] = time.time()
+    outcomes = dict(zip(labels, each(lambda label: node_commands.kill_peer(label).run(engine, nodes[label]), labels)))
+    fault["back"] = time.time()
+    fault["killed"] = [label for label in labels if outcomes[label]["ok"]]
+    fault["missed"] = {label: outcomes[label]["error"] for label in labels if not outcomes[label]["ok"]}
 
 
 def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path, progress: Progress) -> Path:
@@ -162,18 +228,23 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
         count = len(topology.punch_pairs)
         progress(f"rendezvous + punch{f' of {count} pairs at once' if count > 1 else ''} "
                  f"({config.late_peer} starts probing {config.punch_delay_s}s late)")
-        record["peers"] = punch(engine, config, record["room"], broker)
+        fault = record["fault"] = {"kind": config.fault} if config.fault else None
+        if fault:
+            progress(f"fault: {config.fault}")
+        record["peers"] = punch(engine, config, record["room"], broker, fault)
     finally:
         progress("stopping captures, collecting pcaps")
         time.sleep(0.3)  # let the last packets reach every sniffer
-        captures.stop_and_collect(run_dir)
-        record["finished"] = time.time()
-        live = live_topology(engine)
-        record["topology"] = live.to_json()
-        # what a conditioned link installed, read back from its node (a perfect link installs nothing)
-        record["link_conditions"] = read_back(engine, [n for n in live.nodes if n.link and not parse_link(n.link).is_perfect])
-        record["links"] = dict(zip((n.name for n in topology.nodes),
-                                   each(lambda n: engine.link_addresses(n.name), list(topology.nodes))))
-        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        point_latest(captures_root, run_dir)
+        with whole_or_nothing(run_dir):
+            captures.stop_and_collect(run_dir)
+            record["finished"] = time.time()
+            live = live_topology(engine)
+            record["topology"] = live.to_json()
+            # what a conditioned link installed, read back from its node (a perfect link installs nothing)
+            record["link_conditions"] = read_back(engine, [n for n in live.nodes
+                                                           if n.link and not parse_link(n.link).is_perfect])
+            record["links"] = dict(zip((n.name for n in topology.nodes),
+                                       each(lambda n: engine.link_addresses(n.name), list(topology.nodes))))
+            (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            point_latest(captures_root, run_dir)
     return run_dir

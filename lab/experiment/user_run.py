@@ -29,7 +29,7 @@ from lab.errors import LabError, Progress
 from lab.experiment.captures import Captures
 from lab.experiment.live import live_topology
 from lab.experiment.nat_control import flush_nat_state
-from lab.experiment.punch_test import each, new_run_dir, point_latest
+from lab.experiment.punch_test import each, new_run_dir, point_latest, whole_or_nothing
 from lab.experiment.relay_credentials import turn_credentials
 from lab.paths import mailbox_dir
 from lab.run_format import RUN_FORMAT, RUN_RECORD
@@ -167,19 +167,20 @@ def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, 
     finally:
         progress("stopping captures, collecting pcaps, logs and mailboxes")
         time.sleep(0.3)
-        captures.stop_and_collect(run_dir)
-        record["finished"] = time.time()
-        record["topology"] = live_topology(engine).to_json()
-        for label in labels:
-            out = host_shared / out_name(label)
-            if (out / "program.log").exists():
-                shutil.move(out / "program.log", run_dir / f"{label}.log")
-            if out.exists() and any(out.iterdir()):
-                shutil.copytree(out, run_dir / out_name(label))
-        for pp in topology.punch_pairs:
-            box = host_shared / f"pair-{pp.number}"
-            if box.exists() and any(box.iterdir()):
-                shutil.copytree(box, run_dir / f"mailbox-{pp.number}")
-        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        point_latest(captures_root, run_dir)
+        with whole_or_nothing(run_dir):
+            captures.stop_and_collect(run_dir)
+            record["finished"] = time.time()
+            record["topology"] = live_topology(engine).to_json()
+            for label in labels:
+                out = host_shared / out_name(label)
+                if (out / "program.log").exists():
+                    shutil.move(out / "program.log", run_dir / f"{label}.log")
+                if out.exists() and any(out.iterdir()):
+                    shutil.copytree(out, run_dir / out_name(label))
+            for pp in topology.punch_pairs:
+                box = host_shared / f"pair-{pp.number}"
+                if box.exists() and any(box.iterdir()):
+                    shutil.copytree(box, run_dir / f"mailbox-{pp.number}")
+            (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            point_latest(captures_root, run_dir)
     return run_dir

@@ -64,9 +64,9 @@ class LoopbackBroker:
     def secret(self, room: str) -> str:
         return room_secret(load_or_create_key(state_files.key_file(self.state)), room)
 
-    def status(self) -> dict:
-        out = subprocess.run([sys.executable, "-m", "server.status", "--state-dir", str(self.state)], cwd=ROOT, env=ENV,
-                             capture_output=True, text=True, timeout=20, check=True)
+    def status(self, *flags: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "server.status", "--state-dir", str(self.state), *flags], cwd=ROOT,
+                             env=ENV, capture_output=True, text=True, timeout=20, check=True)
         return json.loads(out.stdout)
 
     @property

@@ -117,10 +117,11 @@ class RunBuilder:
         (run_dir / CAPTURE_STATS).write_text(json.dumps({"vantages": account, "errors": {}}) + "\n")
 
 
-def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES, relay: str = "off") -> None:
-    """A run.json as the scenario writes it, with what the analysis reads from it."""
+def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES, relay: str = "off",
+                 fault: dict | None = None) -> None:
+    """A run.json as the scenario writes it, with what the analysis reads from it (and a fault's record)."""
     config = PunchTestConfig(messages=messages, late_peer=LATE_PEER, relay=relay)
-    record = {"run_id": RUN_ID, "config": asdict(config), "topology": topology.to_json()}
+    record = {"run_id": RUN_ID, "config": asdict(config), "topology": topology.to_json(), "fault": fault}
     (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -5,6 +5,7 @@ Everything here is sent to 127.0.0.1 only, to a broker started for the test on f
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -86,3 +87,42 @@ def test_reach_reports_each_of_several_targets_on_its_own(unlimited):
         (str(unlimited.endpoint), "tag-broker", 2), (str(closed), "tag-closed", 2)]
     assert out[0]["reached"] and out[0]["replies"] == 2
     assert not out[1]["reached"] and out[1]["replies"] == 0
+
+
+def test_a_restart_forgets_the_waiting_peer_keeps_the_key_and_the_peer_registers_again(unlimited):
+    """The broker-restart fault: peer a waits in the room, the service restarts (SIGHUP) with nothing
+    remembered, b comes: a's next register puts it back, and the secret minted before still holds."""
+    secret = unlimited.secret("restart")
+    first = punch_peer(unlimited.endpoint, "restart", "a", secret, messages=2, timeout=15)
+    time.sleep(1.0)
+    before = unlimited.status()
+    after = unlimited.status("--restart")
+    assert after["pid"] == before["pid"] and after["stats"]["started"] > before["stats"]["started"]
+    assert before["stats"]["rooms"] == 1 and after["stats"]["rooms"] == 0
+    second = punch_peer(unlimited.endpoint, "restart", "b", secret, messages=2, timeout=15)
+    results = {}
+    for peer, proc in (("a", first), ("b", second)):
+        out, err = proc.communicate(timeout=30)
+        results[peer] = json.loads(out.strip().splitlines()[-1])
+    assert all(r["ok"] for r in results.values()), results
+    assert results["a"]["registers_sent"] >= 3  # before the restart, and again after it
+    assert "restarting: every member and room forgotten" in unlimited.log
+
+
+def test_a_partner_killed_mid_exchange_is_declared_gone_after_its_silence_not_at_the_timeout(unlimited):
+    from peers.peer import PARTNER_SILENCE_S
+
+    secret = unlimited.secret("killed")
+    survivor = punch_peer(unlimited.endpoint, "killed", "a", secret, messages=3000, timeout=40)  # 30 s of data
+    time.sleep(0.2)
+    victim = punch_peer(unlimited.endpoint, "killed", "b", secret, messages=3000, timeout=40)
+    time.sleep(2.0)
+    victim.kill()
+    killed_at = time.monotonic()
+    out, _ = survivor.communicate(timeout=40)
+    took = time.monotonic() - killed_at
+    result = json.loads(out.strip().splitlines()[-1])
+    assert not result["ok"] and result["error"].startswith("the partner went silent: nothing heard from it for")
+    assert 0 < result["messages_received"] < 3000 and result["partner_silent_s"] >= PARTNER_SILENCE_S
+    assert took < 20, took  # its silence (3 s), not the 40 s timeout: a wide margin on a busy machine
+    victim.communicate()

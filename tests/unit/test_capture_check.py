@@ -11,7 +11,7 @@ from lab.analysis.verdict import PASS_ON_ABSENCE, judge
 from lab.report.terminal import verdict_summary
 from lab.run_format import CAPTURE_STATS
 from tests.helpers.labs import needs_root
-from tests.helpers.pcap_factory import build_run, write_record
+from tests.helpers.pcap_factory import Faults, build_run, write_record
 from wire.capture_marker import END, START, marker_frame, parse_marker
 
 
@@ -33,11 +33,19 @@ def test_kernel_drops_fail_check_0_and_make_every_check_that_passes_on_absence_i
     zero = verdict.check("0")
     assert not zero.ok and "broker-wan: " in zero.detail and "the kernel dropped 3 of its" in zero.detail
     unsure = {c.id for c in verdict.checks if c.inconclusive}
-    assert unsure == set(PASS_ON_ABSENCE) - {"7"}  # no relay in this run: no check 7
+    assert unsure == set(PASS_ON_ABSENCE) - {"7", "8"}  # no relay, no fault in this run: no check 7 or 8
     assert all(c.status == "INCONCLUSIVE" and "check 0: broker-wan" in c.detail for c in verdict.checks if c.inconclusive)
     assert verdict.check("1").status == "PASS"  # what was seen stays seen
     assert not verdict.ok and verdict_summary(verdict) == "1 check(s) FAILED, 4 inconclusive"
     assert verdict.captures["broker-wan"]["kernel_drops"] == 3
+
+
+def test_a_check_that_fails_beside_an_incomplete_capture_names_it_with_its_failure(tmp_path):
+    verdict = verdict_of(tmp_path, faults=Faults(early_probes_in=True), drops={"router-b-wan": 1})
+    unsolicited = verdict.check("5a")
+    assert unsolicited.status == "FAIL" and "unsolicited partner packets reached router-b-lan" in unsolicited.detail
+    assert unsolicited.detail.endswith("(with 1 capture(s) incomplete, check 0: router-b-wan)")
+    assert verdict_of(tmp_path / "whole", faults=Faults(early_probes_in=True)).check("5a").detail.endswith("-lan")
 
 
 def test_a_capture_without_its_end_marker_was_not_live_to_the_end(tmp_path):
