@@ -45,7 +45,7 @@ from lab.engines.registry import ENGINES, make_engine
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, disk_full
 from lab.paths import PROJECT_DIR, captures_root
-from lab.run_format import FAULT_PEER_KILLED, FAULTS, LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
+from lab.run_format import FAULTS, LATEST, MID_EXCHANGE_FAULTS, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
 from lab.topology import TopologyError, build_topology
 from nat.behaviour import PRESETS, UnknownPreset
 from node.link import DEFAULT_LINK, UnknownLink
@@ -116,16 +116,16 @@ def write_run_report(report: RunReport, verdict: Verdict) -> None:
     print(f"report: {files.report}\nladder: {files.ladder}\nall captures merged: {files.merged}")
 
 
-KILLED_MIN_MESSAGES = 1000  # 10 s of data (a message every 10 ms): the kill comes 1.5 s after the punch
+FAULT_MIN_MESSAGES = 1000  # 10 s of data (a message every 10 ms): a mid-exchange fault comes 1.5 s after the punch
 
 
 def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 
     messages = args.messages
-    if args.fault == FAULT_PEER_KILLED and messages < KILLED_MIN_MESSAGES:
-        messages = KILLED_MIN_MESSAGES
-        progress(f"{FAULT_PEER_KILLED}: {messages} messages each way, so that the exchange outlasts the kill")
+    if args.fault in MID_EXCHANGE_FAULTS and messages < FAULT_MIN_MESSAGES:
+        messages = FAULT_MIN_MESSAGES
+        progress(f"{args.fault}: {messages} messages each way, so that the exchange outlasts the fault")
     config = PunchTestConfig.for_pairs(args.pairs, messages=messages,
                                        punch_delay_s=args.punch_delay, relay=args.relay, fault=args.fault or None)
     run_dir = run_punch_test(engine, config, captures_root(), progress)
@@ -138,6 +138,7 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
         again = f", {result['retransmissions']} sent again" if result.get("retransmissions") else ""
         route = result.get("route") or "no path"
         fell = f" after {result['fell_back_after_s']}s direct" if result.get("fell_back_after_s") is not None else ""
+        fell += "".join(f", met again at {r['you']} after {r['after_s']}s" for r in result.get("reintroductions") or [])
         progress(f"peer {label}: ok={result['ok']} {result['private']} -> {result['public']}, {route}{fell}, "
                  f"punched in {result['time_to_punch_s']}s, sent {result['messages_sent']}, "
                  f"received {result['messages_received']}{again}{rtt}")
@@ -430,7 +431,8 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--fault", default=os.environ.get("FAULT") or None, metavar="|".join(FAULTS),
                     help="inject a fault (env FAULT): broker-restart (between the two registrations: the peers "
                     "must register again), peer-killed (the late peer SIGKILLed mid-exchange: its partner must "
-                    "say so); check 8 of the verdict tells what it did")
+                    "say so), rebinding (peer a's router flushes its conntrack and draws new ports mid-exchange: "
+                    "the peers must meet again through the broker); check 8 of the verdict tells what it did")
     pt.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every check")
     pt.set_defaults(func=cmd_punch_test)
 

@@ -20,7 +20,9 @@ TAG_UNSOLICITED = "control-unsolicited"
 # The faults a punch test can inject (run.json "fault": its kind, when it was done, whom it hit).
 FAULT_BROKER_RESTART = "broker-restart"  # between the two sides' registrations: the broker forgets the first
 FAULT_PEER_KILLED = "peer-killed"  # the late side of every pair, SIGKILLed mid-exchange
-FAULTS = (FAULT_BROKER_RESTART, FAULT_PEER_KILLED)
+FAULT_REBINDING = "rebinding"  # side a's router mid-exchange: its conntrack flushed, its ports drawn anew
+FAULTS = (FAULT_BROKER_RESTART, FAULT_PEER_KILLED, FAULT_REBINDING)
+MID_EXCHANGE_FAULTS = (FAULT_PEER_KILLED, FAULT_REBINDING)  # they need an exchange that outlasts them
 
 PROGRAMS_KIND = "programs"  # run.json "kind" of a `make run` of the user's programs (a punch test has none)
 

@@ -23,6 +23,8 @@ from nat.behaviour import UnknownPreset, parse_nat, preset_name
 from node import lifecycle, link_control, network
 from node.settings import NodeSettings, node_file, settings_from_env
 
+HOLD_TABLE = "natlab_hold"  # forwarding held while the rules change (apply)
+HOLD = f"table ip {HOLD_TABLE} {{\n  chain forward {{\n    type filter hook forward priority -300; policy drop;\n  }}\n}}\n"
 REQUIRED_SYSCTLS = {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0"}
 
 
@@ -54,9 +56,19 @@ def apply(settings: NodeSettings, nat: str, firewall: bool = True, ipr=None, flu
     wan_ip = settings.addresses["wan"]
     names = network.interfaces_for([wan_ip, settings.addresses["lan"]], ipr)
     wan, lan = names[wan_ip], names[settings.addresses["lan"]]
-    run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
-    if flush:  # entries made under the old rules keep their NAT decisions
-        subprocess.run(["conntrack", "-F"], capture_output=True)
+    if not flush:
+        run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
+    else:
+        # Entries made under the old rules keep their NAT decisions, so they go; and nothing may cross
+        # meanwhile: the new rules' learn chain would learn an old entry's mapping before the flush, and
+        # the new NAT would then reuse it (a rebinding that keeps its port). Forwarding is held (its
+        # packets dropped, their entries never confirmed) from before the rules change until after it.
+        run(["nft", "-f", "-"], HOLD)
+        try:
+            run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
+            subprocess.run(["conntrack", "-F"], capture_output=True)
+        finally:
+            run(["nft", "delete", "table", "ip", HOLD_TABLE])
     state = {
         "nat": nat,
         "preset": preset_name(behaviour),

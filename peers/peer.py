@@ -7,8 +7,9 @@
 `punch` prints one JSON object on stdout (the result); progress goes to stderr. The room secret
 (--secret or NATLAB_ROOM_SECRET, minted by server.broker_key) signs the registration and
 checks the broker's introduction; the session it introduces signs everything after. After the
-introduction the peer never sends to the broker again: everything else goes to the partner,
-on the same socket, so the NAT mapping the broker saw is the one the partner punches to.
+introduction the peer sends to the broker again only if the partner goes quiet: everything else
+goes to the partner, on the same socket, so the NAT mapping the broker saw is the one the partner
+punches to.
 
 With a relay (--turn, --relay auto or force) the peer first makes a TURN allocation and
 registers its relayed address as a candidate, which the introduction hands to the partner (as
@@ -16,8 +17,10 @@ ICE does). With `auto` it punches directly first and falls back to the relayed p
 the direct one is not confirmed both ways within the punch window; with `force` it uses the
 relayed path only. Either way the session's messages are the same, signed the same.
 
-A partner that goes silent once the hole is open (nothing for PARTNER_SILENCE_S) is gone: the
-peer stops with that error rather than sending until its timeout. A punching peer keeps its pid
+A partner quiet for REBIND_SILENCE_S once the hole is open may sit behind a NAT that rebound
+(changed its mapping): the peer registers again and punches anew to wherever the broker's new
+introduction says (Reintroduction). A partner silent for PARTNER_SILENCE_S is gone: the peer stops
+with that error rather than sending until its timeout. A punching peer keeps its pid
 in the node's file peer-<id>.pid, for `kill`.
 """
 
@@ -68,6 +71,7 @@ PUNCH_WINDOW_PER_BROKER_RTT = 8
 # Once the hole is open the partner speaks every few ms until it is done (data, acks, its Bye): this
 # long without a word from it (or PARTNER_SILENCE_PER_RTO timeouts, on slow paths) it is gone.
 PARTNER_SILENCE_S = 3.0
+REBIND_SILENCE_S = 1.0  # this quiet, the peer asks the broker where the partner is now (Reintroduction)
 PARTNER_SILENCE_PER_RTO = 4
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 RELAY_MODES = ("auto", "off", "force")
@@ -166,6 +170,8 @@ class PunchResult:
     received_seqs: list[int] = field(default_factory=list)
     rejected: int = 0  # datagrams that claimed the session and failed its proof (or replayed it)
     partner_silent_s: float | None = None  # how long the partner had been silent when this peer stopped waiting
+    registers_again: int = 0  # registers sent after the introduction, the partner quiet (Reintroduction)
+    reintroductions: list[dict] = field(default_factory=list)  # introductions that moved somebody, and when
 
 
 class RetransmitTimer:
@@ -201,8 +207,20 @@ class RetransmitTimer:
         return min(cap, self.rto * 2 ** (tries - 1))
 
 
+def signed_register(room: str, peer: str, txn: str, private: Endpoint, keys: RoomKeys,
+                    relayed: Endpoint | None) -> Message:
+    """A register, signed afresh (new timestamp and nonce: the broker refuses a replay)."""
+    return sign(Register(room, peer, txn, private, int(time.time()), new_nonce(), relay=relayed), keys.to_broker)
+
+
+def believed_intro(msg: Message, source: Endpoint, broker: Endpoint, room: str, txn: str, keys: RoomKeys) -> bool:
+    """Whether a datagram is the broker's introduction answering our transaction, signed with the room key."""
+    return (source == broker and isinstance(msg, Intro) and msg.txn == txn and msg.room == room
+            and verify(msg, keys.from_broker))
+
+
 def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: RoomKeys, deadline: float,
-               counts: dict | None = None, relayed: Endpoint | None = None) -> Intro:
+               counts: dict | None = None, relayed: Endpoint | None = None, txn: str | None = None) -> Intro:
     """Register until the broker introduces the partner. Raises TimeoutError. `counts` is filled
     with "registers" (how many were sent) and "broker_rtt" (seconds, once a reply timed one).
 
@@ -214,7 +232,7 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: Room
     Registers are sent again while no introduction comes, every REGISTER_INTERVAL or twice the
     broker's measured round trip, whichever is longer; unanswered, the wait doubles (RFC 6298).
     """
-    txn = os.urandom(6).hex()
+    txn = txn or new_transaction()
     private = chan.local
     announced_wait = False
     refused: str | None = None
@@ -222,9 +240,8 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: Room
     unanswered = 0
     counts = {} if counts is None else counts
     while time.monotonic() < deadline:
-        register = Register(room, peer, txn, private, int(time.time()), new_nonce(), relay=relayed)
         sent_at = time.monotonic()
-        chan.send(sign(register, keys.to_broker), broker)
+        chan.send(signed_register(room, peer, txn, private, keys, relayed), broker)
         counts["registers"] = counts.get("registers", 0) + 1
         unanswered += 1
         wait = max(REGISTER_INTERVAL, 2 * timer.srtt) if timer.srtt is not None else timer.backoff(unanswered)
@@ -255,6 +272,46 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: Room
     raise TimeoutError("no introduction from the broker" + (f" (the broker said {refused})" if refused else ""))
 
 
+def new_transaction() -> str:
+    return os.urandom(6).hex()
+
+
+class Reintroduction:
+    """The broker again, after the hole had opened: a partner quiet for REBIND_SILENCE_S may be behind
+    a NAT that changed its mapping (rebinding: a router restarted, its conntrack flushed), or our own
+    NAT may have. The peer registers again, with its first transaction, every REGISTER_INTERVAL while
+    the quiet lasts: the broker sees the endpoint that moved and introduces both sides again, so each
+    learns where the other is now. An introduction for the transaction is believed whenever it comes
+    (the partner's re-registering sends us one too); one that changes nothing is no news."""
+
+    def __init__(self, chan: Channel, broker: Endpoint, room: str, peer: str, keys: RoomKeys, txn: str,
+                 relayed: Endpoint | None) -> None:
+        self.chan, self.broker, self.room, self.peer, self.keys, self.txn = chan, broker, room, peer, keys, txn
+        self.relayed = relayed
+        self.next_register: float | None = None
+        self.registers = 0
+
+    def tick(self, now: float, quiet_since: float, quiet_limit: float) -> float:
+        """Register again if the partner has been quiet past `quiet_limit`; when to be woken next."""
+        if now - quiet_since < quiet_limit:
+            self.next_register = None
+            return quiet_since + quiet_limit
+        if self.next_register is None or now >= self.next_register:
+            self.chan.send(signed_register(self.room, self.peer, self.txn, self.chan.local, self.keys, self.relayed),
+                           self.broker)
+            self.registers += 1
+            self.next_register = now + REGISTER_INTERVAL
+        return self.next_register
+
+    def news(self, msg: Message, source: Endpoint, current: Intro) -> Intro | None:
+        """The broker's introduction, if this datagram is one and it moves somebody; else None."""
+        if not believed_intro(msg, source, self.broker, self.room, self.txn, self.keys):
+            return None
+        assert isinstance(msg, Intro)
+        same = (msg.session, msg.you, msg.partner_endpoint) == (current.session, current.you, current.partner_endpoint)
+        return None if same else msg
+
+
 def path_name(heard_from: Endpoint, intro: Intro) -> str:
     """Over which of the partner's endpoints the hole opened, as people read it."""
     if heard_from == intro.partner_relay:
@@ -281,11 +338,16 @@ class HolePunch:
     this room and the partner, and (to move the target) is newer than any before of its type;
     everything else is counted in `rejected` and changes nothing.
 
+    A hole made `after` another (a new introduction: the partner moved) numbers its probes on from
+    the old one's, so that none repeats a datagram already sent, and in the same session keeps
+    what was heard.
+
     relay_over() moves it to the partner's relayed address: from then on that is the only target,
     probed until heard and acknowledged there, and direct datagrams no longer move it.
     """
 
-    def __init__(self, chan: Channel, intro: Intro, me: str, start_at: float, keys: RoomKeys) -> None:
+    def __init__(self, chan: Channel, intro: Intro, me: str, start_at: float, keys: RoomKeys,
+                 after: HolePunch | None = None) -> None:
         self.chan, self.intro, self.me, self.start_at = chan, intro, me, start_at
         self.key = keys.session(intro.session)
         self.candidates = list(dict.fromkeys([intro.partner_endpoint, intro.partner_private]))
@@ -298,6 +360,10 @@ class HolePunch:
         self.rejected = 0
         self.newest: dict[str, int] = {}  # message type -> highest seq heard from the partner
         self.next_probe = start_at
+        if after is not None:  # a punch anew (a new introduction): its probes are new ones, never repeats
+            self.probes_sent, self.rejected = after.probes_sent, after.rejected
+            if after.intro.session == intro.session:  # and what the session already heard stays heard
+                self.newest = dict(after.newest)
 
     @property
     def open(self) -> bool:
@@ -557,8 +623,9 @@ def punch(args: argparse.Namespace) -> PunchResult:
         result.error = f"relay forced but no relayed candidate: {result.relay_error or 'no --turn server'}"
         chan.close()
         return result
+    txn = new_transaction()
     try:
-        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline, counts, relayed)
+        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline, counts, relayed, txn)
     except TimeoutError as exc:
         result.error = str(exc)
         result.registers_sent = counts.get("registers", 0)
@@ -572,7 +639,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.partner_relayed = str(intro.partner_relay) if intro.partner_relay else None
     log(f"peer {args.id}: introduced to {intro.partner} at {intro.partner_endpoint} (private {intro.partner_private}"
         f"{f', relayed {intro.partner_relay}' if intro.partner_relay else ''}); I am {intro.you}")
-    # From here on the broker is never addressed again.
+    # From here on the broker is addressed again only if the partner goes quiet (Reintroduction).
     hole = HolePunch(chan, intro, args.id, introduced + args.punch_delay, keys)
     can_relay = chan.relay is not None and intro.partner_relay is not None
     if can_relay:
@@ -592,10 +659,12 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.punch_window_s = round(window, 3)
     closes_at = hole.start_at + window
     last_heard = introduced
+    again = Reintroduction(chan, broker, args.room, args.id, keys, txn, relayed)
+    first_hole = hole
     while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
         now = time.monotonic()
         silence = max(PARTNER_SILENCE_S, PARTNER_SILENCE_PER_RTO * exchange.timer.rto)
-        if hole.open and now - last_heard > silence:
+        if hole.open and now - max(last_heard, hole.heard_at or 0) > silence:
             result.partner_silent_s = round(now - last_heard, 3)
             log(f"peer {args.id}: nothing from {intro.partner} for {now - last_heard:.1f}s: it is gone")
             break
@@ -608,9 +677,26 @@ def punch(args: argparse.Namespace) -> PunchResult:
             closes_at = now + window
         elif not hole.open and now >= closes_at:
             break
-        wake = [w for w in (deadline, hole.tick(now), exchange.tick(now)) if w is not None]
+        rebinding = hole.open and not hole.relayed
+        quiet_limit = max(REBIND_SILENCE_S, 2 * exchange.timer.rto)
+        wake = [w for w in (deadline, hole.tick(now), exchange.tick(now),
+                            again.tick(now, max(last_heard, hole.heard_at or 0), quiet_limit) if rebinding else None)
+                if w is not None]
         got = chan.receive(min(wake))
-        if got is not None and hole.on_datagram(got[0], got[1], time.monotonic()):
+        if got is None:
+            continue
+        if (news := again.news(got[0], got[1], hole.intro)) is not None and not hole.relayed:
+            now = time.monotonic()
+            log(f"peer {args.id}: introduced again: {news.partner} at {news.partner_endpoint}, I am {news.you} "
+                f"(was {hole.intro.partner_endpoint}, {hole.intro.you}): punching anew")
+            result.reintroductions.append({"after_s": round(now - introduced, 4), "you": str(news.you),
+                                           "partner": str(news.partner_endpoint)})
+            result.public, result.partner_public = str(news.you), str(news.partner_endpoint)
+            hole = HolePunch(chan, news, args.id, now, keys, after=hole)
+            exchange.hole = hole
+            exchange.rerouted(first_rto)
+            closes_at = now + window
+        elif hole.on_datagram(got[0], got[1], time.monotonic()):
             last_heard = time.monotonic()
             exchange.on_message(got[0], last_heard)
     # Answer late probes and a repeated Bye until the partner has been quiet a while: our ack of
@@ -624,12 +710,14 @@ def punch(args: argparse.Namespace) -> PunchResult:
     chan.close()
     samples = exchange.timer.samples
     result.probes_sent = hole.probes_sent
+    result.registers_again = again.registers
     result.partner_heard_from = str(hole.heard_from) if hole.heard_from else None
     result.path = hole.path
     result.route = None if hole.heard_from is None else "relayed" if hole.relayed else "direct"
     result.rejected = hole.rejected
-    result.time_to_punch_s = None if hole.time_to_punch is None else round(hole.time_to_punch, 4)
-    result.time_to_first_heard_s = None if hole.heard_at is None else round(hole.heard_at - introduced, 4)
+    # The punch's figures are the first hole's: a re-punch after a rebinding is in `reintroductions`.
+    result.time_to_punch_s = None if first_hole.time_to_punch is None else round(first_hole.time_to_punch, 4)
+    result.time_to_first_heard_s = None if first_hole.heard_at is None else round(first_hole.heard_at - introduced, 4)
     result.rtt_ms = round(1000 * sorted(samples)[len(samples) // 2], 2) if samples else None
     result.messages_sent = exchange.sent
     result.messages_received = len(exchange.received)

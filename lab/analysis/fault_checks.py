@@ -12,6 +12,11 @@ is before the fault when it was captured before `at`, after it when captured aft
   trying, then stopped within the silence it reported (its error says the partner went silent),
   confirmed by its own capture. The exchange could not complete: check 3 then asks only that the
   data each way, until the kill, went directly (public address to public address on both WANs).
+- rebinding: side a's router forgot its NAT state and drew new ports mid-exchange. Its WAN capture
+  must show a's datagrams leave from one public port before and another after (the old and the
+  new mapping); the broker's, that a registered again and that the broker told its partner of the
+  new mapping; b's LAN, that a's data went on arriving from the new one. Check 3 then asks, as
+  ever, for every message each way.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
 from lab.analysis.verdict import Check
-from lab.run_format import FAULT_BROKER_RESTART, FAULT_PEER_KILLED
+from lab.run_format import FAULT_BROKER_RESTART, FAULT_PEER_KILLED, FAULT_REBINDING
 from lab.topology import Pair, PunchPair
 from wire.protocol import Ack, Bye, Data, Probe
 
@@ -122,9 +127,48 @@ def check_path_until_killed(view: RunView, pp: PunchPair, messages: int) -> Chec
     return Check("3", "path: direct or relayed, as the NATs allow", not problems, detail, [", ".join(ways)])
 
 
+def check_rebinding(view: RunView, pp: PunchPair, fault: dict, late_peer: str) -> Check:
+    early, partner = (pp.a, pp.b) if late_peer == "b" else (pp.b, pp.a)
+    at, back = fault["at"], fault["back"]
+    public = str(early.public_ip)
+    sent = [p for p in view.wan(early) if isinstance(p.msg, SESSION) and p.msg.sender == early.label and p.src == public]
+    before = sorted({p.sport for p in sent if p.time < at})
+    after = sorted({p.sport for p in sent if p.time > back})
+    again = [p for p in view.registrations()[0] if p.msg.peer == early.label and p.time > back]
+    told = [p for p in view.introductions() if p.msg.partner == early.label and p.time > back
+            and p.msg.partner_endpoint.port in after]
+    resumed = {p.msg.seq for p in view.lan(partner) if isinstance(p.msg, Data) and p.msg.sender == early.label
+               and p.time > back and p.sport in after and not p.relayed}
+    problems = []
+    if not before or not after:
+        problems.append(f"peer {early.label} sent nothing {'before' if not before else 'after'} the rebinding on "
+                        f"{early.router.name}-wan")
+    elif set(before) & set(after):
+        problems.append(f"{early.router.name} kept port {sorted(set(before) & set(after))}: no rebinding happened")
+    if not again:
+        problems.append(f"peer {early.label} did not register again after the rebinding")
+    if not told:
+        problems.append(f"the broker did not tell peer {partner.label} of {early.label}'s new mapping")
+    if not resumed:
+        problems.append(f"no data of {early.label}'s reached {partner.label} from its new mapping")
+    mapping = f"{early.private_ip} -> {public}:{','.join(map(str, before)) or '-'}"
+    evidence = [f"{early.router.name} rebound from {_at(view, at)} to {_at(view, back)}; before: {mapping}; after: "
+                f"{public}:{','.join(map(str, after)) or '-'}",
+                f"{len(again)} registers of {early.label} after it; introductions of the new mapping to "
+                f"{partner.label} at " + (", ".join(_at(view, p.time) for p in told) or "-")]
+    detail = "; ".join(problems) or (
+        f"{early.router.name} rebound {early.label}'s mapping at {_at(view, at)}: {mapping} became "
+        f"{public}:{','.join(map(str, after))}; {early.label} registered again ({len(again)}), the broker told "
+        f"{partner.label} at {_at(view, told[0].time)}, and {len(resumed)} messages went on directly from the new "
+        "mapping")
+    return Check(CHECK_ID, f"fault: {FAULT_REBINDING}, the peers meet again", not problems, detail, evidence)
+
+
 def fault_checks(view: RunView, pp: PunchPair, fault: dict, late_peer: str, messages: int,
                  reports: dict[str, dict]) -> list[Check]:
     """The checks a fault adds to (8) or puts in place of (3) the pair's usual ones."""
     if fault["kind"] == FAULT_BROKER_RESTART:
         return [check_broker_restart(view, pp, fault, late_peer)]
+    if fault["kind"] == FAULT_REBINDING:
+        return [check_rebinding(view, pp, fault, late_peer)]
     return [check_path_until_killed(view, pp, messages), check_peer_killed(view, pp, fault, late_peer, reports)]

@@ -39,7 +39,7 @@ def _ep(p: Packet, side: str) -> str:
 
 def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
     """The translations of every router, each router's rows in the order they first appeared."""
-    reported = view.reported_endpoints()
+    reported = {label: {str(ep) for ep in eps} for label, eps in view.reported_endpoint_sets().items()}
     passed = by_vantage(trips)
     out: list[Translation] = []
     for pair in view.pairs:
@@ -58,7 +58,7 @@ def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
             if row is None:
                 public = key[1]
                 row = rows[key] = Translation(pair.router.name, *key, first=min(lan.time, wan.time) - view.t0,
-                                              reported=public == str(reported.get(pair.label)))
+                                              reported=public in reported.get(pair.label, set()))
             row.outbound += leaving
             row.inbound += not leaving
         out += sorted(rows.values(), key=lambda r: r.first)

@@ -143,8 +143,15 @@ class RunView:
         return accepted, [p for p in received if (str(p.src_ep), p.msg.txn) not in answered]
 
     def reported_endpoints(self) -> dict[str, Endpoint]:
-        """Each peer's public endpoint as the broker told its partner (from the intros it sent)."""
+        """Each peer's public endpoint as the broker last told its partner (from the intros it sent)."""
         return {p.msg.partner: p.msg.partner_endpoint for p in self.introductions()}
+
+    def reported_endpoint_sets(self) -> dict[str, set[Endpoint]]:
+        """Every public endpoint the broker told a peer's partner of: more than one after a rebinding."""
+        out: dict[str, set[Endpoint]] = {}
+        for p in self.introductions():
+            out.setdefault(p.msg.partner, set()).add(p.msg.partner_endpoint)
+        return out
 
 
 def addresses_of(pair: Pair) -> tuple[IPv4Address, ...]:

@@ -291,7 +291,7 @@ def wan_leaks(view: RunView) -> list[str]:
 
 def check_nat_real(view: RunView) -> Check:
     problems, evidence = wan_leaks(view), []
-    reported = view.reported_endpoints()
+    reported = {label: sorted(map(str, eps)) for label, eps in view.reported_endpoint_sets().items()}
     for pair in view.pairs:
         private = str(pair.private_ip)
         if not any(p.src == private for p in view.lan(pair)):
@@ -305,10 +305,9 @@ def check_nat_real(view: RunView) -> Check:
         checked = {pub for _, pub, _ in maps} if eim else broker_side
         if not maps:
             problems.append(f"{pair.router.name}: no session datagram seen on both LAN and WAN")
-        elif not broker_side or checked != {str(reported.get(pair.label))}:
-            problems.append(
-                f"{pair.router.name}: translated to {sorted(checked)}, broker reported {reported.get(pair.label)}"
-            )
+        elif not broker_side or sorted(checked) != reported.get(pair.label):
+            said = ", ".join(reported.get(pair.label) or ["nothing"])
+            problems.append(f"{pair.router.name}: translated to {sorted(checked)}, broker reported {said}")
     detail = "; ".join(problems) or "private addresses only on the LANs; each translation matches the broker's report"
     return Check("4", "NAT is real (no leak, translation matches)", not problems, detail, evidence)
 

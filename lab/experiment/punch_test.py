@@ -34,12 +34,13 @@ from lab.errors import LabError, Progress, disk_full
 from lab.experiment.captures import Captures
 from lab.experiment.link_control import read_back
 from lab.experiment.live import live_topology
-from lab.experiment.nat_control import flush_nat_state
+from lab.experiment.nat_control import flush_nat_state, live_nat, set_nat
 from lab.experiment.relay_credentials import turn_credentials
 from lab.experiment.room_secrets import mint_many
 from lab.run_format import (
     FAULT_BROKER_RESTART,
     FAULT_PEER_KILLED,
+    FAULT_REBINDING,
     FAULTS,
     LATEST,
     RUN_FORMAT,
@@ -182,10 +183,29 @@ def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str,
             if side == "a" and config.fault == FAULT_BROKER_RESTART and fault is not None:
                 time.sleep(RESTART_AFTER_S)
                 restart_broker(engine, fault)
-        if victims and fault is not None:
+        if fault is not None and config.fault in (FAULT_PEER_KILLED, FAULT_REBINDING):
             time.sleep(config.punch_delay_s + KILL_AFTER_S)
+        if victims and fault is not None:
             kill_peers(engine, victims, fault)
+        if config.fault == FAULT_REBINDING and fault is not None:
+            early = [pp.a if config.late_peer == "b" else pp.b for pp in punch_pairs]
+            rebound = rebind(engine, sorted({pair.router.name for pair in early}), fault)
+            try:
+                return {label: f.result() for label, f in futures.items()}
+            finally:
+                each(lambda item: set_nat(engine, *item), list(rebound.items()))
         return {label: f.result() for label, f in futures.items()}
+
+
+def rebind(engine: Engine, routers: list[str], fault: dict) -> dict[str, str]:
+    """The rebinding fault: each router's NAT state forgotten and its ports drawn anew (its setting with
+    ports=random; rules replaced, conntrack flushed). Returns each router's setting, to put back."""
+    settings = dict(zip(routers, each(lambda router: live_nat(engine, router)["nat"], routers)))
+    fault["at"] = time.time()
+    each(lambda router: set_nat(engine, router, f"{settings[router]},ports=random"), routers)
+    fault["back"] = time.time()
+    fault["routers"] = settings
+    return settings
 
 
 def restart_broker(engine: Engine, fault: dict) -> None:

@@ -1,7 +1,8 @@
 """System tests: faults injected into a real punch test, each ending with a verdict that explains it.
 
-The broker restarted between the two registrations (the peers register again and punch); a peer
-killed mid-exchange (its partner says it went silent, long before its timeout); the disk full
+The broker restarted between the two registrations (the peers register again and punch); a NAT
+that rebinds mid-exchange (the peers meet again through the broker and finish); a peer killed
+mid-exchange (its partner says it went silent, long before its timeout); the disk full
 while the run is written (a one-line error, nothing left half-written, the lab as it was).
 Needs root.
 """
@@ -12,11 +13,16 @@ import json
 import subprocess
 
 from lab.analysis.verdict import analyse_run
+from lab.experiment.nat_control import live_nat
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
-from lab.run_format import FAULT_BROKER_RESTART, FAULT_PEER_KILLED, RUN_RECORD
+from lab.run_format import FAULT_BROKER_RESTART, FAULT_PEER_KILLED, FAULT_REBINDING, RUN_RECORD
 from tests.helpers.labs import needs_root, punch_test_cli, say
 
 pytestmark = [needs_root]
+
+
+def live_setting(engine, router: str) -> str:
+    return live_nat(engine, router)["nat"]
 
 
 def test_a_broker_restart_between_the_registrations_is_survived_and_shown(engine, tmp_path):
@@ -27,6 +33,20 @@ def test_a_broker_restart_between_the_registrations_is_survived_and_shown(engine
     assert fault.detail.startswith("the broker restarted at +") and "it registered again" in fault.detail
     peers = json.loads((run_dir / RUN_RECORD).read_text())["peers"]
     assert peers["a"]["ok"] and peers["b"]["ok"] and peers["a"]["registers_sent"] > peers["b"]["registers_sent"]
+
+
+def test_a_nat_rebinding_mid_exchange_is_noticed_and_the_peers_meet_again(engine, tmp_path):
+    run_dir = run_punch_test(engine, PunchTestConfig(messages=1000, timeout_s=30, fault=FAULT_REBINDING), tmp_path, say)
+    record = json.loads((run_dir / RUN_RECORD).read_text())
+    a, b = record["peers"]["a"], record["peers"]["b"]
+    assert a["ok"] and b["ok"], (a.get("error"), b.get("error"))
+    (moved,) = a["reintroductions"][-1:]
+    assert moved["you"] == a["public"] and b["partner_public"] == moved["you"]  # b was told where a is now
+    verdict = analyse_run(run_dir)
+    assert verdict.ok, [(c.id, c.detail) for c in verdict.checks if not c.ok]
+    old_port, new_port = (verdict.check("8").detail.split(" became ")[i].rsplit(":", 1)[1].split(";")[0] for i in (0, 1))
+    assert old_port != new_port and new_port == a["public"].rsplit(":", 1)[1]
+    assert live_setting(engine, "router-a") == record["fault"]["routers"]["router-a"]  # put back after the run
 
 
 def test_a_peer_killed_mid_exchange_is_declared_gone_by_its_partner(engine, tmp_path):
