@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ ECHOES = 100
 INTERVAL_S = 0.05
 PORT = 9000
 BYE = b"bye"
+IDLE_S = 3.0  # side b's wait for the next echo once they began
 
 
 def tunnel_ip(pair: str, side: str) -> str:
@@ -56,19 +58,25 @@ def ping(sock: socket.socket, partner: str) -> list[float | None]:
         time.sleep(INTERVAL_S)
     for _ in range(3):
         sock.sendto(BYE, (partner, PORT))
+        time.sleep(0.1)
     return rtts
 
 
 def echo(sock: socket.socket, limit_s: float) -> int:
-    """Side b: echo until a says bye (or the time is up); how many were echoed."""
+    """Side b: echo until a says bye, or is quiet for IDLE_S once the echoes began (its byes may all be
+    lost in the tunnel), or the time is up; how many were echoed."""
     sock.settimeout(max(limit_s, 1.0))
     echoed = 0
     while True:
-        data, source = sock.recvfrom(2048)
+        try:
+            data, source = sock.recvfrom(2048)
+        except (TimeoutError, socket.timeout):
+            return echoed
         if data == BYE:
             return echoed
         sock.sendto(data, source)
         echoed += 1
+        sock.settimeout(IDLE_S)
 
 
 def main() -> int:
@@ -76,6 +84,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=7654, help="the supernode's port (its -l)")
     parser.add_argument("--key", default="natlab", help="the community's key")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped at the duration: the edge goes too
     side, pair = os.environ["NATLAB_SIDE"], os.environ["NATLAB_PAIR"]
     mine, theirs = tunnel_ip(pair, side), tunnel_ip(pair, "b" if side == "a" else "a")
     edge = subprocess.Popen(["edge", "-d", "n2n0", "-a", mine, "-c", f"natlab{pair}", "-k", args.key,
