@@ -71,8 +71,8 @@ PUNCH_WINDOW_PER_BROKER_RTT = 8
 # Once the hole is open the partner speaks every few ms until it is done (data, acks, its Bye): this
 # long without a word from it (or PARTNER_SILENCE_PER_RTO timeouts, on slow paths) it is gone.
 PARTNER_SILENCE_S = 3.0
-REBIND_SILENCE_S = 1.0  # this quiet, the peer asks the broker where the partner is now (Reintroduction)
 PARTNER_SILENCE_PER_RTO = 4
+REBIND_SILENCE_S = 1.0  # this quiet, the peer asks the broker where the partner is now (Reintroduction)
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 RELAY_MODES = ("auto", "off", "force")
 TURN_PASSWORD_ENV = "NATLAB_TURN_PASSWORD"
@@ -664,9 +664,10 @@ def punch(args: argparse.Namespace) -> PunchResult:
     while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
         now = time.monotonic()
         silence = max(PARTNER_SILENCE_S, PARTNER_SILENCE_PER_RTO * exchange.timer.rto)
-        if hole.open and now - max(last_heard, hole.heard_at or 0) > silence:
-            result.partner_silent_s = round(now - last_heard, 3)
-            log(f"peer {args.id}: nothing from {intro.partner} for {now - last_heard:.1f}s: it is gone")
+        quiet_since = max(last_heard, hole.heard_at or 0)  # the last word of the partner, on this hole
+        if hole.open and now - quiet_since > silence:
+            result.partner_silent_s = round(now - quiet_since, 3)
+            log(f"peer {args.id}: nothing from {intro.partner} for {now - quiet_since:.1f}s: it is gone")
             break
         if now >= closes_at and can_relay and not hole.relayed and not hole.confirmed:
             # No direct path both ways within the window: the relayed one, with a window of its own.
@@ -680,7 +681,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
         rebinding = hole.open and not hole.relayed
         quiet_limit = max(REBIND_SILENCE_S, 2 * exchange.timer.rto)
         wake = [w for w in (deadline, hole.tick(now), exchange.tick(now),
-                            again.tick(now, max(last_heard, hole.heard_at or 0), quiet_limit) if rebinding else None)
+                            again.tick(now, quiet_since, quiet_limit) if rebinding else None)
                 if w is not None]
         got = chan.receive(min(wake))
         if got is None:

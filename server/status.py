@@ -34,34 +34,39 @@ def memory_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def fresh_stats(directory: Path, pid: int) -> dict:
-    """Ask the broker for its statistics and read them once written."""
+def read_stats(path: Path) -> dict:
+    """The statistics file, or nothing while it is missing or being replaced."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stats_after(directory: Path, pid: int, sig: signal.Signals, stamp: str) -> dict | None:
+    """Signal the broker and wait until its statistics carry a new `stamp` (written anew since): them,
+    or None if they did not come within WAIT_S."""
     path = stats_file(directory)
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    os.kill(pid, signal.SIGUSR1)
+    before = read_stats(path).get(stamp)
+    os.kill(pid, sig)
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        if path.exists() and path.stat().st_mtime_ns != before:
-            break
-        time.sleep(0.05)
-    return json.loads(path.read_text())
+        if (stats := read_stats(path)).get(stamp) not in (None, before):
+            return stats
+        time.sleep(0.02)
+    return None
+
+
+def fresh_stats(directory: Path, pid: int) -> dict:
+    """Ask the broker for its statistics (SIGUSR1) and read them once written."""
+    return stats_after(directory, pid, signal.SIGUSR1, "time") or json.loads(stats_file(directory).read_text())
 
 
 def restarted(directory: Path, pid: int) -> dict:
     """Restart the broker's service (SIGHUP) and wait until its new start has written its statistics."""
-    path = stats_file(directory)
-    before = json.loads(path.read_text()).get("started") if path.exists() else None
-    os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        try:
-            stats = json.loads(path.read_text())
-        except (OSError, ValueError):  # replaced as it was read
-            stats = {}
-        if stats.get("started") not in (None, before):
-            return stats
-        time.sleep(0.02)
-    raise OSError(f"the broker did not start again within {WAIT_S:g}s of SIGHUP")
+    stats = stats_after(directory, pid, signal.SIGHUP, "started")
+    if stats is None:
+        raise OSError(f"the broker did not start again within {WAIT_S:g}s of SIGHUP")
+    return stats
 
 
 def main(argv: list[str] | None = None) -> int:

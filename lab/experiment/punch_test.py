@@ -43,6 +43,7 @@ from lab.run_format import (
     FAULT_REBINDING,
     FAULTS,
     LATEST,
+    MID_EXCHANGE_FAULTS,
     RUN_FORMAT,
     RUN_RECORD,
     TAG_NO_BYPASS,
@@ -54,7 +55,7 @@ from node.link import parse_link
 
 PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
 RESTART_AFTER_S = 1.0  # side a's first register is long at the broker by then (the captures show it)
-KILL_AFTER_S = 1.5  # after the late side's start and its punch delay: its exchange is under way
+FAULT_AFTER_S = 1.5  # a mid-exchange fault: after the late side's start and its punch delay, the exchange is under way
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,10 @@ def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str,
     punch_pairs = engine.topology.punch_pairs
     secrets = mint_many(engine, [room(base_room, pp) for pp in punch_pairs])
     turn = turn_credentials(engine, config.relay, config.timeout_s)
-    victims = {pp.b.label if config.late_peer == "b" else pp.a.label for pp in punch_pairs} \
-        if config.fault == FAULT_PEER_KILLED else set()
+    kind, fault = config.fault, {} if fault is None else fault
+    late = [pp.b if config.late_peer == "b" else pp.a for pp in punch_pairs]
+    early = [pp.a if config.late_peer == "b" else pp.b for pp in punch_pairs]
+    victims = {pair.label for pair in late} if kind == FAULT_PEER_KILLED else set()
 
     def one(pair: Pair, pair_room: str) -> dict:
         delay = config.punch_delay_s if pair.side == config.late_peer else 0.0
@@ -180,21 +183,18 @@ def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str,
                 pair = pp.a if side == "a" else pp.b
                 futures[pair.label] = pool.submit(one, pair, room(base_room, pp))
             time.sleep(0.2)  # the first peer waits in the room: the order the ladder shows
-            if side == "a" and config.fault == FAULT_BROKER_RESTART and fault is not None:
+            if side == "a" and kind == FAULT_BROKER_RESTART:
                 time.sleep(RESTART_AFTER_S)
                 restart_broker(engine, fault)
-        if fault is not None and config.fault in (FAULT_PEER_KILLED, FAULT_REBINDING):
-            time.sleep(config.punch_delay_s + KILL_AFTER_S)
-        if victims and fault is not None:
+        if kind in MID_EXCHANGE_FAULTS:
+            time.sleep(config.punch_delay_s + FAULT_AFTER_S)
+        if kind == FAULT_PEER_KILLED:
             kill_peers(engine, victims, fault)
-        if config.fault == FAULT_REBINDING and fault is not None:
-            early = [pp.a if config.late_peer == "b" else pp.b for pp in punch_pairs]
-            rebound = rebind(engine, sorted({pair.router.name for pair in early}), fault)
-            try:
-                return {label: f.result() for label, f in futures.items()}
-            finally:
-                each(lambda item: set_nat(engine, *item), list(rebound.items()))
-        return {label: f.result() for label, f in futures.items()}
+        rebound = rebind(engine, sorted({pair.router.name for pair in early}), fault) if kind == FAULT_REBINDING else {}
+        try:
+            return {label: f.result() for label, f in futures.items()}
+        finally:
+            each(lambda item: set_nat(engine, *item), list(rebound.items()))
 
 
 def rebind(engine: Engine, routers: list[str], fault: dict) -> dict[str, str]:
