@@ -2,7 +2,11 @@
 
 A room holds up to two members. A register is accepted only with a MAC under the room's key
 (derived from the broker key, wire.auth), a timestamp within the clock-skew window and a
-MAC never seen before (replay). Each accepted register is answered from the room's state alone,
+MAC never seen before (replay). A member's registers are checked against the member (its
+RegisterWindow): never older than its latest, never a MAC already seen at that second; a forgotten
+member's window is kept while its registers could be fresh. Only the registers that join (a new
+member, or one that started again) enter the broker-wide replay cache, so members waiting for their partners, re-sending every 0.5 s, cannot fill it: the cache
+bounds the joins per minute, not the registers. Each accepted register is answered from the room's state alone,
 so a retransmission gets the same answer. When the second member arrives, both are introduced:
 each learns the other's public endpoint as observed here (the NAT's address and port), the
 private endpoint the other declared, and a fresh session nonce. Members not heard from for
@@ -50,6 +54,23 @@ MAX_REASON = 120  # characters of an error's reason
 
 
 @dataclass
+class RegisterWindow:
+    """A member's replay state: registers are signed with a fresh timestamp (whole seconds) each, so
+    a genuine one is never older than the newest accepted, nor one already seen in that second."""
+
+    last_ts: int = 0
+    macs_at_last_ts: set[str] = field(default_factory=set)
+
+    def replayed(self, msg: Register) -> bool:
+        return msg.ts < self.last_ts or (msg.ts == self.last_ts and msg.mac in self.macs_at_last_ts)
+
+    def accepted(self, msg: Register) -> None:
+        if msg.ts > self.last_ts:
+            self.last_ts, self.macs_at_last_ts = msg.ts, set()
+        self.macs_at_last_ts.add(msg.mac)
+
+
+@dataclass
 class Member:
     peer: str
     endpoint: Endpoint  # as observed: the NAT's public side
@@ -57,6 +78,7 @@ class Member:
     txn: str
     last_seen: float
     relay: Endpoint | None = None  # its relayed candidate (a TURN allocation), passed on to the partner
+    window: RegisterWindow = field(default_factory=RegisterWindow)  # kept across its txns
 
 
 @dataclass
@@ -111,6 +133,9 @@ class Rendezvous:
         self.clock, self.wall, self.new_session = clock, wall, new_session
         self.rooms: dict[str, Room] = {}
         self.replays: OrderedDict[str, float] = OrderedDict()  # register MAC -> when it may be forgotten
+        # (room, peer) of a forgotten member -> (when it may be forgotten, its register window): none of
+        # its registers, cached or not, may bring it back while one could still be fresh.
+        self.floors: OrderedDict[tuple[str, str], tuple[float, RegisterWindow]] = OrderedDict()
         self.stats = Stats()
 
     # -- entry point ---------------------------------------------------------------------------
@@ -163,16 +188,20 @@ class Rendezvous:
             return self._refuse("unauthenticated", "unauthorized", "register MAC does not verify", data, source)
         # Authenticated from here on. A replay (the same MAC again) gets no answer: its sender
         # already had one, and whoever replays it must learn nothing.
-        if msg.mac in self.replays:
+        member = room.members.get(msg.peer) if room else None
+        window = member.window if member else self._floor(msg.room, msg.peer)
+        if window is not None and window.replayed(msg):
             return self._drop("replay", source)
-        if len(self.replays) >= limits.replay_entries:
-            return self._refuse("replay-cache-full", "busy", "too many registrations, retry", data, source)
-        self.replays[msg.mac] = now + 2 * limits.clock_skew_s + 1
+        if member is None or member.txn != msg.txn:  # a join: into the broker-wide cache
+            if msg.mac in self.replays:
+                return self._drop("replay", source)
+            if len(self.replays) >= limits.replay_entries:
+                return self._refuse("replay-cache-full", "busy", "too many registrations, retry", data, source)
+            self.replays[msg.mac] = now + 2 * limits.clock_skew_s + 1
         if room is None:
             if len(self.rooms) >= limits.max_rooms:
                 return self._refuse("rooms-full", "busy", "too many rooms, retry later", data, source)
             room = self.rooms[msg.room] = Room(msg.room, keys, now)
-        member = room.members.get(msg.peer)
         if member is None and len(room.members) >= limits.room_size:
             log.info("register room=%s peer=%s from %s refused: room full", msg.room, msg.peer, source)
             return self._refuse("room-full", "room-full", f"room has {limits.room_size} members", data, source)
@@ -187,7 +216,9 @@ class Rendezvous:
             log.info("register room=%s peer=%s from %s private %s%s", room.name, msg.peer, source, msg.private, how)
         if joined:
             room.session = None  # whoever was introduced before is not this member: a new session
-        me = room.members[msg.peer] = Member(msg.peer, source, msg.private, msg.txn, now, msg.relay)
+        window = member.window if member else self.floors.pop((room.name, msg.peer), (0.0, RegisterWindow()))[1]
+        me = room.members[msg.peer] = Member(msg.peer, source, msg.private, msg.txn, now, msg.relay, window)
+        window.accepted(msg)
         partner = next((m for m in room.members.values() if m.peer != msg.peer), None)
         if partner is None:
             return [(self._signed(room, Waiting(room.name, msg.txn, source)), source)]
@@ -217,18 +248,35 @@ class Rendezvous:
         now = self.clock() if now is None else now
         while self.replays and next(iter(self.replays.values())) <= now:
             self.replays.popitem(last=False)
+        while self.floors and next(iter(self.floors.values()))[0] <= now:
+            self.floors.popitem(last=False)
         for name in list(self.rooms):
             room = self.rooms[name]
             if now - room.created > self.limits.room_lifetime_s:
+                for member in room.members.values():
+                    self._forget(room, member, now)
                 del self.rooms[name]
                 self.stats.expired_rooms += 1
                 log.info("expired room=%s (lifetime %.0fs over)", name, self.limits.room_lifetime_s)
                 continue
             for peer, member in list(room.members.items()):
                 if now - member.last_seen > self.limits.member_ttl_s:
+                    self._forget(room, member, now)
                     del room.members[peer]
                     room.session = None
                     self.stats.expired_members += 1
                     log.info("expired room=%s peer=%s (silent for %.0fs)", name, peer, now - member.last_seen)
             if not room.members:
                 del self.rooms[name]
+
+    def _forget(self, room: Room, member: Member, now: float) -> None:
+        """Keep a forgotten member's newest timestamp while its registers could be fresh: with a member
+        silence shorter than twice the clock skew, one replayed would otherwise make it a member again."""
+        key = (room.name, member.peer)
+        self.floors.pop(key, None)
+        self.floors[key] = (now + 2 * self.limits.clock_skew_s + 1, member.window)
+
+    def _floor(self, room: str, peer: str) -> RegisterWindow | None:
+        kept = self.floors.get((room, peer))
+        return kept[1] if kept else None
+

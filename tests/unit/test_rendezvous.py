@@ -185,9 +185,72 @@ def test_the_number_of_rooms_is_bounded():
 
 def test_the_replay_cache_is_bounded_and_fails_closed():
     rv = broker(Limits(replay_entries=2))
-    answers = [reg(rv, "r", "a", "t", A, LAN_A)[0][0] for _ in range(3)]
+    answers = [reg(rv, f"r{i}", "a", "t", A, LAN_A)[0][0] for i in range(3)]
     assert [type(a).__name__ for a in answers] == ["Waiting", "Waiting", "Error"]
     assert answers[2].code == "busy" and len(rv.replays) == 2
+
+
+def test_members_registering_again_while_they_wait_never_fill_the_replay_cache():
+    """Only joins enter the broker-wide cache: 200 waiting members re-sending for a minute (what a
+    248-pair lab does while its peers start) leave one entry each, and the last pair still gets in."""
+    clock = Clock()
+    rv = broker(Limits(replay_entries=250), clock)
+    for tick in range(120):
+        clock.now = tick * 0.5
+        for i in range(200):
+            [(reply, _)] = reg(rv, f"r{i}", "a", "t", A, LAN_A)
+            assert isinstance(reply, Waiting), reply
+    assert len(rv.replays) == 200
+    assert isinstance(reg(rv, "r0", "b", "t", B, LAN_B)[0][0], Intro)
+
+
+def test_a_members_own_registers_are_good_once_and_never_older_than_its_latest():
+    clock = Clock()
+    rv = broker(clock=clock)
+    first = encode(register("r", "a", "t", LAN_A, ts=rv.wall()))
+    second = encode(register("r", "a", "t", LAN_A, ts=rv.wall()))  # the same second, another nonce
+    assert len(send(rv, first, A)) == 1 and len(send(rv, second, A)) == 1
+    clock.now = 2
+    later = encode(register("r", "a", "t", LAN_A, ts=rv.wall()))
+    assert len(send(rv, later, A)) == 1
+    for replayed in (first, second, later):
+        assert send(rv, replayed, C) == []
+    assert rv.rooms["r"].members["a"].endpoint == A and rv.stats.dropped["replay"] == 3
+    assert len(rv.replays) == 1  # the join alone
+
+
+def test_an_old_transactions_register_cannot_take_the_member_back():
+    """A peer that started again (new txn) is not undone by a replay of a register of its old life,
+    even one the broker-wide cache never held (a re-send, not the join)."""
+    clock = Clock()
+    rv = broker(clock=clock)
+    reg(rv, "r", "a", "old", A, LAN_A)
+    clock.now = 1
+    resent = encode(register("r", "a", "old", LAN_A, ts=rv.wall()))
+    send(rv, resent, A)
+    clock.now = 3
+    reg(rv, "r", "a", "new", C, LAN_A)
+    assert send(rv, resent, A) == []
+    assert rv.rooms["r"].members["a"].txn == "new" and rv.rooms["r"].members["a"].endpoint == C
+
+
+def test_a_forgotten_members_register_cannot_make_it_a_member_again():
+    """With a member silence shorter than twice the clock skew, a member's last re-send is still
+    fresh after it is forgotten: the broker keeps its newest timestamp until no register could be."""
+    clock = Clock()
+    rv = broker(Limits(member_ttl_s=5, clock_skew_s=30), clock)
+    reg(rv, "r", "a", "t", A, LAN_A)
+    clock.now = 1
+    resent = encode(register("r", "a", "t", LAN_A, ts=rv.wall()))
+    send(rv, resent, A)
+    clock.now = 10
+    rv.expire()
+    assert "r" not in rv.rooms and len(rv.floors) == 1
+    assert send(rv, resent, C) == [] and "r" not in rv.rooms
+    assert isinstance(reg(rv, "r", "a", "t", A, LAN_A)[0][0], Waiting)  # a fresh register still joins
+    for clock.now in (100, 200):  # forgotten again at 100; its window kept until no register is fresh
+        rv.expire()
+    assert not rv.floors
 
 
 # -- amplification -------------------------------------------------------------------------------
