@@ -2,8 +2,9 @@
 
 An engine starts each node with a few NATLAB_* variables derived from the topology (the host's
 lab/engines/launch.py encodes them with the functions here; the node decodes them). Nodes that
-share one filesystem (the netns engine) get a run directory of their own (NATLAB_RUN_DIR); a
-container keeps its files under /run.
+share one filesystem (the netns engine) get a run directory of their own (NATLAB_RUN_DIR), and in
+it a private directory for their secrets that no other node sees; a container keeps its files
+under /run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 READY_FILE = Path("/run/natlab-ready")  # where a node that has a filesystem of its own reports ready
 RUN_DIR_ENV = "NATLAB_RUN_DIR"  # a node's own directory, where nodes share one filesystem (netns engine)
+PRIVATE_DIR = "private"  # in the run dir: the node's secrets, seen by its own processes alone
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ def node_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ) ->
     """A file of the node's own: in its run dir where nodes share a filesystem, else under /run."""
     run_dir = env.get(RUN_DIR_ENV)
     return Path(run_dir) / name if run_dir else Path("/run") / f"natlab-{name}"
+
+
+def private_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+    """A secret of the node's own (a key, a config holding one): where nodes share a filesystem, in
+    its run dir's private/, a tmpfs only its own mount namespace has (node/mount_ns.py); else under
+    /run, which a container has to itself."""
+    run_dir = env.get(RUN_DIR_ENV)
+    return Path(run_dir) / PRIVATE_DIR / name if run_dir else Path("/run") / f"natlab-{name}"
 
 
 def ready_file(env: os._Environ[str] | dict[str, str] = os.environ) -> Path:

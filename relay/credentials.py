@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from node.key_file import existing_key
-from node.settings import node_file
+from node.settings import private_file
 from wire.auth import CredentialError
 from wire.protocol import NAME_RE
 
@@ -29,7 +29,7 @@ MAX_TTL_S = 24 * 3600
 
 
 def secret_file() -> Path:
-    return node_file("turn.secret")
+    return private_file("turn.secret")
 
 
 def secret_text(key: bytes) -> str:

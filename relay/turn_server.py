@@ -32,7 +32,7 @@ from ipaddress import IPv4Address
 
 from node import lifecycle, network
 from node.key_file import load_or_create_key
-from node.settings import NodeSettings, node_file, settings_from_env
+from node.settings import NodeSettings, node_file, private_file, settings_from_env
 from relay.credentials import secret_file, secret_text
 from wire import stun
 
@@ -89,7 +89,7 @@ def serve(port: int) -> int:
     settings = settings_from_env()
     network.prepare(settings)
     key = load_or_create_key(secret_file(), "TURN secret")
-    conf = node_file("turnserver.conf")
+    conf = private_file("turnserver.conf")  # it holds the secret
     conf.touch(mode=0o600)
     conf.write_text(config_text(settings, secret_text(key), port))
     proc = subprocess.Popen(["turnserver", "-c", str(conf)], preexec_fn=_die_with_parent)

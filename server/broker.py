@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     if alternate == primary:
         log.warning("no second address: CHANGE-REQUEST for another IP is answered from the same IP")
     addresses = Addresses((primary, alternate), (args.port, args.alt_port))
-    while asyncio.run(serve(addresses, load_or_create_key(state_files.key_file(directory)), limits_from(args),
+    while asyncio.run(serve(addresses, load_or_create_key(state_files.key_file(args.state_dir)), limits_from(args),
                             directory, mark_ready)):
         pass
 

@@ -15,7 +15,7 @@ import json
 import sys
 
 from node.key_file import existing_key
-from server.state_files import key_file, state_dir
+from server.state_files import key_file
 from wire.auth import CredentialError, room_secret
 from wire.protocol import NAME_RE
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if not all(NAME_RE.fullmatch(room) for room in args.room):
         parser.error("a room name is 1-64 of A-Z a-z 0-9 . _ -")
     try:
-        key = existing_key(key_file(state_dir(args.state_dir)), "broker key", "broker")
+        key = existing_key(key_file(args.state_dir), "broker key", "broker")
         print(json.dumps({"secrets": {room: room_secret(key, room) for room in args.room}}))
     except CredentialError as exc:
         print(f"server.broker_key: {exc}", file=sys.stderr)

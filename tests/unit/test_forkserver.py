@@ -69,8 +69,8 @@ def server(request, tmp_path_factory):
 
 
 def run(server: tuple[str, bool], args: list[str], env: dict[str, str] | None = None, cwd: str = "/",
-        netns: str = "/proc/self/ns/net", module: str = "tests.helpers.forkserver_probe") -> tuple[int, str, str]:
-    request = Request(argv=["python3", "-m", module, *args], env=env or {"NATLAB_X": "1"}, cwd=cwd, netns=netns)
+        netns: str = "/proc/self/ns/net", module: str = "tests.helpers.forkserver_probe", **mount: str) -> tuple[int, str, str]:
+    request = Request(argv=["python3", "-m", module, *args], env=env or {"NATLAB_X": "1"}, cwd=cwd, netns=netns, **mount)
     with open(os.devnull, "rb") as null:
         child = forkserver.start(server[0], request, null.fileno(), PIPE, PIPE)
     out, err = child.communicate()
@@ -147,3 +147,36 @@ def test_the_program_runs_in_the_requested_network_namespace(server):
         assert code == 0 and json.loads(out)["netns"] == f"net:[{os.stat(path_of(name)).st_ino}]"
     finally:
         remove(name)
+
+
+@needs_root
+def test_a_nodes_private_directory_is_seen_by_its_own_processes_alone(server, tmp_path):
+    """The first process makes the node's mount namespace, a tmpfs over its private directory; a
+    later one that joins it sees what the first wrote there; the host and a process that does not
+    join see the directory empty, and nothing stays once the namespace's processes are gone."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    secret = str(private / "broker.key")
+    first = forkserver.start(server[0], Request(argv=["python3", "-m", "tests.helpers.forkserver_probe", "--write",
+                                                      secret, "--sleep", "3"], env={}, cwd=str(tmp_path),
+                                                netns="/proc/self/ns/net", private_dir=str(private)),
+                             os.open(os.devnull, os.O_RDONLY), PIPE, PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        joined = None
+        while time.monotonic() < deadline:
+            code, out, err = run(server, ["--list", str(private)], cwd=str(tmp_path), mount_ns=f"/proc/{first.pid}/ns/mnt")
+            assert code == 0, err
+            joined = json.loads(out)
+            if joined["listed"]:
+                break
+            time.sleep(0.05)
+        assert joined["listed"] == ["broker.key"] and joined["cwd"] == str(tmp_path)
+        assert joined["mntns"] == os.readlink(f"/proc/{first.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        code, out, _ = run(server, ["--list", str(private)])
+        assert code == 0 and json.loads(out)["listed"] == []  # another node: the host's empty directory
+        assert os.listdir(private) == []
+    finally:
+        out, err = first.communicate()
+    assert first.wait() == 0, err
+    assert os.listdir(private) == [] and oct(private.stat().st_mode & 0o777) == "0o700"

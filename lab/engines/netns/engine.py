@@ -29,8 +29,9 @@ from lab.paths import USER_IMAGE_ENV, lab_runtime, mailbox_dir, user_files
 from lab.topology import Topology
 from node.netns import path_of, remove
 
+# The relay node runs the host's turnserver; nsenter takes other programs into a node's mount namespace.
 TOOLS = {"nft": "nftables", "iptables": "iptables", "conntrack": "conntrack", "ip": "iproute2",
-         "turnserver": "coturn"}  # the relay node runs the host's turnserver
+         "turnserver": "coturn", "nsenter": "util-linux"}
 
 
 class NetnsEngine:

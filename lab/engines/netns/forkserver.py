@@ -23,8 +23,11 @@ A Python child ends as an interpreter would after flushing stdio and joining its
 threads, but without atexit handlers (node programs register none), by os._exit: tearing down a
 big interpreter a thousand times costs seconds of CPU.
 
+A node's first process (its main program) makes the node's mount namespace, where its secrets
+have a tmpfs of their own (node/mount_ns.py); every later process of the node joins it.
+
 Protocol (Unix stream socket, one request per connection): the client sends a 4-byte big-endian
-length and a JSON request {argv, env, cwd, netns} in one message, with three file descriptors
+length and a JSON request {argv, env, cwd, netns, private_dir, mount_ns} in one message, with three file descriptors
 (stdin, stdout, stderr) attached; the server answers one JSON line {"pid": N} (or {"error": TEXT}),
 then {"exit": CODE} when the process ends, CODE as subprocess reports it (-N: killed by signal N).
 """
@@ -48,6 +51,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from node.mount_ns import join, private_mount
 from node.netns import enter_for_good
 
 HEADER = struct.Struct("!I")
@@ -78,6 +82,8 @@ class Request:
     env: dict[str, str]
     cwd: str
     netns: str  # path of the network namespace to run in
+    private_dir: str | None = None  # a node's first process: make its mount namespace, a tmpfs over this
+    mount_ns: str | None = None  # any later one: join the node's mount namespace (/proc/PID/ns/mnt)
 
     def encode(self) -> bytes:
         body = json.dumps(self.__dict__).encode()
@@ -137,6 +143,10 @@ def _become(request: Request, fds: list[int]) -> int:
         os.dup2(fd, target)
     for fd in set(fds) - {0, 1, 2}:
         os.close(fd)
+    if request.private_dir:
+        private_mount(request.private_dir)
+    elif request.mount_ns:
+        join(request.mount_ns)
     os.chdir(request.cwd)
     enter_for_good(request.netns)
     os.environ.clear()

@@ -4,7 +4,8 @@ Every node is a named network namespace, <project>-<node>; every network a bridg
 <project>-switch. Each node interface is a veth made inside the node as eth0, eth1, ... with an
 index the engine gives (so its address needs no lookup), its far end named after the node and
 side in the switch. The lab's state lives under /run/natlab/<project>: the namespace manifest
-(every namespace written down before it is made), a run dir per node (ready file, log), the fork
+(every namespace written down before it is made), a run dir per node (ready file, log, main
+program's pid, and private/: the node's secrets, a tmpfs of its own mount namespace), the fork
 server's socket and pid.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from lab.topology import Node, Topology
 from node.netns import path_of
-from node.settings import RUN_DIR_ENV, ready_file
+from node.settings import RUN_DIR_ENV, private_file, ready_file
 
 STATE_ROOT = Path("/run/natlab")
 IFNAMSIZ = 15
@@ -55,6 +56,14 @@ class NetnsLayout:
 
     def node_dir(self, node: str) -> Path:
         return self.state_dir / "nodes" / node
+
+    def private_dir(self, node: str) -> Path:
+        """Where the node's secrets are: a tmpfs in its own mount namespace, empty to everyone else."""
+        return private_file("", {RUN_DIR_ENV: str(self.node_dir(node))})
+
+    def main_pid_file(self, node: str) -> Path:
+        """The node's main program (pid and start time): its mount namespace is found by it."""
+        return self.node_dir(node) / "main.pid"
 
     def ready_file(self, node: str) -> Path:
         return ready_file({RUN_DIR_ENV: str(self.node_dir(node))})

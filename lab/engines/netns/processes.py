@@ -48,6 +48,20 @@ def process_start(pid: int) -> int | None:
     return None if fields[0] == "Z" else int(fields[19])
 
 
+def write_pid_file(path: Path, pid: int) -> None:
+    """Write down a process as its pid and start time, so that running_pid never names another."""
+    path.write_text(f"{pid} {process_start(pid)}\n")
+
+
+def running_pid(path: Path) -> int | None:
+    """The pid in a file of write_pid_file, if that process (same pid, same start time) still runs."""
+    try:
+        pid, started = map(int, path.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return pid if process_start(pid) == started else None
+
+
 def pids_by_namespace() -> dict[int, list[int]]:
     """Every process of the host, by the inode of its network namespace."""
     out: dict[int, list[int]] = {}
@@ -132,7 +146,7 @@ class NodeProcesses:
                     cwd=self.project_dir, env={**os.environ, "PYTHONPATH": str(self.project_dir)},
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 ).pid
-        layout.forkserver_pid.write_text(f"{pid} {process_start(pid)}\n")
+        write_pid_file(layout.forkserver_pid, pid)
 
     def await_forkserver(self) -> None:
         deadline = time.monotonic() + FORKSERVER_WAIT_S
@@ -146,12 +160,7 @@ class NodeProcesses:
         return forkserver.answers(str(self.layout.forkserver_socket))
 
     def _forkserver_pid(self) -> int | None:
-        """The pid in the pid file, if that process (same pid, same start time) still runs."""
-        try:
-            pid, started = map(int, self.layout.forkserver_pid.read_text().split())
-        except (OSError, ValueError):
-            return None
-        return pid if process_start(pid) == started else None
+        return running_pid(self.layout.forkserver_pid)
 
     def stop_forkserver(self) -> None:
         """Kill the fork server and wait until it is gone. It holds nothing (what it started runs on
@@ -172,31 +181,53 @@ class NodeProcesses:
 
     # -- node programs and commands -------------------------------------------------------------
     def start(self, node: Node) -> forkserver.Child:
-        """Start the node's main program, logging to its run dir."""
-        run_dir = self.layout.node_dir(node.name)
+        """Start the node's main program, logging to its run dir. It makes the node's mount namespace,
+        with a tmpfs of its own over the run dir's private/ (the node's secrets), which every later
+        process of the node joins."""
+        layout = self.layout
+        run_dir = layout.node_dir(node.name)
         shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
-        return self._popen(node.name, node_program(self.topology, node), log=run_dir / "main.log")
+        layout.private_dir(node.name).mkdir(mode=0o700, parents=True)
+        child = self._popen(node.name, node_program(self.topology, node), log=run_dir / "main.log", first=True)
+        write_pid_file(layout.main_pid_file(node.name), child.pid)
+        return child
 
-    def _popen(self, node: str, argv: list[str], log: Path | None = None,
-               stdin: bytes | None = None) -> forkserver.Child | subprocess.Popen:
-        """Start argv inside the node, in a session of its own (the terminal's Ctrl-C is for the CLI).
+    def _mount_namespace(self, node: str) -> str:
+        """The node's mount namespace, by its main program (which made it)."""
+        pid = running_pid(self.layout.main_pid_file(node))
+        if pid is None:
+            raise LabError(f"{self.layout.namespace(node)}'s main program is not running: "
+                           "run `make lab-down` and `make lab-up`")
+        return f"/proc/{pid}/ns/mnt"
+
+    def _popen(self, node: str, argv: list[str], log: Path | None = None, stdin: bytes | None = None,
+               first: bool = False) -> forkserver.Child | subprocess.Popen:
+        """Start argv inside the node (its network and mount namespaces), in a session of its own (the
+        terminal's Ctrl-C is for the CLI). `first`: the node's main program, which makes the mount
+        namespace that every later process joins.
 
         `python3 -m MODULE` is forked by the fork server (no interpreter start); any other program is
-        spawned from here (vfork: ~1 ms, where a fork of the fork server's big image costs ~10).
+        spawned from here (vfork: ~1 ms, where a fork of the fork server's big image costs ~10), by
+        nsenter for the mount namespace (a process with threads cannot enter one itself).
         `stdin` (a few bytes: a secret) is its standard input, through a pipe written whole first."""
         path = path_of(self.layout.namespace(node))
         if not path.exists():
             raise LabError(f"{self.layout.namespace(node)} does not exist: run `make lab-up` first")
         env = self.environment(self.topology.node(node))
+        mount_ns = None if first else self._mount_namespace(node)
         with (open(os.devnull, "rb") if stdin is None else _piped(stdin)) as source, \
                 (log.open("ab") if log else nullcontext()) as out:
             stdio = (source.fileno(), out.fileno(), out.fileno()) if out else (source.fileno(), PIPE, PIPE)
             if forkserver.python_module(argv) is None:
+                if mount_ns is None:
+                    raise LabError(f"a node's main program is a Python module, not {argv[0]}")
+                entering = ["nsenter", f"--mount={mount_ns}", f"--wd={self.project_dir}", "--"]
                 with entered(path):
-                    return subprocess.Popen(argv, env=env, cwd=self.project_dir, stdin=stdio[0], stdout=stdio[1],
-                                            stderr=stdio[2], start_new_session=True)
-            request = forkserver.Request(argv=argv, env=env, cwd=str(self.project_dir), netns=str(path))
+                    return subprocess.Popen([*entering, *argv], env=env, cwd=self.project_dir, stdin=stdio[0],
+                                            stdout=stdio[1], stderr=stdio[2], start_new_session=True)
+            request = forkserver.Request(argv=argv, env=env, cwd=str(self.project_dir), netns=str(path),
+                                         private_dir=str(self.layout.private_dir(node)) if first else None,
+                                         mount_ns=mount_ns)
             return self._ask(request, *stdio)
 
     def _ask(self, request: forkserver.Request, *stdio: int) -> forkserver.Child:

@@ -125,6 +125,27 @@ def test_no_secret_is_on_a_peers_command_line_while_it_punches(engine, tmp_path)
     assert all("--secrets-stdin" in line for line in punching), punching
 
 
+def test_the_keys_are_seen_inside_their_own_node_alone(engine):
+    """The broker's key (room secrets are minted from it) and the relay's TURN secret are among their
+    node's secrets, mode 0600; no other node, nor the host, finds anything where they are (netns: a
+    tmpfs of the node's own mount namespace over a directory that is empty to everyone else)."""
+    from pathlib import Path
+
+    topology = engine.topology
+    owners = [(topology.broker.name, "broker.key")] + ([(topology.relay.name, "turn.secret")] if topology.relay else [])
+    assert len(owners) == 2  # the standard lab has a relay
+    for owner, name in owners:
+        where = engine.exec(owner, ["python3", "-c", f"from node.settings import private_file; "
+                                                     f"print(private_file({name!r}))"]).stdout.strip()
+        assert where.endswith(name), where
+        assert engine.exec(owner, ["stat", "-c", "%a", where]).stdout.strip() == "600"
+        assert not Path(where).exists()  # the host
+        for node in topology.nodes:
+            if node.name != owner:
+                res = engine.exec(node.name, ["sh", "-c", f"ls -A {Path(where).parent} 2>/dev/null; test -e {where}"])
+                assert res.exit_code == 1 and name not in res.stdout, f"{node.name} sees {where}: {res.stdout}"
+
+
 def test_lab_down_leaves_nothing_behind(engine):
     engine.down(say)
     engine.down(say)  # idempotent
