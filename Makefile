@@ -19,6 +19,7 @@ LINK_BROKER ?= lan
 RELAY    ?= auto
 MESSAGES ?= 10
 RUNS     ?= 20
+SOAK_MINUTES ?= 30
 BENCH_MAX_PAIRS ?= 100
 RUN      ?=
 NODE     ?= peer-a
@@ -46,7 +47,7 @@ export NATLAB_COMPOSE := $(COMPOSE)
 endif
 
 .PHONY: help venv lab-up lab-down status punch-test verdict report pcap-summary compose test unit-test \
-	system-test netns-test docker-test bench bench-links clean link-set tshark host-tools chat-a chat-b bench-broker nat-set classify classify-all run matrix
+	system-test netns-test docker-test bench soak bench-links clean link-set tshark host-tools chat-a chat-b bench-broker nat-set classify classify-all run matrix
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -136,6 +137,9 @@ test: unit-test netns-test docker-test ## everything, in this order: unit, netns
 bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links, the relay's, make run's and the matrix's figures (ENGINE=netns: netns only)
 	$(PY) -m bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
 	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
+
+soak: $(STAMP) tshark host-tools ## the lab kept busy SOAK_MINUTES (30): punch tests, junk floods, faults; fails on any failed verdict, memory growth, fd or namespace leak (not in make test)
+	$(PY) -m bench.soak --engine $(ENGINE) --minutes $(SOAK_MINUTES) --pairs $(PAIRS)
 
 bench-links: $(STAMP) ## punching through slow, lossy links (netns): time to punch per RTT, success per loss, stage ceiling
 	$(PY) -m bench.link_bench

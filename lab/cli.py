@@ -45,7 +45,7 @@ from lab.engines.registry import ENGINES, make_engine
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, disk_full
 from lab.paths import PROJECT_DIR, captures_root
-from lab.run_format import FAULTS, LATEST, MID_EXCHANGE_FAULTS, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE
+from lab.run_format import FAULTS, LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE, messages_for
 from lab.topology import TopologyError, build_topology
 from nat.behaviour import PRESETS, UnknownPreset
 from node.link import DEFAULT_LINK, UnknownLink
@@ -116,15 +116,11 @@ def write_run_report(report: RunReport, verdict: Verdict) -> None:
     print(f"report: {files.report}\nladder: {files.ladder}\nall captures merged: {files.merged}")
 
 
-FAULT_MIN_MESSAGES = 1000  # 10 s of data (a message every 10 ms): a mid-exchange fault comes 1.5 s after the punch
-
-
 def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 
-    messages = args.messages
-    if args.fault in MID_EXCHANGE_FAULTS and messages < FAULT_MIN_MESSAGES:
-        messages = FAULT_MIN_MESSAGES
+    messages = messages_for(args.fault, args.messages)
+    if messages != args.messages:
         progress(f"{args.fault}: {messages} messages each way, so that the exchange outlasts the fault")
     config = PunchTestConfig.for_pairs(args.pairs, messages=messages,
                                        punch_delay_s=args.punch_delay, relay=args.relay, fault=args.fault or None)

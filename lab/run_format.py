@@ -23,6 +23,12 @@ FAULT_PEER_KILLED = "peer-killed"  # the late side of every pair, SIGKILLed mid-
 FAULT_REBINDING = "rebinding"  # side a's router mid-exchange: its conntrack flushed, its ports drawn anew
 FAULTS = (FAULT_BROKER_RESTART, FAULT_PEER_KILLED, FAULT_REBINDING)
 MID_EXCHANGE_FAULTS = (FAULT_PEER_KILLED, FAULT_REBINDING)  # they need an exchange that outlasts them
+FAULT_MIN_MESSAGES = 1000  # 10 s of data (a message every 10 ms): a mid-exchange fault comes 1.5 s after the punch
+
+
+def messages_for(fault: str | None, messages: int) -> int:
+    """The messages each way a run with this fault needs: a mid-exchange fault, enough to outlast it."""
+    return max(messages, FAULT_MIN_MESSAGES) if fault in MID_EXCHANGE_FAULTS else messages
 
 PROGRAMS_KIND = "programs"  # run.json "kind" of a `make run` of the user's programs (a punch test has none)
 

@@ -151,6 +151,12 @@ def broker_status() -> NodeCommand[dict]:
     return NodeCommand("server.status", program("server.status"), _ok_result)
 
 
+def process_stats() -> NodeCommand[list[dict]]:
+    """The node's processes: pid, name, VmRSS (kB) and open file descriptors of each (make soak)."""
+    return NodeCommand("node.process_stats", program("node.process_stats"),
+                       lambda res, what: _ok_result(res, what)["processes"])
+
+
 def broker_restart() -> NodeCommand[dict]:
     """Restart the broker's service (state forgotten, key re-read): the broker-restart fault. Answers
     once it is back, with its statistics' new start time."""
