@@ -45,7 +45,9 @@ class RunView:
             if node.name in mine:
                 caps[vantage] = self.caps.get(vantage, [])
             elif vantage in self._shared:
-                caps[vantage] = [p for p, addrs, unowned in self._shared[vantage] if unowned or addrs & own]
+                packets, by_address, unowned = self._shared[vantage]
+                picked = set(unowned).union(*(by_address.get(ip, ()) for ip in own))
+                caps[vantage] = [packets[i] for i in sorted(picked)]
         return RunView(caps, self.topology, list(punch_pair.sides), self.t0)
 
     def per_pair(self) -> list[tuple[PunchPair, RunView]]:
@@ -54,20 +56,27 @@ class RunView:
         return [(pp, self if len(punch_pairs) == 1 else self.for_pair(pp)) for pp in punch_pairs]
 
     @cached_property
-    def _shared(self) -> dict[str, list[tuple[Packet, set[str], bool]]]:
-        """The packets of the vantage points no pair of the view owns (the broker's), each with its
-        addresses and whether none is a pair's: made once for the hundred pairs of a big lab's verdict."""
+    def _shared(self) -> dict[str, tuple[list[Packet], dict[str, list[int]], list[int]]]:
+        """The packets of the vantage points no pair of the view owns (the broker's), indexed by address
+        (packet positions), with the positions of those that carry no pair's address: made once, so
+        that each of a big lab's hundreds of pairs picks its own without scanning them all."""
         owned = {str(ip) for pair in self.pairs for ip in addresses_of(pair)}
         paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
-        shared: dict[str, list[tuple[Packet, set[str], bool]]] = {}
+        shared: dict[str, tuple[list[Packet], dict[str, list[int]], list[int]]] = {}
         for node, iface in self.topology.captures:
             if node.name in paired_nodes:
                 continue
             vantage = self.vantage(node.name, iface.side)
-            seen = shared[vantage] = []
-            for p in self.caps.get(vantage, []):
+            packets = self.caps.get(vantage, [])
+            by_address: dict[str, list[int]] = {}
+            unowned = []
+            for i, p in enumerate(packets):
                 addrs = {p.src, p.dst, *p.quoted}
-                seen.append((p, addrs, owned.isdisjoint(addrs)))
+                for ip in addrs & owned:
+                    by_address.setdefault(ip, []).append(i)
+                if owned.isdisjoint(addrs):
+                    unowned.append(i)
+            shared[vantage] = (packets, by_address, unowned)
         return shared
 
     def when(self, p: Packet) -> str:
