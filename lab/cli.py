@@ -43,7 +43,7 @@ from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.engines.registry import ENGINES, make_engine
 from lab.engines.rollback import undone_on_failure
-from lab.errors import LabError, disk_full
+from lab.errors import DiskFull, LabError, disk_full
 from lab.paths import PROJECT_DIR, captures_root
 from lab.run_format import FAULTS, LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE, messages_for
 from lab.topology import TopologyError, build_topology
@@ -159,7 +159,7 @@ def judged_and_reported(run_dir: Path, verbose: bool, written: str) -> Verdict:
         except OSError as exc:
             if not disk_full(exc):
                 raise
-            raise LabError(f"no space left to write {run_dir / VERDICT_FILE}; the run's pcaps are "
+            raise DiskFull(f"no space left to write {run_dir / VERDICT_FILE}; the run's pcaps are "
                            f"kept: `make verdict RUN={run_dir.name}` once there is room") from None
         print(verdict_table(verdict, verbose=verbose))
         print(f"\n{written} in {run_dir}")
@@ -501,7 +501,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = ("nat_a", "nat_b", "link_a", "link_b", "link_broker")
         kwargs = {k: getattr(args, k) for k in settings if getattr(args, k)}
         engine = make_engine(args.engine, build_topology(**kwargs, project=args.project, pairs=args.pairs))
-        return args.func(args, engine)
+        try:
+            return args.func(args, engine)
+        except DiskFull as exc:  # nothing of the lab is left half-done: no agent, no node, no namespace
+            progress("the disk is full: taking the lab down")
+            engine.down(progress)
+            raise LabError(f"{exc}; the lab is down (`make lab-up` to start it again)") from None
     except (LabError, UnknownPreset, UnknownLink, TopologyError) as exc:
         print(f"natlab: error: {exc}", file=sys.stderr)
         return 2

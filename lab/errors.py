@@ -14,6 +14,10 @@ class LabError(RuntimeError):
     """A failure the user can act on; the CLI prints it without a traceback."""
 
 
+class DiskFull(LabError):
+    """The disk filled while a run was written: the CLI takes the lab down, so that nothing is left half-done."""
+
+
 def disk_full(exc: BaseException) -> bool:
     """Whether a write failed because its disk (or the user's quota) is full; shutil.copytree's error
     gathers its files' failures as text."""

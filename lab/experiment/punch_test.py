@@ -30,7 +30,7 @@ from pathlib import Path
 from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.engines.node_commands import RELAY_MODES
-from lab.errors import LabError, Progress, disk_full
+from lab.errors import DiskFull, LabError, Progress, disk_full
 from lab.experiment.captures import Captures
 from lab.experiment.link_control import read_back
 from lab.experiment.live import live_topology
@@ -123,7 +123,7 @@ def whole_or_nothing(run_dir: Path) -> Iterator[None]:
         if not disk_full(exc):
             raise
         shutil.rmtree(run_dir, ignore_errors=True)
-        raise LabError(f"no space left on the disk of {run_dir.parent} while writing run {run_dir.name}: "
+        raise DiskFull(f"no space left on the disk of {run_dir.parent} while writing run {run_dir.name}: "
                        "nothing of it was kept; free some space there, or point NATLAB_CAPTURES at a larger "
                        "disk") from None
 

@@ -43,3 +43,17 @@ def lab_namespaces(project: str) -> list[str]:
     ours = {f"{project}-switch"} | {f"{project}-{kind}" for kind in ("broker", "outsider", "relay", "wan-host")}
     names = sorted(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else []
     return [n for n in names if n in ours or n.startswith((f"{project}-router-", f"{project}-peer-"))]
+
+
+def leftovers(engine) -> list[str]:
+    """What of the lab is still on the host: the engine's own objects (containers and networks, or
+    namespaces and processes)."""
+    project = engine.topology.project
+    if engine.name == "docker":
+        label = f"com.docker.compose.project={project}"
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        return ([c.name for c in engine._lab_containers()]
+                + [n.name for n in engine.client.networks.list(filters={"label": label})]
+                + [line for line in links.splitlines() if f"{project}-" in line])
+
+    return lab_namespaces(project) + [str(p) for p in [engine.state_dir] if p.exists()]

@@ -50,3 +50,27 @@ def test_help_explains_the_commands():
 def test_make_run_refuses_bad_settings_in_one_line_before_touching_a_lab(args, said):
     proc = run("run", *args)
     assert proc.returncode == 2 and proc.stderr.strip() == f"natlab: error: {said}", proc.stderr
+
+
+def test_a_full_disk_takes_the_lab_down_and_says_so_in_one_line(monkeypatch, capsys):
+    """Whatever command fills the disk, the lab goes down whole (no capture agent or node left
+    half-way) and the error says so; exit 2, no traceback."""
+    from lab import cli
+    from lab.errors import DiskFull
+
+    downs = []
+
+    class Engine:
+        def down(self, progress):
+            downs.append(True)
+
+    def fills_the_disk(args, engine):
+        raise DiskFull("no space left on the disk of /x while writing run r: nothing of it was kept")
+
+    monkeypatch.setattr(cli, "make_engine", lambda *a, **kw: Engine())
+    monkeypatch.setattr(cli, "cmd_punch_test", fills_the_disk)
+    assert cli.main(["--engine", "netns", "punch-test"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert downs == [True]
+    assert err[-1] == ("natlab: error: no space left on the disk of /x while writing run r: nothing of it was kept; "
+                       "the lab is down (`make lab-up` to start it again)")

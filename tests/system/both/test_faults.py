@@ -3,7 +3,7 @@
 The broker restarted between the two registrations (the peers register again and punch); a NAT
 that rebinds mid-exchange (the peers meet again through the broker and finish); a peer killed
 mid-exchange (its partner says it went silent, long before its timeout); the disk full
-while the run is written (a one-line error, nothing left half-written, the lab as it was).
+while the run is written (a one-line error, nothing left half-written, the lab taken down).
 Needs root.
 """
 
@@ -16,7 +16,7 @@ from lab.analysis.verdict import analyse_run
 from lab.experiment.nat_control import live_nat
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 from lab.run_format import FAULT_BROKER_RESTART, FAULT_PEER_KILLED, FAULT_REBINDING, RUN_RECORD
-from tests.helpers.labs import needs_root, punch_test_cli, say
+from tests.helpers.labs import leftovers, needs_root, punch_test_cli, say
 
 pytestmark = [needs_root]
 
@@ -72,9 +72,11 @@ def test_a_full_disk_stops_the_run_with_one_line_and_leaves_nothing_half_written
         last = proc.stderr.strip().splitlines()[-1]
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert last.startswith("natlab: error: no space left") and str(small) in last, last
+        assert last.endswith("the lab is down (`make lab-up` to start it again)"), last
         assert sorted(p.name for p in small.iterdir()) == [], "a half-written run was left behind"
     finally:
         subprocess.run(["umount", str(small)], check=True)
-    assert engine.is_up()
+    assert not engine.is_up() and leftovers(engine) == [], "the lab was not taken down whole"
+    engine.up(say)
     run_dir = run_punch_test(engine, PunchTestConfig(messages=3), tmp_path / "after", say)
-    assert analyse_run(run_dir).ok  # the lab is as it was: every agent stopped, nothing held
+    assert analyse_run(run_dir).ok  # up again, the lab is as new

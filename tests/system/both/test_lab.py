@@ -18,7 +18,7 @@ from lab.engines import node_commands
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 from lab.run_format import TAG_UNSOLICITED, tag
 from node.network import OFF_LAB_PROBE
-from tests.helpers.labs import lab_namespaces, needs_root, punch_test_cli, say
+from tests.helpers.labs import leftovers, needs_root, punch_test_cli, say
 
 pytestmark = [needs_root]
 
@@ -151,17 +151,3 @@ def test_lab_down_leaves_nothing_behind(engine):
     engine.down(say)  # idempotent
     assert not engine.is_up()
     assert leftovers(engine) == []
-
-
-def leftovers(engine) -> list[str]:
-    """What of the lab is still on the host: the engine's own objects (containers and networks, or
-    namespaces and processes)."""
-    project = engine.topology.project
-    if engine.name == "docker":
-        label = f"com.docker.compose.project={project}"
-        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        return ([c.name for c in engine._lab_containers()]
-                + [n.name for n in engine.client.networks.list(filters={"label": label})]
-                + [line for line in links.splitlines() if f"{project}-" in line])
-
-    return lab_namespaces(project) + [str(p) for p in [engine.state_dir] if p.exists()]
