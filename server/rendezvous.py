@@ -5,9 +5,10 @@ A room holds up to two members. A register is accepted only with a MAC under the
 MAC never seen before (replay). A member's registers are checked against the member (its
 RegisterWindow): never older than its latest, never a MAC already seen at that second; a forgotten
 member's window is kept while its registers could be fresh. Only the registers that join (a new
-member, or one that started again) enter the broker-wide replay cache, so members waiting for their partners, re-sending every 0.5 s, cannot fill it: the cache
-bounds the joins per minute, not the registers. Each accepted register is answered from the room's state alone,
-so a retransmission gets the same answer. When the second member arrives, both are introduced:
+member, or one that started again) enter the broker-wide replay cache, so members waiting for
+their partners, re-sending every 0.5 s, cannot fill it: the cache bounds the joins per minute,
+not the registers. Each accepted register is answered from the room's state alone, so a
+retransmission gets the same answer. When the second member arrives, both are introduced:
 each learns the other's public endpoint as observed here (the NAT's address and port), the
 private endpoint the other declared, and a fresh session nonce. Members not heard from for
 `member_ttl_s` are forgotten, rooms after `room_lifetime_s` whatever happens in them.
@@ -270,8 +271,9 @@ class Rendezvous:
                 del self.rooms[name]
 
     def _forget(self, room: Room, member: Member, now: float) -> None:
-        """Keep a forgotten member's newest timestamp while its registers could be fresh: with a member
-        silence shorter than twice the clock skew, one replayed would otherwise make it a member again."""
+        """Keep a forgotten member's register window while its registers could be fresh: with a member
+        silence shorter than twice the clock skew, one replayed would otherwise make it a member again.
+        As many as members forgotten in 61 s: bounded by the rooms and the joins."""
         key = (room.name, member.peer)
         self.floors.pop(key, None)
         self.floors[key] = (now + 2 * self.limits.clock_skew_s + 1, member.window)
