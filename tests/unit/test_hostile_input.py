@@ -192,6 +192,8 @@ def test_the_rendezvous_state_stays_consistent_and_bounded(story):
             reg = decode(data)
             admitted.add((reg.room, reg.peer))
         assert len(rv.rooms) <= LIMITS.max_rooms and len(rv.replays) <= LIMITS.replay_entries
+        assert len(rv.floors) <= LIMITS.max_rooms * LIMITS.room_size + LIMITS.replay_entries
+        assert not {key for key in rv.floors if key[0] in rv.rooms and key[1] in rv.rooms[key[0]].members}
         for room in rv.rooms.values():
             assert len(room.members) <= LIMITS.room_size
             assert {(room.name, p) for p in room.members} <= admitted  # only the secret gets one in
