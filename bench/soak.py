@@ -39,7 +39,6 @@ from bench.lab_bench import say, write_figures
 from lab.analysis.verdict import analyse_run
 from lab.engines import node_commands
 from lab.engines.base import Engine
-from lab.engines.netns.forkserver import SERVER_NAME
 from lab.engines.registry import ENGINES, make_engine
 from lab.errors import LabError
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
@@ -75,13 +74,14 @@ def host_namespaces() -> dict[str, int]:
 
 
 def sample(engine: Engine) -> dict[Key, dict]:
-    """Every process of every node, and the netns engine's fork server on the host, by (node, pid, name)."""
+    """Every process of every node, and the lab's own on the host (the netns fork server), by (node, pid, name)."""
     out = {}
     for node in engine.topology.nodes:
         for proc in node_commands.process_stats().run(engine, node.name):
             out[(node.name, proc["pid"], proc["name"])] = proc
+    ours = set(engine.host_pids())
     for proc in processes():
-        if proc["name"] == SERVER_NAME:
+        if proc["pid"] in ours:
             out[("host", proc["pid"], proc["name"])] = proc
     return out
 

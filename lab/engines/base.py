@@ -70,6 +70,9 @@ class Engine(Protocol):
     def capture_agents(self) -> list[CaptureAgent]:
         """The capture processes that together record every vantage point of the topology."""
 
+    def host_pids(self) -> list[int]:
+        """The lab's own long-lived processes on the host, outside every node (make soak watches them)."""
+
     def program_paths(self) -> tuple[str, str]:
         """Where a peer's program sees (the lab's mailboxes, the user's files): `make run`'s two directories,
         the same on the host (mailbox_dir, MOUNT) whatever the engine."""

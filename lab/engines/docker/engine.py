@@ -205,6 +205,10 @@ class DockerEngine:
     def program_paths(self) -> tuple[str, str]:
         return compose_file.MAILBOX_IN_NODE, compose_file.FILES_IN_NODE
 
+    def host_pids(self) -> list[int]:
+        """None: every process of the lab is in a container (the daemon is the machine's, not the lab's)."""
+        return []
+
     def is_up(self) -> bool:
         try:
             running = {c.name for c in self._lab_containers() if c.status == "running"}

@@ -104,6 +104,11 @@ class NetnsEngine:
         if names:
             progress(f"removed {len(names)} namespaces (with their links) and stopped {stopped} processes")
 
+    def host_pids(self) -> list[int]:
+        """The lab's fork server."""
+        pid = self.processes.forkserver_pid()
+        return [] if pid is None else [pid]
+
     def program_paths(self) -> tuple[str, str]:
         """Nodes share the host's filesystem: the mailboxes and the user's files are where they are."""
         return str(mailbox_dir(self.topology.project)), str(user_files() or self.project_dir)

@@ -151,7 +151,7 @@ class NodeProcesses:
     def await_forkserver(self) -> None:
         deadline = time.monotonic() + FORKSERVER_WAIT_S
         while not self.forkserver_answers():
-            if self._forkserver_pid() is None or time.monotonic() > deadline:
+            if self.forkserver_pid() is None or time.monotonic() > deadline:
                 log = self.layout.forkserver_log.read_text(errors="replace")[-3000:]
                 raise LabError(f"the fork server did not start:\n{log}")
             time.sleep(0.005)
@@ -159,13 +159,13 @@ class NodeProcesses:
     def forkserver_answers(self) -> bool:
         return forkserver.answers(str(self.layout.forkserver_socket))
 
-    def _forkserver_pid(self) -> int | None:
+    def forkserver_pid(self) -> int | None:
         return running_pid(self.layout.forkserver_pid)
 
     def stop_forkserver(self) -> None:
         """Kill the fork server and wait until it is gone. It holds nothing (what it started runs on
         by itself, its socket goes with the state dir): SIGKILL spares its interpreter's teardown."""
-        pid = self._forkserver_pid()
+        pid = self.forkserver_pid()
         if pid is None:
             return
         os.kill(pid, signal.SIGKILL)
@@ -175,7 +175,7 @@ class NodeProcesses:
                 if os.waitpid(pid, os.WNOHANG)[0]:  # this process forked it: reap it
                     return
             except ChildProcessError:  # another process's: gone once it is no longer running
-                if self._forkserver_pid() is None:
+                if self.forkserver_pid() is None:
                     return
             time.sleep(0.002)
 
