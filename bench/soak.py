@@ -104,7 +104,8 @@ class Soak:
         self.after_down: dict[str, int] = {}
 
     def punch(self, fault: str | None) -> tuple[bool, str]:
-        config = PunchTestConfig(messages=messages_for(fault, 10), fault=fault)
+        config = PunchTestConfig.for_pairs(len(self.engine.topology.punch_pairs), messages=messages_for(fault, 10),
+                                           fault=fault)
         run_dir = run_punch_test(self.engine, config, CAPTURES, lambda _m: None)
         verdict = analyse_run(run_dir)
         if verdict.ok:
