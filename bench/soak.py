@@ -230,7 +230,8 @@ def report(soak: Soak, minutes: float, engine: str) -> list[str]:
 
     rows = [[p["node"], p["name"], str(p["rss_kb_baseline"]), str(p["rss_kb_end"]), by_halves(p, 0),
              f"{p['fds_baseline']} -> {p['fds_end']}", by_halves(p, 1)] for p in figures["processes"]]
-    print(table(rows, ["node", "process", "RSS kB baseline", "end", "peak 1st / 2nd half", "fds", "peak 1st / 2nd half"]))
+    print(table(rows, ["node", "process", "RSS kB baseline", "end", "peak 1st / 2nd half", "fds",
+                       "peak 1st / 2nd half"]))
     print(table([[k, str(soak.before_up.get(k)), str(v), str(soak.last_ns.get(k)), str(soak.after_down.get(k))]
                  for k, v in (soak.baseline_ns or {}).items()],
                 ["host namespaces", "before lab-up", "baseline", "end", "after lab-down"]))

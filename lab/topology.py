@@ -29,6 +29,9 @@ class NodeRole(str, Enum):
 
 # The nodes where `make run` runs the user's programs: every peer (A, B) and the WAN host (WAN).
 PROGRAM_ROLES = (NodeRole.PEER, NodeRole.WAN_HOST)
+# The nodes that keep a secret of their own (the broker's key, the relay's TURN secret): where nodes
+# share a filesystem (netns), these get a mount namespace where their secrets are theirs alone.
+SECRET_ROLES = (NodeRole.BROKER, NodeRole.RELAY)
 
 
 @dataclass(frozen=True)

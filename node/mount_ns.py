@@ -1,5 +1,6 @@
-"""A node's own mount namespace, where nodes share one filesystem (the netns engine): its secrets live
-in a tmpfs that only the node's processes see.
+"""A node's own mount namespace, where nodes share one filesystem (the netns engine): the secrets of
+a node that keeps them (the broker's key, the relay's TURN secret) live in a tmpfs that only the
+node's processes see. The other nodes stay in the host's mount namespace, where it is empty.
 
 The node's first process makes the namespace (private_mount): every mount of the host stays (as a
 slave: later host mounts still arrive, nothing mounted here goes back), and one tmpfs, mode 0700,

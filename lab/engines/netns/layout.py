@@ -5,8 +5,8 @@ Every node is a named network namespace, <project>-<node>; every network a bridg
 index the engine gives (so its address needs no lookup), its far end named after the node and
 side in the switch. The lab's state lives under /run/natlab/<project>: the namespace manifest
 (every namespace written down before it is made), a run dir per node (ready file, log, main
-program's pid, and private/: the node's secrets, a tmpfs of its own mount namespace), the fork
-server's socket and pid.
+program's pid, and for a node that keeps secrets private/: a tmpfs of its own mount namespace),
+the fork server's socket and pid.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from lab.engines.netns.forkserver import PIPE
 from lab.engines.netns.layout import NetnsLayout
 from lab.engines.node_commands import node_program
 from lab.errors import LabError, Progress
-from lab.topology import Node
+from lab.topology import SECRET_ROLES, Node
 from node.netns import entered, path_of
 
 READY_WAIT_S = 30.0  # plus READY_WAIT_PER_NODE_S for each node: big labs start hundreds of Pythons
@@ -181,19 +181,26 @@ class NodeProcesses:
 
     # -- node programs and commands -------------------------------------------------------------
     def start(self, node: Node) -> forkserver.Child:
-        """Start the node's main program, logging to its run dir. It makes the node's mount namespace,
-        with a tmpfs of its own over the run dir's private/ (the node's secrets), which every later
-        process of the node joins."""
+        """Start the node's main program, logging to its run dir. A node that keeps secrets
+        (SECRET_ROLES) gets a mount namespace of its own, made by its main program, with a tmpfs over
+        the run dir's private/, which every later process of the node joins. The other nodes stay in
+        the host's: a copy of the host's mounts per node would cost a big lab a thousand copies of a
+        thousand namespace mounts, and every unmount at lab-down would reach them all."""
         layout = self.layout
         run_dir = layout.node_dir(node.name)
         shutil.rmtree(run_dir, ignore_errors=True)
-        layout.private_dir(node.name).mkdir(mode=0o700, parents=True)
-        child = self._popen(node.name, node_program(self.topology, node), log=run_dir / "main.log", first=True)
+        run_dir.mkdir(parents=True)
+        private = node.role in SECRET_ROLES
+        if private:
+            layout.private_dir(node.name).mkdir(mode=0o700)
+        child = self._popen(node.name, node_program(self.topology, node), log=run_dir / "main.log", first=private)
         write_pid_file(layout.main_pid_file(node.name), child.pid)
         return child
 
-    def _mount_namespace(self, node: str) -> str:
-        """The node's mount namespace, by its main program (which made it)."""
+    def _mount_namespace(self, node: str) -> str | None:
+        """The node's own mount namespace, by its main program (which made it); None for a node in the host's."""
+        if self.topology.node(node).role not in SECRET_ROLES:
+            return None
         pid = running_pid(self.layout.main_pid_file(node))
         if pid is None:
             raise LabError(f"{self.layout.namespace(node)}'s main program is not running: "
@@ -202,13 +209,13 @@ class NodeProcesses:
 
     def _popen(self, node: str, argv: list[str], log: Path | None = None, stdin: bytes | None = None,
                first: bool = False) -> forkserver.Child | subprocess.Popen:
-        """Start argv inside the node (its network and mount namespaces), in a session of its own (the
-        terminal's Ctrl-C is for the CLI). `first`: the node's main program, which makes the mount
-        namespace that every later process joins.
+        """Start argv inside the node (its network namespace, and its own mount namespace if it has
+        one), in a session of its own (the terminal's Ctrl-C is for the CLI). `first`: the main
+        program of a node that keeps secrets, which makes the mount namespace every later process joins.
 
         `python3 -m MODULE` is forked by the fork server (no interpreter start); any other program is
         spawned from here (vfork: ~1 ms, where a fork of the fork server's big image costs ~10), by
-        nsenter for the mount namespace (a process with threads cannot enter one itself).
+        nsenter into a node's own mount namespace (a process with threads cannot enter one itself).
         `stdin` (a few bytes: a secret) is its standard input, through a pipe written whole first."""
         path = path_of(self.layout.namespace(node))
         if not path.exists():
@@ -219,9 +226,10 @@ class NodeProcesses:
                 (log.open("ab") if log else nullcontext()) as out:
             stdio = (source.fileno(), out.fileno(), out.fileno()) if out else (source.fileno(), PIPE, PIPE)
             if forkserver.python_module(argv) is None:
-                if mount_ns is None:
+                if first:
                     raise LabError(f"a node's main program is a Python module, not {argv[0]}")
-                entering = ["nsenter", f"--mount={mount_ns}", f"--wd={self.project_dir}", "--"]
+                entering = [] if mount_ns is None else \
+                    ["nsenter", f"--mount={mount_ns}", f"--wd={self.project_dir}", "--"]
                 with entered(path):
                     return subprocess.Popen([*entering, *argv], env=env, cwd=self.project_dir, stdin=stdio[0],
                                             stdout=stdio[1], stderr=stdio[2], start_new_session=True)
