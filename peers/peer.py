@@ -499,6 +499,13 @@ class Exchange:
         return self.sent >= self.count and not self.pending and len(self.received) >= self.count
 
     @property
+    def needs_partner(self) -> bool:
+        """Whether data are still to cross, either way. Only then may a quiet partner mean a path that
+        moved (a rebinding): once done, what is left is goodbyes, which a partner already gone, or a
+        lossy path, may never send; registering again then would only bother the broker."""
+        return not self.done
+
+    @property
     def finished(self) -> bool:
         """Done, and both sides know it: our Bye acknowledged, the partner's heard."""
         return self.done and self.partner_bye and (self.bye_acked or self.bye is not None and self.bye[1] >= MAX_TRIES)
@@ -686,7 +693,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
             closes_at = now + window
         elif not hole.open and now >= closes_at:
             break
-        rebinding = hole.open and not hole.relayed
+        rebinding = hole.open and not hole.relayed and exchange.needs_partner
         quiet_limit = max(REBIND_SILENCE_S, 2 * exchange.timer.rto)
         wake = [w for w in (deadline, hole.tick(now), exchange.tick(now),
                             again.tick(now, quiet_since, quiet_limit) if rebinding else None)
