@@ -19,8 +19,9 @@ relayed path only. Either way the session's messages are the same, signed the sa
 
 A partner quiet for REBIND_SILENCE_S once the hole is open may sit behind a NAT that rebound
 (changed its mapping): the peer registers again and punches anew to wherever the broker's new
-introduction says (Reintroduction). A partner silent for PARTNER_SILENCE_S is gone: the peer stops
-with that error rather than sending until its timeout. A punching peer keeps its pid
+introduction says (Reintroduction). A partner silent for PARTNER_SILENCE_S, our last
+GONE_AFTER_UNANSWERED sends unanswered, is gone: the peer stops with that error rather than sending
+until its timeout. A punching peer keeps its pid
 in the node's file peer-<id>.pid, for `kill`.
 """
 
@@ -70,9 +71,13 @@ FIRST_RTO_PER_BROKER_RTT = 3  # the punched path's first timeout, in round trips
 PUNCH_WINDOW_S = 5.0  # probing stops if the partner is not heard within this (or 8 broker round trips) of starting
 PUNCH_WINDOW_PER_BROKER_RTT = 8
 # Once the hole is open the partner speaks every few ms until it is done (data, acks, its Bye): this
-# long without a word from it (or PARTNER_SILENCE_PER_RTO timeouts, on slow paths) it is gone.
+# long without a word from it (or PARTNER_SILENCE_PER_RTO timeouts, on slow paths) it is gone, once
+# GONE_AFTER_UNANSWERED of our sends in a row went unanswered too. Time alone is not enough: at 30%
+# loss each way half the round trips are lost, and a message sent again once a second goes three
+# seconds unanswered by chance one time in eight; sixteen sends in a row, one time in 50,000.
 PARTNER_SILENCE_S = 3.0
 PARTNER_SILENCE_PER_RTO = 4
+GONE_AFTER_UNANSWERED = 16
 REBIND_SILENCE_S = 1.0  # this quiet, the peer asks the broker where the partner is now (Reintroduction)
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 RELAY_MODES = ("auto", "off", "force")
@@ -204,8 +209,11 @@ class RetransmitTimer:
         """The wait before the next send of something already sent `tries` times: the timeout,
         doubled for each unanswered send up to 2 RTO. A lab's loss is random, not congestion, so
         the wait stays near the round trip instead of growing to seconds."""
-        cap = min(MAX_RTO, max(MIN_BACKOFF_CAP, 2 * self.rto))
-        return min(cap, self.rto * 2 ** (tries - 1))
+        return min(self.backoff_cap(), self.rto * 2 ** (tries - 1))
+
+    def backoff_cap(self) -> float:
+        """The longest wait between two sends of one message: 2 RTO, within bounds."""
+        return min(MAX_RTO, max(MIN_BACKOFF_CAP, 2 * self.rto))
 
 
 def median_ms(samples: list[float]) -> float | None:
@@ -488,6 +496,7 @@ class Exchange:
         self.received: set[int] = set()
         self.retransmissions = 0
         self.acks = 0
+        self.unanswered = 0  # our sends since the partner's last word
         self.next_new = 0.0
         self.bye_seq = count + 1
         self.bye: tuple[float, int] | None = None  # (last sent, sends) of our Bye, until acknowledged
@@ -510,6 +519,17 @@ class Exchange:
         """Done, and both sides know it: our Bye acknowledged, the partner's heard."""
         return self.done and self.partner_bye and (self.bye_acked or self.bye is not None and self.bye[1] >= MAX_TRIES)
 
+    def partner_gone(self, quiet_s: float, silence_s: float) -> bool:
+        """Whether a partner quiet for `quiet_s` is gone: past `silence_s`, and GONE_AFTER_UNANSWERED of
+        our sends in a row unanswered (a lossy path loses round trips in runs; a dead partner answers
+        none). Once we are done we send nothing, but the partner may still be sending again what we
+        acknowledged (our acks lost): it is gone once quiet for as many of its sends again."""
+        if quiet_s <= silence_s:
+            return False
+        if self.done:
+            return quiet_s > GONE_AFTER_UNANSWERED * self.timer.backoff_cap()
+        return self.unanswered >= GONE_AFTER_UNANSWERED
+
     @property
     def gave_up(self) -> bool:
         return any(tries >= MAX_TRIES for _, tries in self.pending.values())
@@ -517,6 +537,7 @@ class Exchange:
     def _send(self, seq: int, now: float, tries: int) -> None:
         self.hole.send(Data(self.room, self.me, seq, f"hello #{seq} from {self.me}"))
         self.pending[seq] = (now, tries)
+        self.unanswered += 1
 
     def _due(self, now: float, last: float, tries: int) -> tuple[bool, float | None]:
         """For something sent `tries` times (0: not yet), last at `last`, unacknowledged: whether to send
@@ -552,6 +573,7 @@ class Exchange:
             if again:
                 self.hole.send(Bye(self.room, self.me, self.bye_seq))
                 self.bye = (now, tries + 1)
+                self.unanswered += 1
             wake.append(due)
         wake = [w for w in wake if w is not None]
         return min(wake) if wake else None
@@ -566,6 +588,7 @@ class Exchange:
 
     def on_message(self, msg: Message, now: float) -> None:
         """A genuine datagram of the partner's (HolePunch.on_datagram said so)."""
+        self.unanswered = 0
         if isinstance(msg, Data):
             self.received.add(msg.seq)
             self.hole.send(Ack(self.room, self.me, msg.seq))
@@ -680,7 +703,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
         now = time.monotonic()
         silence = max(PARTNER_SILENCE_S, PARTNER_SILENCE_PER_RTO * exchange.timer.rto)
         quiet_since = max(last_heard, hole.heard_at or 0)  # the last word of the partner, on this hole
-        if hole.open and now - quiet_since > silence:
+        if hole.open and exchange.partner_gone(now - quiet_since, silence):
             result.partner_silent_s = round(now - quiet_since, 3)
             log(f"peer {args.id}: nothing from {intro.partner} for {now - quiet_since:.1f}s: it is gone")
             break
