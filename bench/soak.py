@@ -20,8 +20,10 @@ not pass the peak of the first half. The soak fails if:
 - a long-lived process is gone, or a process that was not there is left running between steps;
 - the host has more network or mount namespaces than at the baseline, or after lab-down than before
   lab-up;
-- any verdict failed. Figures to stdout (a table) and .bench/soak.json. The lab is taken
-down at the end, whatever happens.
+- any verdict failed.
+
+Figures to stdout (a table) and .bench/soak.json. The lab is taken down at the end, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 
 from bench.lab_bench import say, write_figures
 from lab.analysis.verdict import analyse_run
@@ -89,7 +90,8 @@ def sample(engine: Engine) -> dict[Key, dict]:
 class Soak:
     def __init__(self, engine: Engine, minutes: float) -> None:
         self.engine = engine
-        self.deadline = time.monotonic() + 60 * minutes
+        self.minutes = minutes
+        self.deadline = 0.0  # set when the soak starts (run), the lab up
         self.steps: list[dict] = []
         self.baseline: dict[Key, dict] | None = None
         self.baseline_ns: dict[str, int] | None = None
@@ -152,6 +154,7 @@ class Soak:
                 self.series[key].append((at, self.last[key]["rss_kb"], self.last[key]["fds"]))
 
     def run(self) -> None:
+        self.deadline = time.monotonic() + 60 * self.minutes
         while True:
             for kind in CYCLE:
                 self.step(kind)
@@ -225,6 +228,7 @@ def report(soak: Soak, minutes: float, engine: str) -> list[str]:
     figures, wrong = soak.figures(), soak.findings()
     rows = [[kind, f"{f['ok']}/{f['runs']}", f"{f['median_s']:.1f}"] for kind, f in figures["by_step"].items()]
     print(table(rows, ["step", "passed", "median s"]))
+
     def by_halves(p: dict, i: int) -> str:
         return "-" if p["halves"] is None else f"{p['halves'][0][i]} / {p['halves'][1][i]}"
 
@@ -251,19 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes <= 0 or args.pairs < 1:
         parser.error("--minutes must be above 0 and --pairs at least 1")
     engine = make_engine(args.engine, build_topology(project=PROJECT, pairs=args.pairs))
-    progress: Callable[[str], None] = say
     say(f"soak on {args.engine}: {args.pairs} pairs, {args.minutes:g} min, cycle {' / '.join(CYCLE)}")
     soak = Soak(engine, args.minutes)
     soak.before_up = host_namespaces()
     try:
-        engine.up(progress)
-        soak.deadline = time.monotonic() + 60 * args.minutes
+        engine.up(say)
         soak.run()
     except LabError as exc:
         print(f"soak: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        engine.down(progress)
+        engine.down(say)
         soak.after_down = host_namespaces()
     return 1 if report(soak, args.minutes, args.engine) else 0
 

@@ -15,9 +15,10 @@ process's mounts. Docker's nodes are containers: their files are their own alrea
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
+
+from node.netns import libc, libc_check
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
@@ -25,22 +26,14 @@ MS_SLAVE = 1 << 19
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PRIVATE_SIZE = "4m"  # keys and a config file
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
 
 def private_mount(directory: str | Path) -> None:
     """Move this (single-threaded) process into a new mount namespace with a tmpfs of its own over
     `directory`, which must exist."""
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _check(_libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None), "mount --make-rslave /")
-    _check(_libc.mount(b"tmpfs", str(directory).encode(), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                       f"mode=0700,size={PRIVATE_SIZE}".encode()), f"mount tmpfs on {directory}")
+    libc_check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    libc_check(libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None), "mount --make-rslave /")
+    libc_check(libc.mount(b"tmpfs", str(directory).encode(), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          f"mode=0700,size={PRIVATE_SIZE}".encode()), f"mount tmpfs on {directory}")
 
 
 def join(namespace: str | Path) -> None:
@@ -48,6 +41,6 @@ def join(namespace: str | Path) -> None:
     The working directory becomes the namespace's root: set it again after."""
     fd = os.open(namespace, os.O_RDONLY)
     try:
-        _check(_libc.setns(fd, CLONE_NEWNS), f"setns {namespace}")
+        libc_check(libc.setns(fd, CLONE_NEWNS), f"setns {namespace}")
     finally:
         os.close(fd)

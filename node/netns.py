@@ -18,7 +18,14 @@ CLONE_NEWNET = 0x40000000
 MNT_DETACH = 2
 NETNS_DIR = Path("/run/netns")  # where `ip netns` and pyroute2 keep named namespaces
 
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def libc_check(result: int, what: str) -> None:
+    """Raise OSError, named `what`, if a libc call (setns, unshare, mount, umount2) returned an error."""
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def path_of(name: str) -> Path:
@@ -26,9 +33,7 @@ def path_of(name: str) -> Path:
 
 
 def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+    libc_check(libc.setns(fd, CLONE_NEWNET), "setns")
 
 
 @contextmanager
@@ -68,9 +73,7 @@ def create(name: str) -> None:
 
     home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
     try:
-        if _libc.unshare(CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"unshare: {os.strerror(err)}")
+        libc_check(libc.unshare(CLONE_NEWNET), "unshare")
         try:
             netns.attach(name, threading.get_native_id())  # binds /proc/<tid>/ns/net to /run/netns/<name>
         finally:
@@ -84,9 +87,7 @@ def remove(name: str) -> None:
     delete the file); the kernel frees it once no process or interface holds it. Done here because
     lab-down needs nothing else of pyroute2, whose import is most of lab-down's time."""
     path = path_of(name)
-    if _libc.umount2(str(path).encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"umount {path}: {os.strerror(err)}")
+    libc_check(libc.umount2(str(path).encode(), MNT_DETACH), f"umount {path}")
     path.unlink()
 
 

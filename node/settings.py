@@ -77,7 +77,7 @@ def private_file(name: str, env: os._Environ[str] | dict[str, str] = os.environ)
     its run dir's private/, a tmpfs only its own mount namespace has (node/mount_ns.py); else under
     /run, which a container has to itself."""
     run_dir = env.get(RUN_DIR_ENV)
-    return Path(run_dir) / PRIVATE_DIR / name if run_dir else Path("/run") / f"natlab-{name}"
+    return Path(run_dir) / PRIVATE_DIR / name if run_dir else node_file(name, env)
 
 
 def ready_file(env: os._Environ[str] | dict[str, str] = os.environ) -> Path:

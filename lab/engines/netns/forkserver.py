@@ -23,13 +23,15 @@ A Python child ends as an interpreter would after flushing stdio and joining its
 threads, but without atexit handlers (node programs register none), by os._exit: tearing down a
 big interpreter a thousand times costs seconds of CPU.
 
-A node's first process (its main program) makes the node's mount namespace, where its secrets
-have a tmpfs of their own (node/mount_ns.py); every later process of the node joins it.
+The main program of a node that keeps secrets (the broker, the relay) makes the node's mount
+namespace, where its secrets have a tmpfs of their own (node/mount_ns.py); every later process of
+that node joins it.
 
 Protocol (Unix stream socket, one request per connection): the client sends a 4-byte big-endian
-length and a JSON request {argv, env, cwd, netns, private_dir, mount_ns} in one message, with three file descriptors
-(stdin, stdout, stderr) attached; the server answers one JSON line {"pid": N} (or {"error": TEXT}),
-then {"exit": CODE} when the process ends, CODE as subprocess reports it (-N: killed by signal N).
+length and a JSON request {argv, env, cwd, netns, private_dir, mount_ns} in one message, with
+three file descriptors (stdin, stdout, stderr) attached; the server answers one JSON line
+{"pid": N} (or {"error": TEXT}), then {"exit": CODE} when the process ends, CODE as subprocess
+reports it (-N: killed by signal N).
 """
 
 from __future__ import annotations

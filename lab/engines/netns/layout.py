@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lab.topology import Node, Topology
 from node.netns import path_of
-from node.settings import RUN_DIR_ENV, private_file, ready_file
+from node.settings import PRIVATE_DIR, RUN_DIR_ENV, ready_file
 
 STATE_ROOT = Path("/run/natlab")
 IFNAMSIZ = 15
@@ -59,7 +59,7 @@ class NetnsLayout:
 
     def private_dir(self, node: str) -> Path:
         """Where the node's secrets are: a tmpfs in its own mount namespace, empty to everyone else."""
-        return private_file("", {RUN_DIR_ENV: str(self.node_dir(node))})
+        return self.node_dir(node) / PRIVATE_DIR
 
     def main_pid_file(self, node: str) -> Path:
         """The node's main program (pid and start time): its mount namespace is found by it."""
