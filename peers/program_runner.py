@@ -58,19 +58,40 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def _children() -> dict[int, str]:
-    """This process's children and their states (R, S, Z...), from /proc."""
+def _children() -> dict[int, tuple[str, int]]:
+    """This process's children, each with its state (R, S, Z...) and session, from /proc."""
     me, found = os.getpid(), {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            state, ppid = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+            state, ppid, _pgrp, session = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:4]
         except (OSError, ValueError):
             continue
         if int(ppid) == me:
-            found[int(entry)] = state
+            found[int(entry)] = (state, int(session))
     return found
+
+
+def _reap(pids) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def settle(session: int, within_s: float = GRACE_S) -> None:
+    """Wait (reaping) while processes of the program's session, already signalled with it, are dying:
+    one the signal has not finished off yet was not left running (a shell's child the TERM reached
+    with it becomes ours only as it dies). Those of other sessions were never signalled: not waited for."""
+    deadline = time.monotonic() + within_s
+    while True:
+        children = _children()
+        _reap(pid for pid, (state, _) in children.items() if state == "Z")
+        if not any(s == session and state != "Z" for state, s in children.values()) or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def _name(pid: int) -> str:
@@ -87,18 +108,14 @@ def kill_leftovers() -> list[str]:
         children = _children()
         if not children:
             break
-        for pid, state in children.items():
+        for pid, (state, _session) in children.items():
             if state != "Z":
                 killed.append(f"{_name(pid)}[{pid}]")
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        for pid in children:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        _reap(children)
     return killed
 
 
@@ -133,6 +150,7 @@ def run(command: str, out: Path, cwd: Path, duration_s: float, env: dict[str, st
                 os.killpg(proc.pid, signal.SIGKILL)  # what it left running in its session
             except ProcessLookupError:
                 pass
+        settle(proc.pid)  # its session was signalled: what is still dying of it is not left running
     head = log.read_text(errors="replace").splitlines()[:HEAD_LINES]
     return {"exit_code": code, "ended": ended, "seconds": round(time.monotonic() - started, 3), "head": head,
             "started_at": round(started_at, 6)}

@@ -86,6 +86,15 @@ def test_a_daemon_that_leaves_the_session_does_not_outlive_the_run(tmp_path):
     assert gone(int((tmp_path / "daemon").read_text()))
 
 
+def test_a_child_still_dying_of_the_stop_is_not_counted_as_left_running(tmp_path):
+    # the shell dies of the TERM at once; its child, reached by the same TERM, takes 0.3 s to end and
+    # meanwhile is the runner's (the subreaper's): it was stopped with the program, not left running
+    slow = "sh -c 'trap \"sleep 0.3; exit 0\" TERM; while :; do sleep 0.05; done' & wait"
+    proc = runner(tmp_path, slow, "--duration", "0.5")
+    result = json.loads(proc.communicate(timeout=20)[0].splitlines()[-1])
+    assert result["ended"] == "stopped" and result["left_running"] == 0, result
+
+
 def test_term_to_the_runner_stops_the_program_before_its_duration(tmp_path):
     pid_file = tmp_path / "runner.pid"
     proc = runner(tmp_path, "sleep 60", "--duration", "60", "--pid-file", str(pid_file))
