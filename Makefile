@@ -20,7 +20,7 @@ RELAY    ?= auto
 MESSAGES ?= 10
 RUNS     ?= 20
 SOAK_MINUTES ?= 30
-BENCH_MAX_PAIRS ?= 100
+BENCH_MAX_PAIRS ?=
 RUN      ?=
 NODE     ?= peer-a
 NAT      ?=
@@ -135,7 +135,7 @@ system-test: netns-test docker-test ## the system tests on both engines, netns f
 test: unit-test netns-test docker-test ## everything, in this order: unit, netns system, Docker system tests
 
 bench: $(STAMP) ## lab-up/down netns vs Docker, largest PAIRS punched, time to punch; then bench-links, the relay's, make run's and the matrix's figures (ENGINE=netns: netns only)
-	$(PY) -m bench --runs $(RUNS) --max-pairs $(BENCH_MAX_PAIRS) \
+	$(PY) -m bench --runs $(RUNS) $(if $(BENCH_MAX_PAIRS),--max-pairs $(BENCH_MAX_PAIRS)) \
 	  $(if $(filter command line environment,$(origin ENGINE)),--engine $(ENGINE))
 
 soak: $(STAMP) tshark host-tools ## the lab kept busy SOAK_MINUTES (30): punch tests, junk floods, faults; fails on any failed verdict, memory growth, fd or namespace leak (not in make test)

@@ -15,6 +15,7 @@ import time
 from lab.engines.registry import ENGINES
 from lab.paths import PROJECT_DIR
 from lab.report.terminal import table
+from lab.topology import MAX_PAIRS
 
 # Each bench's module, and whether it takes --engine (lab_bench also --runs and --max-pairs).
 BENCHES = (("lab", "bench.lab_bench", True), ("links", "bench.link_bench", False),
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=ENGINES, help="bench this engine only (default: both)")
     parser.add_argument("--runs", type=int, default=20, help="lab_bench: punches for the time to punch")
-    parser.add_argument("--max-pairs", type=int, default=100, help="lab_bench: largest PAIRS to try")
+    parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
+                        help=f"lab_bench: largest PAIRS to try ({MAX_PAIRS}: all the lab holds, its goal's size)")
     args = parser.parse_args(argv)
     rows, failed = [], 0
     for name, module, by_engine in BENCHES:

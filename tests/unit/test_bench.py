@@ -37,3 +37,10 @@ def test_a_failed_verdict_says_so_and_past_the_budget_the_sizes_left_are_skipped
     monkeypatch.setattr(lab_bench, "cli", cli)
     rows = lab_bench.largest_punched("docker", [1, 5], budget_s=-1)
     assert [r.get("skipped") for r in rows] == ["past the -1s time budget"] * 2 and calls == []
+
+
+def test_the_whole_run_at_the_largest_size_is_shown_beside_its_goal_or_why_it_has_no_figure():
+    at_max = {"largest_pairs_all_pass": lab_bench.MAX_PAIRS, "whole_run_s_at_largest": 45.0}
+    assert lab_bench.whole_run_goal(at_max)[1] == "45.0 s = 1.50 x the goal (<= 30 s)"
+    short = {"largest_pairs_all_pass": 100, "whole_run_s_at_largest": 20.0}
+    assert lab_bench.whole_run_goal(short)[1] == "no figure: the largest that passed is 100 (goal <= 30 s)"
