@@ -11,12 +11,14 @@ STAMP   := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-8)
 -include .env
 ENGINE   ?= docker
 PAIRS    ?= 1
+TOPOLOGY ?= standard
 NAT_A    ?= port-restricted
 NAT_B    ?= port-restricted
 LINK_A   ?= lan
 LINK_B   ?= lan
 LINK_BROKER ?= lan
 RELAY    ?= auto
+CANDIDATES ?= all
 MESSAGES ?= 10
 RUNS     ?= 20
 SOAK_MINUTES ?= 30
@@ -34,7 +36,7 @@ DURATION ?= 30
 WAN      ?=
 MOUNT    ?=
 NODE_IMAGE ?=
-export ENGINE PAIRS NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY FAULT MESSAGES A B WAN EXPECT DURATION NATS LINKS
+export ENGINE PAIRS TOPOLOGY NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY CANDIDATES FAULT MESSAGES A B WAN EXPECT DURATION NATS LINKS
 # MOUNT: a directory of your files for `make run`, in every peer and the WAN host (under Docker at lab-up)
 export NATLAB_MOUNT := $(if $(MOUNT),$(abspath $(MOUNT)))
 # NODE_IMAGE: your image (FROM natlab-node), or a directory whose Dockerfile builds it, for the
@@ -51,7 +53,7 @@ endif
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) NAT_A=$(NAT_A) NAT_B=$(NAT_B) LINK_A=$(LINK_A) LINK_B=$(LINK_B) LINK_BROKER=$(LINK_BROKER) RELAY=$(RELAY) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
+	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) TOPOLOGY=$(TOPOLOGY) NAT_A=$(NAT_A) NAT_B=$(NAT_B) LINK_A=$(LINK_A) LINK_B=$(LINK_B) LINK_BROKER=$(LINK_BROKER) RELAY=$(RELAY) CANDIDATES=$(CANDIDATES) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; \
@@ -72,10 +74,10 @@ lab-down: $(STAMP) ## remove every container / namespace, network and process of
 status: $(STAMP) ## show the topology and whether the lab is up
 	$(PY) -m lab status
 
-punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps, then the report [FAULT=broker-restart|peer-killed]
+punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict from the pcaps, then the report [FAULT=broker-restart|peer-killed|rebinding CANDIDATES=all|public]
 	$(PY) -m lab punch-test --messages $(MESSAGES)
 
-run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [WAN='cmd'] [EXPECT=direct|relayed|any] [DURATION=30]
+run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [WAN='cmd'] [EXPECT=direct|local|relayed|any] [DURATION=30]
 	$(PY) -m lab run
 
 matrix: $(STAMP) ## every NAT pair punched at once in a lab of its own: theory vs pcaps per cell [NATS=a,b,.. LINKS=.. RELAY= RUNS=1] [A='cmd' B='cmd' WAN= DURATION=: your programs']

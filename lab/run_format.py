@@ -22,6 +22,8 @@ FAULT_BROKER_RESTART = "broker-restart"  # between the two sides' registrations:
 FAULT_PEER_KILLED = "peer-killed"  # the late side of every pair, SIGKILLed mid-exchange
 FAULT_REBINDING = "rebinding"  # side a's router mid-exchange: its conntrack flushed, its ports drawn anew
 FAULTS = (FAULT_BROKER_RESTART, FAULT_PEER_KILLED, FAULT_REBINDING)
+# The paths a run of the user's programs may be required to show (make run EXPECT=; any: some path).
+EXPECTATIONS = ("direct", "local", "relayed", "any")
 MID_EXCHANGE_FAULTS = (FAULT_PEER_KILLED, FAULT_REBINDING)  # they need an exchange that outlasts them
 FAULT_MIN_MESSAGES = 1000  # 10 s of data (a message every 10 ms): a mid-exchange fault comes 1.5 s after the punch
 

@@ -127,6 +127,11 @@ class PunchPair:
         return (self.a, self.b)
 
     @property
+    def same_lan(self) -> bool:
+        """Both peers behind one router, on one LAN (the same-lan shape): their direct path is local."""
+        return self.a.router.name == self.b.router.name
+
+    @property
     def name(self) -> str:
         return f"pair {self.number}"
 
@@ -174,11 +179,10 @@ class Topology:
 
     @cached_property
     def _pairs(self) -> tuple[Pair, ...]:
-        out = []
-        for peer in self.by_role(NodeRole.PEER):
-            label = peer.name.removeprefix("peer-")
-            out.append(Pair(label, peer, self.node(f"router-{label}")))
-        return tuple(out)
+        """Each peer with its router: the router on the peer's LAN (two peers of a same-lan pair share one)."""
+        gateways = {i.network: n for n in self.by_role(NodeRole.ROUTER) for i in n.interfaces if i.side == "lan"}
+        return tuple(Pair(peer.name.removeprefix("peer-"), peer, gateways[peer.interfaces[0].network])
+                     for peer in self.by_role(NodeRole.PEER))
 
     @cached_property
     def _private(self) -> dict[str, bool]:
@@ -400,14 +404,29 @@ def pair_plan(pairs: int) -> list[SidePlan]:
     return plan
 
 
+STANDARD, SAME_LAN = "standard", "same-lan"
+SHAPES = {
+    STANDARD: "each peer behind a router of its own, the two routers on one public segment",
+    SAME_LAN: "both peers on one LAN behind one router (side a's NAT and link): their direct path is local",
+}
+
+
+def validate_shape(shape: str) -> str:
+    if shape not in SHAPES:
+        raise TopologyError(f"TOPOLOGY must be one of {', '.join(SHAPES)}, not {shape!r}")
+    return shape
+
+
 @dataclass(frozen=True)
 class PairSettings:
-    """One punch pair's own settings: each side's NAT and access link (a matrix cell)."""
+    """One punch pair's own settings: each side's NAT and access link (a matrix cell), and its shape
+    (SHAPES: same-lan puts both peers behind side a's router, whose NAT and link it keeps)."""
 
     nat_a: str = DEFAULT_PRESET
     nat_b: str = DEFAULT_PRESET
     link_a: str = DEFAULT_LINK
     link_b: str = DEFAULT_LINK
+    shape: str = STANDARD
 
     def nat(self, side: str) -> str:
         return self.nat_a if side == "a" else self.nat_b
@@ -417,17 +436,20 @@ class PairSettings:
 
     def validated(self) -> PairSettings:
         return PairSettings(validate_preset(self.nat_a), validate_preset(self.nat_b),
-                            validate_link(self.link_a), validate_link(self.link_b))
+                            validate_link(self.link_a), validate_link(self.link_b), validate_shape(self.shape))
 
 
 def build_topology(
     nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, project: str = "natlab", pairs: int = 1,
     link_a: str = DEFAULT_LINK, link_b: str = DEFAULT_LINK, link_broker: str = DEFAULT_LINK,
-    pair_settings: tuple[PairSettings, ...] | None = None,
+    pair_settings: tuple[PairSettings, ...] | None = None, shape: str = STANDARD,
 ) -> Topology:
     """The standard lab: a broker and an outsider on the WAN, `pairs` punch pairs of peers each behind its
     own NAT router, every pair's a side with `nat_a` and `link_a` and its b side with `nat_b` and
     `link_b`; or, with `pair_settings`, one pair for each, with its own (the matrix's cells).
+    `shape` (SHAPES) is every pair's shape in the shorthand. A same-lan pair keeps side a's router, LAN and
+    addresses; its peer b joins that LAN (.11), and both peers are captured, since what they send each
+    other on their LAN never reaches the router's captures.
     PAIRS=1 is the lab of the README; more pairs add a second public segment, where the
     broker and the outsider get an address too (routers there reach the broker's first addresses through
     it: it answers for them, it forwards nothing).
@@ -441,7 +463,7 @@ def build_topology(
     if not PROJECT_NAME.match(project):
         raise TopologyError(f"project name {project!r}: 1-20 of a-z, 0-9 and '-', starting with a letter or digit")
     if pair_settings is None:  # the shorthand: every pair the same
-        pair_settings = (PairSettings(nat_a, nat_b, link_a, link_b),) * pairs
+        pair_settings = (PairSettings(nat_a, nat_b, link_a, link_b, shape),) * pairs
     settings = [s.validated() for s in pair_settings]
     validate_link(link_broker)
     plan = pair_plan(len(settings))
@@ -450,10 +472,19 @@ def build_topology(
     broker_addresses = (BROKER_IP, BROKER_ALT_IP)
     networks = list(segments)
     routers, peers = [], []
+    own_lans = {}  # side label -> the LAN it sits on and that LAN's router's address (a same-lan b: a's)
     for side in plan:
+        pair_settings_of = settings[side.number - 1]
+        if pair_settings_of.shape == SAME_LAN and side.side == "b":
+            lan, router_lan_ip = own_lans[pair_label("a", side.number)]
+            peers.append(Node(name=f"peer-{side.label}", role=NodeRole.PEER,
+                              interfaces=(Interface(lan.name, lan.subnet.network_address + 11, "lan"),),
+                              routes=tuple(Route(n.subnet, router_lan_ip) for n in segments), captured=True))
+            continue
         lan = Network(f"lan-{side.label}", side.lan, public=False)
         networks.append(lan)
         router_lan_ip = side.lan.network_address + 1
+        own_lans[side.label] = (lan, router_lan_ip)
         to_broker = tuple(
             Route(IPv4Network(f"{ip}/32"), broker_on[side.segment.name])
             for ip in broker_addresses if ip not in side.segment.subnet
@@ -478,6 +509,7 @@ def build_topology(
                 role=NodeRole.PEER,
                 interfaces=(Interface(lan.name, side.lan.network_address + 10, "lan"),),
                 routes=public_routes,
+                captured=pair_settings_of.shape == SAME_LAN,
             )
         )
 
@@ -493,10 +525,18 @@ def build_topology(
         "outsider",
         NodeRole.OUTSIDER,
         on_every_segment(OUTSIDER_HOST),
-        routes=tuple(Route(side.lan, side.wan_ip) for side in plan),
+        routes=tuple(Route(side.lan, side.wan_ip) for side in plan if side.label in own_lans),
     )
     return Topology(
         project=project,
         networks=tuple(networks),
         nodes=(broker, relay, wan_host, *routers, *peers, outsider),
     )
+
+
+def wiring(topology: Topology) -> Topology:
+    """The topology's nodes and networks with the default NAT and link settings: what compose.yaml holds (a
+    lab's own settings reach compose through the environment), so that the file depends on name, size and
+    shape only."""
+    shapes = (SAME_LAN if pp.same_lan else STANDARD for pp in topology.punch_pairs)
+    return build_topology(project=topology.project, pair_settings=tuple(PairSettings(shape=s) for s in shapes))

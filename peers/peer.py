@@ -81,6 +81,9 @@ GONE_AFTER_UNANSWERED = 16
 REBIND_SILENCE_S = 1.0  # this quiet, the peer asks the broker where the partner is now (Reintroduction)
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 RELAY_MODES = ("auto", "off", "force")
+# Which of the partner's endpoints a peer probes: both the broker gave (all), or only the public one, as a
+# stack that never tries private endpoints (behind one NAT it reaches its partner only if the NAT hairpins).
+CANDIDATE_MODES = ("all", "public")
 TURN_PASSWORD_ENV = "NATLAB_TURN_PASSWORD"
 ALLOCATE_TIMEOUT_S = 5.0
 
@@ -155,7 +158,7 @@ class PunchResult:
     partner_private: str | None = None
     partner_heard_from: str | None = None
     path: str | None = None  # which of the partner's endpoints answered: public, private or relayed
-    route: str | None = None  # "direct" or "relayed": the path that carried the exchange
+    route: str | None = None  # "direct", "local" (the partner's private endpoint) or "relayed": the exchange's path
     relay_mode: str = "off"
     relayed: str | None = None  # this peer's relayed candidate (its TURN allocation)
     partner_relayed: str | None = None
@@ -342,11 +345,12 @@ def path_name(heard_from: Endpoint, intro: Intro) -> str:
 class HolePunch:
     """Probing towards one partner until both sides have heard each other.
 
-    Probes go out every PROBE_INTERVAL from `start_at` on, to both endpoints the broker gave:
-    the public one (the partner's NAT) and the private one (reachable when both sit behind the
-    same NAT; elsewhere it fails at once or dies on the way). The first datagram heard from the
-    partner opens the hole; from then on every packet goes to the address it actually came from
-    (which differs from the introduced one behind some NATs). Probes stop once the partner has
+    Probes go out every PROBE_INTERVAL from `start_at` on, to both endpoints the broker gave
+    (`candidates` "all"; "public": the public one only): the private one (reachable when both sit
+    behind the same NAT; elsewhere it fails at once or dies on the way) and the public one (the
+    partner's NAT). The first datagram heard from the partner opens the hole; from then on every
+    packet goes to the address it actually came from (which differs from the introduced one behind
+    some NATs), except that a private endpoint heard stays the target (the local path wins). Probes stop once the partner has
     shown it hears us too (an acknowledging probe, or data). A probe that does not acknowledge
     is answered at once, so a partner whose probes were dropped still learns the hole is open.
 
@@ -363,10 +367,13 @@ class HolePunch:
     """
 
     def __init__(self, chan: Channel, intro: Intro, me: str, start_at: float, keys: RoomKeys,
-                 after: HolePunch | None = None) -> None:
+                 after: HolePunch | None = None, candidates: str = "all") -> None:
         self.chan, self.intro, self.me, self.start_at = chan, intro, me, start_at
         self.key = keys.session(intro.session)
-        self.candidates = list(dict.fromkeys([intro.partner_endpoint, intro.partner_private]))
+        # The private endpoint first: on one LAN its probe arrives before the hairpinned copy of the same probe
+        # (the receiver counts a seq once), so the local path is the one heard.
+        private = [intro.partner_private] if candidates == "all" else []
+        self.candidates = list(dict.fromkeys([*private, intro.partner_endpoint]))
         self.target = intro.partner_endpoint
         self.relayed = False
         self.heard_at: float | None = None
@@ -459,7 +466,8 @@ class HolePunch:
             self.heard_at, self.heard_from = now, source
             log(f"peer {self.me}: {'relayed path' if self.relayed else 'hole'} open, heard {self.intro.partner} "
                 f"from {source}")
-        self.target = source
+        if self.target != self.intro.partner_private or source == self.target:
+            self.target = source  # the partner's private endpoint, once it answers, stays: the local path wins
         if isinstance(msg, Data) or (isinstance(msg, Probe) and msg.ack):
             self.partner_acked = True
         elif isinstance(msg, Probe) and now >= self.start_at:
@@ -678,7 +686,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
     log(f"peer {args.id}: introduced to {intro.partner} at {intro.partner_endpoint} (private {intro.partner_private}"
         f"{f', relayed {intro.partner_relay}' if intro.partner_relay else ''}); I am {intro.you}")
     # From here on the broker is addressed again only if the partner goes quiet (Reintroduction).
-    hole = HolePunch(chan, intro, args.id, introduced + args.punch_delay, keys)
+    hole = HolePunch(chan, intro, args.id, introduced + args.punch_delay, keys, candidates=args.candidates)
     can_relay = chan.relay is not None and intro.partner_relay is not None
     if can_relay:
         chan.relayed_peers.add(intro.partner_relay)  # type: ignore[arg-type]
@@ -731,7 +739,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
             result.reintroductions.append({"after_s": round(now - introduced, 4), "you": str(news.you),
                                            "partner": str(news.partner_endpoint)})
             result.public, result.partner_public = str(news.you), str(news.partner_endpoint)
-            hole = HolePunch(chan, news, args.id, now, keys, after=hole)
+            hole = HolePunch(chan, news, args.id, now, keys, after=hole, candidates=args.candidates)
             exchange.hole = hole
             exchange.rerouted(first_rto)
             closes_at = now + window
@@ -752,7 +760,9 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.registers_again = again.registers
     result.partner_heard_from = str(hole.heard_from) if hole.heard_from else None
     result.path = hole.path
-    result.route = None if hole.heard_from is None else "relayed" if hole.relayed else "direct"
+    local = hole.target == hole.intro.partner_private != hole.intro.partner_endpoint
+    result.route = (None if hole.heard_from is None else "relayed" if hole.relayed else "local" if local
+                    else "direct")
     result.rejected = hole.rejected
     # The punch's figures are the first hole's: a re-punch after a rebinding is in `reintroductions`.
     result.time_to_punch_s = None if first_hole.time_to_punch is None else round(first_hole.time_to_punch, 4)
@@ -842,6 +852,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=15.0, help="seconds for the whole run")
     p.add_argument("--relay", choices=RELAY_MODES, default="auto",
                    help="auto: punch, fall back to the relay; off: never relay; force: relayed only")
+    p.add_argument("--candidates", choices=CANDIDATE_MODES, default="all",
+                   help="the partner's endpoints to probe: all (public and private) or public only")
     p.add_argument("--turn", help="the TURN server IP:PORT (without it the peer never relays)")
     p.add_argument("--turn-user", help="TURN username (time-limited: relay.credentials mints it)")
     p.add_argument("--turn-password", help=f"TURN password (default: ${TURN_PASSWORD_ENV})")

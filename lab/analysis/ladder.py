@@ -144,13 +144,17 @@ def describe(msg: Message | None) -> str:
 
 
 def lanes(view: RunView) -> tuple[Lane, ...]:
-    """The hosts left to right: the first pair, the WAN hosts, then the other pairs mirrored."""
+    """The hosts left to right: the first pair, the WAN hosts, then the other pairs mirrored; a peer
+    behind a router already drawn (both peers on one LAN) stands beside the first, inside its router."""
     topo = view.topology
     paired = {n.name for p in topo.pairs for n in (p.peer, p.router)}  # every pair's, not only the view's
     first, *others = view.pairs
     order = [first.peer, first.router, *(n for n in topo.nodes if n.name not in paired)]
     for pair in others:
-        order += [pair.router, pair.peer]
+        if pair.router in order:
+            order.insert(order.index(pair.router), pair.peer)
+        else:
+            order += [pair.router, pair.peer]
 
     def addresses(node) -> tuple[str, ...]:
         port = f":{topo.broker_port}" if node.name == topo.broker.name else ""

@@ -26,7 +26,7 @@ class Translation:
     first: float  # seconds since the run's first packet
     outbound: int = 0  # datagrams LAN -> WAN
     inbound: int = 0  # datagrams WAN -> LAN
-    reported: bool = False  # the public side is the endpoint the broker reported for this router's peer
+    reported: bool = False  # the public side is an endpoint the broker reported for a peer behind this router
 
     @property
     def translated(self) -> bool:
@@ -39,11 +39,14 @@ def _ep(p: Packet, side: str) -> str:
 
 def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
     """The translations of every router, each router's rows in the order they first appeared."""
-    reported = {label: {str(ep) for ep in eps} for label, eps in view.reported_endpoint_sets().items()}
+    said = view.reported_endpoint_sets()
+    reported: dict[str, set[str]] = {}  # router -> the endpoints reported for the peers behind it (two on one LAN)
+    for pair in view.pairs:
+        reported.setdefault(pair.router.name, set()).update(str(ep) for ep in said.get(pair.label, ()))
     passed = by_vantage(trips)
     out: list[Translation] = []
-    for pair in view.pairs:
-        lan_v, wan_v = view.vantage(pair.router.name, "lan"), view.vantage(pair.router.name, "wan")
+    for router, router_reported in reported.items():
+        lan_v, wan_v = view.vantage(router, "lan"), view.vantage(router, "wan")
         rows: dict[tuple[str, str, str], Translation] = {}
         for trip in passed.get(lan_v, []):  # a translation is seen on both sides: the LAN's will do
             lan, wan = trip.at(lan_v), trip.at(wan_v)
@@ -57,8 +60,8 @@ def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
             row = rows.get(key)
             if row is None:
                 public = key[1]
-                row = rows[key] = Translation(pair.router.name, *key, first=min(lan.time, wan.time) - view.t0,
-                                              reported=public in reported.get(pair.label, set()))
+                row = rows[key] = Translation(router, *key, first=min(lan.time, wan.time) - view.t0,
+                                              reported=public in router_reported)
             row.outbound += leaving
             row.inbound += not leaving
         out += sorted(rows.values(), key=lambda r: r.first)

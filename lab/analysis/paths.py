@@ -1,12 +1,14 @@
-"""The path each punch pair's messages took, read from the pcaps alone: direct, relayed or failed.
+"""The path each punch pair's messages took, read from the pcaps alone: direct, local, relayed or failed.
 
-What reached each peer is read at its router's LAN capture (the last point before the peer):
-a data message arrived directly when it came from the partner's public address outside TURN
-framing, and relayed when it came from the relay inside it. The relay's own capture says what
-it carried. A pair's path is
+What reached each peer is read at the last capture before it (RunView.at_peer: its router's LAN,
+or its own where it has one, as a same-lan peer): a data message arrived directly when it came
+from the partner's public address outside TURN framing, locally when it came from the partner's
+private address (the two on one LAN, nothing between), and relayed when it came from the relay
+inside it. The relay's own capture says what it carried. A pair's path is
 - `failed` when some message, either way, reached its peer by no path;
 - `relayed` when the relay carried any of the pair's session datagrams of data (data, acks, byes);
-- `direct` otherwise.
+- `local` when every message arrived locally;
+- `direct` otherwise (for peers on one LAN: through their router's hairpin, from its public address).
 Beside it, the path the lab expects: from the NAT settings (nat.traversal plays the peer's
 strategy against both NATs) and the relay mode of the run.
 """
@@ -24,7 +26,7 @@ from nat.traversal import direct_possible
 from wire.protocol import Ack, Bye, Data, Probe
 
 SESSION_DATA = (Data, Ack, Bye)
-DIRECT, RELAYED, FAILED = "direct", "relayed", "failed"
+DIRECT, LOCAL, RELAYED, FAILED = "direct", "local", "relayed", "failed"
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,16 @@ class Expected:
 
 @dataclass(frozen=True)
 class Direction:
-    """One way of a pair's exchange, as its receiver's router LAN saw it."""
+    """One way of a pair's exchange, as the last capture before its receiver saw it."""
 
     sender: str
     receiver: str
-    direct: frozenset[int]  # data seqs that arrived directly
-    relayed: frozenset[int]  # and through the relay
+    direct: frozenset[int]  # data seqs that arrived directly, from the sender's public address
+    relayed: frozenset[int]  # through the relay
+    local: frozenset[int] = frozenset()  # from the sender's private address, on their one LAN
 
     def complete(self, messages: int) -> bool:
-        return set(range(1, messages + 1)) <= self.direct | self.relayed
+        return set(range(1, messages + 1)) <= self.direct | self.relayed | self.local
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,20 @@ class PairPath:
     expected: Expected
 
 
-def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b") -> Expected:
+def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b", candidates: str = "all") -> Expected:
     """What the lab should see for the pair: with `force` the relay; otherwise direct where the NATs allow
-    it, else the relay (with `auto`) or nothing (with `off`)."""
+    it, else the relay (with `auto`) or nothing (with `off`). Peers on one LAN meet locally when they try
+    private endpoints (`candidates` all), else directly only through their NAT's hairpinning."""
     if relay_mode == "force":
         return Expected(RELAYED, "relay forced")
+    if pp.same_lan:
+        if candidates == "all":
+            return Expected(LOCAL, "both peers on one LAN: the partner's private endpoint answers, no NAT between")
+        router = pp.a.router
+        if parse_nat(router.nat or DEFAULT_PRESET).hairpinning:
+            return Expected(DIRECT, f"both peers on one LAN, trying public endpoints only: {router.name} hairpins")
+        return Expected(RELAYED if relay_mode == "auto" else FAILED,
+                        f"both peers on one LAN, trying public endpoints only: {router.name} does not hairpin")
     a, b = (parse_nat(side.router.nat or DEFAULT_PRESET) for side in pp.sides)
     theory = direct_possible(a, b, late_peer)
     if theory.direct:
@@ -70,11 +82,13 @@ def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b") -> Expec
 
 def message_arrivals(view: RunView, sender: Pair, receiver: Pair,
                      kinds: tuple[type, ...]) -> Iterator[tuple[Packet, str]]:
-    """The `kinds` of lab messages from `sender` that reached `receiver`'s peer (its router's LAN), each
-    with how: DIRECT (from the sender's public address, outside TURN framing) or RELAYED (from the
-    relay, inside it). Nothing else counts as having arrived."""
+    """The `kinds` of lab messages from `sender` that reached `receiver`'s peer (RunView.at_peer), each
+    with how: DIRECT (from the sender's public address, outside TURN framing), LOCAL (from its private
+    address: the two share a LAN) or RELAYED (from the relay, inside TURN framing). Nothing else
+    counts as having arrived."""
     private, public, relay_ips = str(receiver.private_ip), str(sender.public_ip), view.relay_ips
-    for p in view.lan(receiver):
+    sender_private = str(sender.private_ip)
+    for p in view.at_peer(receiver):
         m = p.msg
         if not isinstance(m, kinds) or m.sender != sender.label or p.dst != private:
             continue
@@ -82,17 +96,21 @@ def message_arrivals(view: RunView, sender: Pair, receiver: Pair,
             yield p, RELAYED
         elif not p.relayed and p.src == public:
             yield p, DIRECT
+        elif not p.relayed and p.src == sender_private:
+            yield p, LOCAL
 
 
 def _direction(view: RunView, sender: Pair, receiver: Pair) -> Direction:
-    seqs: dict[str, set[int]] = {DIRECT: set(), RELAYED: set()}
+    seqs: dict[str, set[int]] = {DIRECT: set(), RELAYED: set(), LOCAL: set()}
     for p, way in message_arrivals(view, sender, receiver, (Data,)):
         seqs[way].add(p.msg.seq)
-    return Direction(sender.label, receiver.label, frozenset(seqs[DIRECT]), frozenset(seqs[RELAYED]))
+    return Direction(sender.label, receiver.label, frozenset(seqs[DIRECT]), frozenset(seqs[RELAYED]),
+                     frozenset(seqs[LOCAL]))
 
 
 def _reached_directly(view: RunView, sender: Pair, receiver: Pair) -> bool:
-    return any(way == DIRECT for _, way in message_arrivals(view, sender, receiver, (Probe, Data)))
+    """Whether the sender's probes or data reached the receiver without the relay (public or local)."""
+    return any(way != RELAYED for _, way in message_arrivals(view, sender, receiver, (Probe, Data)))
 
 
 def relayed_session(packets: list[Packet], labels: set[str]) -> list[Packet]:
@@ -100,7 +118,8 @@ def relayed_session(packets: list[Packet], labels: set[str]) -> list[Packet]:
     return [p for p in packets if p.relayed and isinstance(p.msg, SESSION_DATA) and p.msg.sender in labels]
 
 
-def pair_path(view: RunView, pp: PunchPair, messages: int, relay_mode: str, late_peer: str = "b") -> PairPath:
+def pair_path(view: RunView, pp: PunchPair, messages: int, relay_mode: str, late_peer: str = "b",
+              candidates: str = "all") -> PairPath:
     ways = (_direction(view, pp.a, pp.b), _direction(view, pp.b, pp.a))
     at_relay = len(relayed_session(view.relay, {pp.a.label, pp.b.label}))
     punched = _reached_directly(view, pp.a, pp.b) and _reached_directly(view, pp.b, pp.a)
@@ -108,9 +127,11 @@ def pair_path(view: RunView, pp: PunchPair, messages: int, relay_mode: str, late
         path = FAILED
     elif at_relay or any(w.relayed for w in ways):
         path = RELAYED
+    elif all(w.local and not w.direct for w in ways):
+        path = LOCAL
     else:
         path = DIRECT
-    return PairPath(pp.number, path, ways, at_relay, punched, expected_path(pp, relay_mode, late_peer))
+    return PairPath(pp.number, path, ways, at_relay, punched, expected_path(pp, relay_mode, late_peer, candidates))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Which path a user's programs took, from the pcaps alone and without knowing their protocol.
 
-Every IP datagram that reached a peer (its router's LAN capture, towards the peer's private
-address) is placed by where it came from on the WAN:
+Every IP datagram that reached a peer (the last capture before it, RunView.at_peer, towards the
+peer's private address) is placed by where it came from:
 - `direct`: from the partner's router's public address (any port, any protocol): the two NATs
-  let the programs' traffic through to each other;
+  let the programs' traffic through to each other (or, for peers on one LAN, their router hairpinned it);
+- `local`: from the partner's private address: the two share a LAN and talk with no NAT between;
 - `relayed`: from the relay, carrying data for the peer: from one of its allocations (a relayed
   address: the partner's data, as they left the relay), or from its TURN port inside a ChannelData
   or Data indication (TURN's own control there, Allocate, Refresh and the rest, is signalling);
@@ -13,10 +14,11 @@ address) is placed by where it came from on the WAN:
 - `signalling`: from the broker (STUN, rendezvous), the relay's TURN control, or the WAN host's own
   messages;
 - `other`: anything else.
-The answer for a pair: `direct` when direct datagrams reached both peers and, from the moment the
-later of the two first arrived, carried at least as many bytes as the relay did; `relayed` when
-relayed data reached both peers and the direct path did not win; `none` otherwise. Beside it: when
-the first direct datagram arrived each way, and the bytes of each path per second.
+The answer for a pair: `direct` (or `local`, whichever carried more) when peer-to-peer datagrams,
+direct or local, reached both peers and, from the moment the later of the two first arrived, carried
+at least as many bytes as the relay did; `relayed` when relayed data reached both peers and the
+peer-to-peer path did not win; `none` otherwise. Beside it: when the first peer-to-peer datagram
+arrived each way, and the bytes of each path per second.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
 from lab.topology import TURN_PORT, Node, NodeRole, Pair, PunchPair
 
-DIRECT, RELAYED, SIGNALLING, OTHER = "direct", "relayed", "signalling", "other"
+DIRECT, LOCAL, RELAYED, SIGNALLING, OTHER = "direct", "local", "relayed", "signalling", "other"
 NONE = "none"
+PEER_TO_PEER = (DIRECT, LOCAL)  # the paths with nothing but NATs (or nothing at all) between the programs
+DELIVERING = (DIRECT, LOCAL, RELAYED)  # the paths that carry the programs' bytes
 FINGERPRINT = 16  # bytes of a payload's tail that identify it when a WAN program forwards it
 
 
@@ -50,8 +54,8 @@ class ProgramPath:
     number: int
     path: str  # direct, relayed or none
     arrivals: tuple[Arrivals, Arrivals]
-    first_direct: dict[str, float | None]  # label -> seconds since the run's start, at its LAN
-    after_direct: dict[str, int]  # path -> bytes delivered from the later first direct datagram on
+    first_direct: dict[str, float | None]  # label -> seconds since the run's start of its first peer-to-peer datagram
+    after_direct: dict[str, int]  # path -> bytes delivered from the later first peer-to-peer datagram on
     per_second: dict[str, list[int]]  # path -> bytes delivered in each second of the run
     packets_per_second: dict[str, list[int]]  # path -> packets delivered in each second of the run
     upgraded_at: float | None = None  # a relayed session that went direct: when (the later first direct datagram)
@@ -72,7 +76,7 @@ class ProgramPath:
             by = f" by {', '.join(sorted(x.relayed_by))}" if p == RELAYED else ""
             return f"{p}{by} {x.packets[p]} packets/{x.bytes[p]} B"
 
-        return "; ".join(f"to {x.label}: " + (", ".join(path(x, p) for p in (DIRECT, RELAYED) if x.packets[p])
+        return "; ".join(f"to {x.label}: " + (", ".join(path(x, p) for p in DELIVERING if x.packets[p])
                                               or "nothing") for x in (a, b))
 
 
@@ -100,12 +104,12 @@ def arrivals(view: RunView, receiver: Pair, sender: Pair) -> Arrivals:
     relays = {str(a): n for n in (topo.relay, topo.wan_host) if n for a in n.addresses}
     broker_ips = {str(a) for a in topo.broker.addresses}
     forwarded = sent_to(view, sender, topo.wan_host)
-    private, partner = str(receiver.private_ip), str(sender.public_ip)
+    private, partner, partner_private = str(receiver.private_ip), str(sender.public_ip), str(sender.private_ip)
     out = Arrivals(receiver.label)
-    for p in view.lan(receiver):
+    for p in view.at_peer(receiver):
         if p.dst != private:
             continue
-        path = _path_of(p, partner, relays, broker_ips, forwarded)
+        path = LOCAL if p.src == partner_private else _path_of(p, partner, relays, broker_ips, forwarded)
         size = len(p.payload) if p.payload else p.length
         out.packets[path] += 1
         out.bytes[path] += size
@@ -131,9 +135,13 @@ def _path_of(p: Packet, partner: str, relays: dict[str, Node], broker_ips: set[s
     return OTHER
 
 
+def _first_peer_to_peer(w: Arrivals) -> float | None:
+    return min((w.first[p] for p in PEER_TO_PEER if p in w.first), default=None)
+
+
 def program_path(view: RunView, pp: PunchPair) -> ProgramPath:
     ways = (arrivals(view, pp.a, pp.b), arrivals(view, pp.b, pp.a))
-    firsts = [w.first.get(DIRECT) for w in ways]
+    firsts = [_first_peer_to_peer(w) for w in ways]
     both_direct = all(t is not None for t in firsts)
     since = max(firsts) if both_direct else None  # type: ignore[type-var]
     after: Counter = Counter()
@@ -141,25 +149,25 @@ def program_path(view: RunView, pp: PunchPair) -> ProgramPath:
         for t, path, size in w.timeline:
             if since is not None and t >= since:
                 after[path] += size
-    if both_direct and after[DIRECT] >= after[RELAYED]:
-        path = DIRECT
+    if both_direct and after[DIRECT] + after[LOCAL] >= after[RELAYED]:
+        path = LOCAL if after[LOCAL] > after[DIRECT] else DIRECT
     elif all(w.packets[RELAYED] for w in ways):
         path = RELAYED
     else:
         path = NONE
     seconds = int(max((t for w in ways for t, _, _ in w.timeline), default=view.t0) - view.t0) + 1
-    per_second = {p: [0] * seconds for p in (DIRECT, RELAYED)}
-    packets = {p: [0] * seconds for p in (DIRECT, RELAYED)}
+    per_second = {p: [0] * seconds for p in DELIVERING}
+    packets = {p: [0] * seconds for p in DELIVERING}
     for w in ways:
         for t, p, size in w.timeline:
             if p in per_second:
                 per_second[p][int(t - view.t0)] += size
                 packets[p][int(t - view.t0)] += 1
     first_relayed = min((w.first[RELAYED] for w in ways if RELAYED in w.first), default=None)
-    upgraded = path == DIRECT and first_relayed is not None and first_relayed < since  # type: ignore[operator]
+    upgraded = path in PEER_TO_PEER and first_relayed is not None and first_relayed < since  # type: ignore[operator]
     return ProgramPath(pp.number, path, ways,
                        {w.label: None if t is None else round(t - view.t0, 6) for w, t in zip(ways, firsts)},
-                       {DIRECT: after[DIRECT], RELAYED: after[RELAYED]}, per_second, packets,
+                       {p: after[p] for p in DELIVERING}, per_second, packets,
                        round(since - view.t0, 6) if upgraded else None)
 
 

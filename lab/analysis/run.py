@@ -131,6 +131,11 @@ class RunView:
     def lan(self, pair: Pair) -> list[Packet]:
         return self.at(pair.router.name, "lan")
 
+    def at_peer(self, pair: Pair) -> list[Packet]:
+        """What reached the pair's peer: its own capture where it has one (a same-lan peer, whose partner's
+        packets never cross the router), else its router's LAN, the last point before it."""
+        return self.at(pair.peer.name, "lan") if pair.peer.captured else self.lan(pair)
+
     def partner(self, pair: Pair) -> Pair:
         """The other side of the pair's punch pair."""
         return self.topology.partner(pair)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from lab.analysis.link_delays import Crossings, crossings, peer_times
 from lab.analysis.packets import Packet
-from lab.analysis.paths import DIRECT, FAILED, RELAYED, PairPath, allocations, pair_path
+from lab.analysis.paths import DIRECT, FAILED, LOCAL, RELAYED, PairPath, allocations, pair_path
 from lab.analysis.run import LoadedRun, RunView, read_run
 from lab.run_format import FAULT_PEER_KILLED, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
@@ -122,16 +122,19 @@ def check_skip_server(view: RunView) -> Check:
     peers = {p.src_ep for p in view.registrations()[0]}
     late = [p for p in view.broker if p.time > last and (p.src_ep in peers or p.dst_ep in peers)]
     session = [p for p in view.broker if isinstance(p.msg, (Probe, Data))]
-    direct = len({p.payload for pair in view.pairs for p in view.wan(pair) if isinstance(p.msg, Data) and p.time > last})
+    local = all(pp.same_lan for pp in view.topology.punch_pairs if pp.a in view.pairs)
+    where = "their LAN" if local else "the routers"  # a same-lan pair's data never reach the router's WAN
+    direct = len({p.payload for pair in view.pairs for p in (view.at_peer(pair) if local else view.wan(pair))
+                  if isinstance(p.msg, Data) and p.time > last})
     problems = []
     if late:
         problems.append(f"{len(late)} packets of the peers at the broker after its last introduction")
     if session:
         problems.append(f"{len(session)} probe/data packets reached the broker")
     if not direct:
-        problems.append("no data crossed the routers after the introduction (nothing to skip the server)")
+        problems.append(f"no data crossed {where} after the introduction (nothing to skip the server)")
     detail = "; ".join(problems) or (
-        f"broker's last introduction, then 0 packets of the peers there while {direct} data messages crossed the routers"
+        f"broker's last introduction, then 0 packets of the peers there while {direct} data messages crossed {where}"
     )
     return Check("2", "traffic after rendezvous skips the server", not problems, detail)
 
@@ -147,11 +150,14 @@ def check_path(view: RunView, pp: PunchPair, path: PairPath, messages: int,
     else:
         if path.path != path.expected.path:
             problems.append(f"{path.path}, not {path.expected.path} as expected: {path.expected.reason}")
-        shown = _direct_path(view, pp, messages) if path.path == DIRECT else _relayed_path(view, pp, messages)
+        direct = _hairpin_path if pp.same_lan else _direct_path
+        shown = {DIRECT: direct, LOCAL: _local_path}.get(path.path, _relayed_path)(view, pp, messages)
         problems += shown[0]
         evidence += shown[1]
-    done = ("public address to public address, on both WANs" if path.path == DIRECT
-            else "through the relay, none router to router")
+    done = {DIRECT: f"turned back into the LAN by {pp.a.router.name}, from its public address, never on its WAN"
+            if pp.same_lan else "public address to public address, on both WANs",
+            LOCAL: "private address to private address on their LAN, none through the router"}.get(
+        path.path, "through the relay, none router to router")
     detail = "; ".join(problems) or f"{path.path}: {why}; all {messages} messages each way, {done}"
     return Check("3", "path: direct or relayed, as the NATs allow", not problems, detail, evidence)
 
@@ -225,6 +231,38 @@ def _direct_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str]
             if not want <= seqs:
                 problems.append(f"{pair.label}->{other.label} at {vantage}-wan: "
                                 f"{len(seqs & want)} of {messages} messages")
+    return problems, evidence
+
+
+def _local_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str], list[str]]:
+    """All messages each way at the receiver's own capture, private address to private address."""
+    return _lan_path(view, pp, messages, hairpinned=False)
+
+
+def _hairpin_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str], list[str]]:
+    """All messages each way at the receiver's own capture from the router's public address: the router
+    turned them back into the LAN (hairpinning), each with its sender's public port."""
+    return _lan_path(view, pp, messages, hairpinned=True)
+
+
+def _lan_path(view: RunView, pp: PunchPair, messages: int, hairpinned: bool) -> tuple[list[str], list[str]]:
+    """A same-lan pair's messages at each receiver's own capture, from the sender's private address (local) or
+    its public one (hairpinned), and none of its data on the router's WAN: its path never leaves the LAN."""
+    problems, evidence = [], []
+    want = set(range(1, messages + 1))
+    for pair in pp.sides:
+        other = view.partner(pair)
+        src, dst = str(pair.public_ip if hairpinned else pair.private_ip), str(other.private_ip)
+        seqs = {p.msg.seq for p in view.at_peer(other)
+                if isinstance(p.msg, Data) and not p.relayed and p.msg.sender == pair.label and p.src == src
+                and p.dst == dst}
+        evidence.append(f"{pair.label}->{other.label} {src}->{dst} at {other.peer.name}-lan: {len(seqs & want)}/{messages}")
+        if not want <= seqs:
+            problems.append(f"{pair.label}->{other.label} at {other.peer.name}-lan: {len(seqs & want)} of {messages} "
+                            "messages")
+    out = [p for p in view.wan(pp.a) if isinstance(p.msg, Data) and not p.relayed and p.msg.sender in view.labels]
+    if out:
+        problems.append(f"{len(out)} of the pair's data datagrams left the LAN at {pp.a.router.name}-wan")
     return problems, evidence
 
 
@@ -317,6 +355,10 @@ def _filters(pair: Pair) -> bool:
     return not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif"
 
 
+def _same_lan(view: RunView, pair: Pair) -> bool:
+    return view.partner(pair).router.name == pair.router.name
+
+
 def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
@@ -335,6 +377,10 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
             continue
         if not _filters(pair):
             evidence.append(f"{pair.router.name} filters nothing (EIF) by design: its partner packets are no control")
+            continue
+        if _same_lan(view, pair):
+            evidence.append(f"{pair.label}'s partner shares its LAN: none of its packets come from the WAN, only the "
+                            f"outsider tests {pair.router.name}")
             continue
         if relay_mode == "force":
             evidence.append(f"relay forced: {pair.label}'s partner sent nothing directly, only the outsider tests "
@@ -359,7 +405,8 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
                         f"{len(through)} on lan")
         if through:
             problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
-    if not exercised and relay_mode != "force" and any(p.side == late_peer and _filters(p) for p in view.pairs):
+    if not exercised and relay_mode != "force" and any(p.side == late_peer and _filters(p) and not _same_lan(view, p)
+                                                       for p in view.pairs):
         problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
     detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"
     return Check("5a", "control: unsolicited packets are dropped", not problems, detail, evidence)
@@ -493,13 +540,14 @@ def combine(results: list[tuple[PunchPair, Check]]) -> Check:
 
 
 def analyse(caps: dict[str, list[Packet]], topology: Topology, messages: int, late_peer: str, run_id: str = "",
-            reports: dict[str, dict] | None = None, relay_mode: str = "off", fault: dict | None = None) -> Verdict:
+            reports: dict[str, dict] | None = None, relay_mode: str = "off", fault: dict | None = None,
+            candidates: str = "all") -> Verdict:
     """The checks of a run; `reports`, the peers' own (run.json), only to be confirmed by the captures
     (and to say why a path was taken)."""
     views = RunView(caps, topology).per_pair()
     # A peer killed mid-exchange cut it short: the path is the one its first messages took.
     complete_at = 1 if fault and fault["kind"] == FAULT_PEER_KILLED else messages
-    paths = [pair_path(v, pp, complete_at, relay_mode, late_peer) for pp, v in views]
+    paths = [pair_path(v, pp, complete_at, relay_mode, late_peer, candidates) for pp, v in views]
     path_rows = [{"pair": p.number, "path": p.path, "expected": p.expected.path, "reason": p.expected.reason}
                  for p in paths]
     per_pair = [(pp, run_checks(v, pp, path, messages, late_peer, reports, relay_mode, fault))
@@ -525,7 +573,8 @@ def judge(run: LoadedRun) -> Verdict:
     config = run.record["config"]
     view = run.view
     verdict = analyse(view.caps, view.topology, config["messages"], config["late_peer"], run.record["run_id"],
-                      run.record.get("peers"), config.get("relay", "off"), run.record.get("fault"))
+                      run.record.get("peers"), config.get("relay", "off"), run.record.get("fault"),
+                      config.get("candidates", "all"))
     return with_capture_check(run, verdict, PASS_ON_ABSENCE)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ def require_root(what: str) -> None:
 
 
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")  # Debian's hook: exit 101 tells a package not to start its service
+INSTALL_LOCK = Path("/run/lock/natlab-apt.lock")  # one lab's install at a time (two labs coming up at once)
+APT_LOCK_WAIT_S = 600  # how long apt waits for another apt (not ours) to let go of its locks
 
 
 def apt_install(packages: list[str], progress: Progress) -> None:
@@ -23,13 +26,21 @@ def apt_install(packages: list[str], progress: Progress) -> None:
     if not shutil.which("apt-get"):
         raise LabError(f"cannot install {' '.join(packages)}: no apt-get here; install them by hand")
     progress(f"installing {' '.join(packages)} from the distribution's packages (once)")
+    INSTALL_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with INSTALL_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another lab's install first: its policy-rc.d and apt's locks are its own
+        _apt_install(packages)
+
+
+def _apt_install(packages: list[str]) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    wait = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"]
     ours = not POLICY_RC_D.exists()
     if ours:
         POLICY_RC_D.write_text("#!/bin/sh\nexit 101\n")
         POLICY_RC_D.chmod(0o755)
     try:
-        for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
+        for argv in (["apt-get", *wait, "update", "-q"], ["apt-get", *wait, "install", "-y", "-q", *packages]):
             proc = subprocess.run(argv, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise LabError(f"{' '.join(argv)} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")

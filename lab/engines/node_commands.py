@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from lab.engines.base import ExecResult
 from lab.errors import LabError
 from lab.topology import TURN_PORT, Node, NodeRole, Topology
-from peers.peer import RELAY_MODES  # noqa: F401 - the peer's relay modes, for the host to offer and check
+from peers.peer import CANDIDATE_MODES, RELAY_MODES  # noqa: F401 - the peer's modes, for the host to offer and check
 
 if TYPE_CHECKING:
     from lab.engines.base import Engine
@@ -196,12 +196,14 @@ def relay_kill() -> NodeCommand[dict]:
 
 # -- the peers and the outsider ------------------------------------------------------------------
 def punch(broker: str, room: str, label: str, secret: str, messages: int, punch_delay_s: float,
-          timeout_s: float, relay: str = "off", turn: TurnCredential | None = None) -> NodeCommand[dict]:
+          timeout_s: float, relay: str = "off", turn: TurnCredential | None = None,
+          candidates: str = "all") -> NodeCommand[dict]:
     """Register, punch and exchange `messages` each way; the answer is the peer's own report, with its log.
-    With a TURN credential and relay auto or force, the peer gathers a relayed candidate first."""
+    With a TURN credential and relay auto or force, the peer gathers a relayed candidate first; `candidates`,
+    the partner's endpoints it probes (CANDIDATE_MODES)."""
     argv = program("peers.peer", "punch", "--broker", broker, "--room", room, "--id", label, "--secrets-stdin",
                    "--messages", str(messages), "--punch-delay", str(punch_delay_s), "--timeout", str(timeout_s),
-                   "--relay", relay)
+                   "--relay", relay, "--candidates", candidates)
     secrets = {"secret": secret}
     if turn is not None:
         argv += ["--turn", turn.server, "--turn-user", turn.username]

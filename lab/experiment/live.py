@@ -8,10 +8,23 @@ from dataclasses import replace
 
 from lab.engines import node_commands
 from lab.engines.base import Engine
-from lab.errors import Progress
+from lab.errors import LabError, Progress
 from lab.experiment.link_control import reconcile_links
 from lab.experiment.nat_control import live_nat, reconcile
 from lab.topology import NodeRole, Topology
+
+
+def require_up(engine: Engine) -> None:
+    """Refuse a command on a lab that is down, or up in another shape than the command's topology (TOPOLOGY
+    given to lab-up but not to this command): pair 1's peer b has its address where the shape puts it."""
+    if not engine.is_up():
+        raise LabError("the lab is not up: run `make lab-up` first (with the TOPOLOGY and PAIRS given here)")
+    peer_b = engine.topology.punch_pairs[0].b
+    res = engine.exec(peer_b.peer.name, ["ip", "-4", "-o", "addr", "show", "scope", "global"])
+    held = sorted(line.split()[3].split("/")[0] for line in res.stdout.splitlines() if len(line.split()) > 3)
+    if res.exit_code == 0 and str(peer_b.private_ip) not in held:
+        raise LabError(f"the lab is up in another shape: {peer_b.peer.name} holds {', '.join(held) or 'no address'}, "
+                       f"not {peer_b.private_ip}; give this command the TOPOLOGY the lab was brought up with")
 
 
 def live_settings(engine: Engine) -> dict[str, dict]:

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from lab.engines import node_commands
 from lab.engines.base import Engine
-from lab.engines.node_commands import RELAY_MODES
+from lab.engines.node_commands import CANDIDATE_MODES, RELAY_MODES
 from lab.errors import DiskFull, LabError, Progress, disk_full
 from lab.experiment.captures import Captures
 from lab.experiment.link_control import read_back
-from lab.experiment.live import live_topology
+from lab.experiment.live import live_topology, require_up
 from lab.experiment.nat_control import flush_nat_state, live_nat, set_nat
 from lab.experiment.relay_credentials import turn_credentials
 from lab.experiment.room_secrets import mint_many
@@ -66,6 +66,7 @@ class PunchTestConfig:
     timeout_s: float = 20.0
     unsolicited_port: int = 40000
     relay: str = "auto"  # the peers' relay mode: auto (fall back), off, force (relayed only)
+    candidates: str = "all"  # the partner's endpoints the peers probe: all (public and private) or public only
     fault: str | None = None  # one of FAULTS, injected into the rendezvous and exchange
 
     def __post_init__(self) -> None:
@@ -75,6 +76,8 @@ class PunchTestConfig:
             raise LabError(f"messages must be between 1 and 10000, not {self.messages}")
         if self.relay not in RELAY_MODES:
             raise LabError(f"RELAY must be one of {', '.join(RELAY_MODES)}, not {self.relay!r}")
+        if self.candidates not in CANDIDATE_MODES:
+            raise LabError(f"CANDIDATES must be one of {', '.join(CANDIDATE_MODES)}, not {self.candidates!r}")
 
     @classmethod
     def for_pairs(cls, pairs: int, **settings) -> PunchTestConfig:
@@ -94,11 +97,6 @@ def each(work, items: list) -> list:
         return []
     with ThreadPoolExecutor(min(PARALLEL, len(items))) as pool:
         return list(pool.map(work, items))
-
-
-def by_label(work, pairs: list[Pair]) -> dict[str, dict]:
-    """`work` on every pair (see each), keyed by the pair's label."""
-    return dict(zip((p.label for p in pairs), each(work, pairs)))
 
 
 def new_run_dir(root: Path) -> Path:
@@ -136,14 +134,25 @@ def point_latest(root: Path, run_dir: Path) -> None:
     tmp.replace(latest)
 
 
-def control_no_bypass(engine: Engine, pair: Pair, broker: str) -> dict:
-    engine.set_forwarding(pair.router.name, False)
+def by_router(pairs: list[Pair]) -> list[list[Pair]]:
+    """The pairs grouped by their router (a same-lan router has two), in the pairs' order."""
+    groups: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault(pair.router.name, []).append(pair)
+    return list(groups.values())
+
+
+def control_no_bypass(engine: Engine, behind: list[Pair], broker: str) -> list[dict]:
+    """With the router's forwarding off, each of its peers (one, or a same-lan router's two) tries the broker."""
+    router = behind[0].router.name
+    engine.set_forwarding(router, False)
     try:
-        (outcome,) = node_commands.reach([(broker, tag(TAG_NO_BYPASS, pair))], 3, 0.3).run(engine, pair.peer.name)
+        with ThreadPoolExecutor(len(behind)) as pool:
+            return list(pool.map(lambda pair: node_commands.reach([(broker, tag(TAG_NO_BYPASS, pair))], 3, 0.3)
+                                 .run(engine, pair.peer.name)[0], behind))
     finally:
-        engine.set_forwarding(pair.router.name, True)
-        flush_nat_state(engine, pair.router.name)
-    return outcome
+        engine.set_forwarding(router, True)
+        flush_nat_state(engine, router)
 
 
 def control_unsolicited(engine: Engine, pairs: list[Pair], port: int) -> dict[str, dict]:
@@ -168,7 +177,7 @@ def punch(engine: Engine, config: PunchTestConfig, base_room: str, broker: str,
     def one(pair: Pair, pair_room: str) -> dict:
         delay = config.punch_delay_s if pair.side == config.late_peer else 0.0
         command = node_commands.punch(broker, pair_room, pair.label, secrets[pair_room], config.messages, delay,
-                                      config.timeout_s, config.relay, turn.get(pair.label))
+                                      config.timeout_s, config.relay, turn.get(pair.label), config.candidates)
         try:
             return command.run(engine, pair.peer.name)
         except LabError as exc:
@@ -228,21 +237,26 @@ def kill_peers(engine: Engine, victims: set[str], fault: dict) -> None:
 
 def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path, progress: Progress) -> Path:
     """Run the scenario under capture; return the run directory (pcaps + run.json)."""
-    if not engine.is_up():
-        raise LabError("the lab is not up: run `make lab-up` first")
+    require_up(engine)
     topology = engine.topology
+    if config.fault == FAULT_REBINDING and any(pp.same_lan for pp in topology.punch_pairs):
+        raise LabError("FAULT=rebinding changes the NAT's mappings, which the local path of a same-lan pair "
+                       "never crosses: use it with TOPOLOGY=standard")
     broker = f"{topology.broker.address}:{topology.broker_port}"
     run_dir = new_run_dir(captures_root)
     progress(f"run {run_dir.name}: flushing NAT state, starting captures")
     pairs = topology.pairs
-    each(lambda p: flush_nat_state(engine, p.router.name), pairs)
+    groups = by_router(pairs)
+    each(lambda group: flush_nat_state(engine, group[0].router.name), groups)
     captures = Captures(engine)
     captures.start()
     record: dict = {"format": RUN_FORMAT, "run_id": run_dir.name, "started": time.time(), "config": asdict(config),
                     "room": run_dir.name}
     try:
         progress("control: routers' forwarding off, peers try the broker")
-        record["no_bypass"] = by_label(lambda p: control_no_bypass(engine, p, broker), pairs)
+        outcomes = each(lambda group: control_no_bypass(engine, group, broker), groups)
+        record["no_bypass"] = {pair.label: outcome for group, found in zip(groups, outcomes)
+                               for pair, outcome in zip(group, found)}
         progress("control: the outsider sends to the peers' private addresses")
         record["unsolicited"] = control_unsolicited(engine, pairs, config.unsolicited_port)
         count = len(topology.punch_pairs)

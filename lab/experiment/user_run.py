@@ -27,15 +27,14 @@ from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.errors import LabError, Progress
 from lab.experiment.captures import Captures
-from lab.experiment.live import live_topology
+from lab.experiment.live import live_topology, require_up
 from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.punch_test import each, new_run_dir, point_latest, whole_or_nothing
 from lab.experiment.relay_credentials import turn_credentials
 from lab.paths import mailbox_dir
-from lab.run_format import RUN_FORMAT, RUN_RECORD
+from lab.run_format import EXPECTATIONS, RUN_FORMAT, RUN_RECORD
 from lab.topology import Pair, Topology
 
-EXPECTATIONS = ("direct", "relayed", "any")
 MAX_DURATION_S = 3600
 WAN_LABEL = "wan"  # the WAN program's label: its log is wan.log, its output out-wan/
 WAN_READY_S = 5.0  # how long A and B wait for the WAN program to listen
@@ -119,8 +118,7 @@ def wait_listening(engine: Engine, node: str, before: set[tuple[str, int]], runn
 
 def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, progress: Progress) -> Path:
     """Run the programs under capture; return the run directory (pcaps, logs, mailboxes, run.json)."""
-    if not engine.is_up():
-        raise LabError("the lab is not up: run `make lab-up` first")
+    require_up(engine)
     topology = engine.topology
     host_shared = mailbox_dir(topology.project)
     empty(host_shared)

@@ -1,6 +1,6 @@
 """paths.png: the bytes that reached the peers each second, by path, in a run of the user's programs.
 
-Direct (green) and relayed (purple) as in the ladder, summed over the run's pairs, with the moment
+Direct (green) and relayed (purple) as in the ladder, local (cyan: peers on one LAN), summed over the run's pairs, with the moment
 each pair's later first direct datagram arrived marked: the time from which the verdict's answer
 is counted (lab.analysis.program_paths).
 """
@@ -12,10 +12,11 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from lab.analysis.ladder import Channel
-from lab.analysis.program_paths import DIRECT, RELAYED, ProgramPath
+from lab.analysis.program_paths import DIRECT, LOCAL, RELAYED, ProgramPath
 from lab.report.ladder_png import COLOURS
 
-PATH_COLOURS = {DIRECT: COLOURS[Channel.DIRECT], RELAYED: COLOURS[Channel.RELAY]}
+LOCAL_COLOUR = "#17becf"  # the local path (peers on one LAN): a hue the ladder does not use
+PATH_COLOURS = {DIRECT: COLOURS[Channel.DIRECT], LOCAL: LOCAL_COLOUR, RELAYED: COLOURS[Channel.RELAY]}
 
 
 def bytes_per_second(paths: list[ProgramPath]) -> dict[str, list[int]]:

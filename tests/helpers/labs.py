@@ -26,11 +26,13 @@ def lab(engine_name: str, **topology):
     return make_engine(engine_name, build_topology(**topology))
 
 
-def punch_test_cli(captures: Path, engine) -> tuple[subprocess.CompletedProcess, Path]:
-    """`python -m lab punch-test` on `engine`'s lab with its captures under `captures`: the process and
-    the run dir."""
+def punch_test_cli(captures: Path, engine, settings: dict[str, str] | None = None
+                   ) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m lab punch-test` on `engine`'s lab with its captures under `captures` (and the make
+    variables `settings`, TOPOLOGY=...): the process and the run dir."""
     env = {**os.environ, "NATLAB_CAPTURES": str(captures), "ENGINE": engine.name,
-           "NATLAB_PROJECT": engine.topology.project, "PAIRS": str(len(engine.topology.punch_pairs))}
+           "NATLAB_PROJECT": engine.topology.project, "PAIRS": str(len(engine.topology.punch_pairs)),
+           **(settings or {})}
     argv = [sys.executable, "-m", "lab", "punch-test"]
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     return proc, (captures / "latest").resolve()

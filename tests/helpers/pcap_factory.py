@@ -23,7 +23,7 @@ from scapy.utils import wrpcap
 from lab.analysis.run import RunView
 from lab.experiment.punch_test import PunchTestConfig
 from lab.run_format import CAPTURE_STATS, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
-from lab.topology import TURN_PORT, Pair, Topology, build_topology
+from lab.topology import STANDARD, TURN_PORT, Pair, Topology, build_topology
 from tests.helpers.signed import data, intro, keys, probe, register, waiting
 from wire.capture_marker import END, START, marker_frame
 from wire.protocol import Endpoint, Error, Message, Ping, encode
@@ -51,6 +51,10 @@ class Faults:
     nat_a: str = "port-restricted"
     relayed: bool = False  # no direct probe gets through; every pair's data go through the relay (TURN channels)
     turn_refused: bool = False  # the relay refuses a's credentials (401 to its authenticated Allocate)
+    # Peers on one LAN (shape same-lan): they meet through their router's hairpin, from its public address,
+    # instead of locally, private address to private address.
+    hairpinned: bool = False
+    local_out: bool = False  # a same-lan pair's local data also show on the router's WAN (they left the LAN)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class RunBuilder:
         self.frames: dict[str, list] = {RunView.vantage(n.name, i.side): [] for n, i in topology.captures}
         self.clock = 1_700_000_000.0
         self.sent: list[Sent] = []
+        # A captured peer (same-lan) sees everything of its own that its router's LAN sees.
+        self.own_capture = {str(p.private_ip): (RunView.vantage(p.peer.name, "lan"), RunView.vantage(p.router.name, "lan"))
+                            for p in topology.pairs if p.peer.captured}
 
     def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message | None, src: str, dst: str,
              dropped: bool = False, payload: bytes | None = None, tcp_seq: int | None = None) -> None:
@@ -86,6 +93,9 @@ class RunBuilder:
         segment (PSH/ACK) with that sequence number instead, as a user's program may send."""
         self.clock += 0.001
         payload = encode(msg) if payload is None else payload
+        for ip, (own, router_lan) in self.own_capture.items():
+            if router_lan in vantages and ip in (vantages[router_lan][0].ip, vantages[router_lan][1].ip):
+                vantages = {**vantages, own: vantages[router_lan]}
         for vantage, (s, d) in vantages.items():
             l4 = (UDP(sport=s.port, dport=d.port) if tcp_seq is None
                   else TCP(sport=s.port, dport=d.port, seq=tcp_seq, flags="PA"))
@@ -118,19 +128,19 @@ class RunBuilder:
 
 
 def write_record(run_dir: Path, topology: Topology, messages: int = MESSAGES, relay: str = "off",
-                 fault: dict | None = None) -> None:
+                 fault: dict | None = None, candidates: str = "all") -> None:
     """A run.json as the scenario writes it, with what the analysis reads from it (and a fault's record)."""
-    config = PunchTestConfig(messages=messages, late_peer=LATE_PEER, relay=relay)
+    config = PunchTestConfig(messages=messages, late_peer=LATE_PEER, relay=relay, candidates=candidates)
     record = {"run_id": RUN_ID, "config": asdict(config), "topology": topology.to_json(), "fault": fault}
     (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES, pairs: int = 1,
               faulty_pair: int = 1, drops: dict[str, int] | None = None,
-              unmarked: dict[str, str] | None = None) -> BuiltRun:
-    """A run of `pairs` punch pairs; the faults hit pair `faulty_pair` only; `drops` and `unmarked`
+              unmarked: dict[str, str] | None = None, shape: str = STANDARD) -> BuiltRun:
+    """A run of `pairs` punch pairs of `shape`; the faults hit pair `faulty_pair` only; `drops` and `unmarked`
     spoil captures (RunBuilder.write)."""
-    topo = build_topology(pairs=pairs, nat_a=faults.nat_a, nat_b=faults.nat_b)
+    topo = build_topology(pairs=pairs, nat_a=faults.nat_a, nat_b=faults.nat_b, shape=shape)
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
     priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
@@ -197,7 +207,19 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         b.send({broker_wan(p): (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])},
                msg, BROKER, p.peer.name)
 
+    def own(p: Pair) -> str:
+        return RunView.vantage(p.peer.name, "lan")
+
     def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
+        if src.router == dst.router:  # one LAN: locally, or through the router's hairpin (never its WAN)
+            if faults.hairpinned:
+                seen = {own(src): (priv[src.label], pub[dst.label]), own(dst): (pub[src.label], priv[dst.label])}
+            else:
+                seen = {own(src): (priv[src.label], priv[dst.label]), own(dst): (priv[src.label], priv[dst.label])}
+                if faults.local_out and src.number == faulty_pair:
+                    seen[wan(src)] = (priv[src.label], priv[dst.label])
+            b.send(seen, msg, src.peer.name, dst.peer.name)
+            return
         seen = {lan(src): (priv[src.label], pub[dst.label]), wan(src): (pub[src.label], pub[dst.label]),
                 wan(dst): (pub[src.label], pub[dst.label])}
         if delivered:

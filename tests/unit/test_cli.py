@@ -52,6 +52,16 @@ def test_make_run_refuses_bad_settings_in_one_line_before_touching_a_lab(args, s
     assert proc.returncode == 2 and proc.stderr.strip() == f"natlab: error: {said}", proc.stderr
 
 
+@pytest.mark.parametrize("args, said", [
+    (["--topology", "ring", "status"], "TOPOLOGY must be one of standard, same-lan, not 'ring'"),
+    (["--topology", "same-lan", "matrix"], "TOPOLOGY=same-lan: the matrix's cells are NAT pairs of the standard "
+     "shape only (its rows for other shapes are not built yet); unset TOPOLOGY for make matrix"),
+])
+def test_a_shape_the_command_cannot_take_is_refused_in_one_line(args, said):
+    proc = run("--engine", "netns", *args)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"natlab: error: {said}", proc.stderr
+
+
 def test_a_full_disk_takes_the_lab_down_and_says_so_in_one_line(monkeypatch, capsys):
     """Whatever command fills the disk, the lab goes down whole (no capture agent or node left
     half-way) and the error says so; exit 2, no traceback."""

@@ -94,6 +94,31 @@ def test_probes_go_to_both_endpoints_and_an_unreachable_one_costs_nothing(socket
         other.close()
 
 
+def test_with_public_candidates_only_the_private_endpoint_gets_no_probe(sockets):
+    a, b = sockets["a"].local, sockets["b"].local
+    private = Channel(("127.0.0.1", 0))
+    try:
+        hole = HolePunch(sockets["a"], intro(ROOM, "t1", a, "b", b, private.local), "a", 0.0, keys(ROOM),
+                         candidates="public")
+        hole.tick(0.0)
+        msg, _ = sockets["b"].receive(time.monotonic() + 2)
+        assert isinstance(msg, Probe)
+        assert private.receive(time.monotonic() + 0.3) is None
+    finally:
+        private.close()
+
+
+def test_once_the_partners_private_endpoint_answers_its_public_one_no_longer_moves_the_target(sockets):
+    # Peers on one LAN behind a hairpinning NAT hear each other both ways: the local path is kept.
+    a, b = sockets["a"].local, sockets["b"].local
+    sockets["private"] = Channel(("127.0.0.1", 0))
+    hole = HolePunch(sockets["a"], intro(ROOM, "t1", a, "b", b, sockets["private"].local), "a", 0.0, keys(ROOM))
+    assert deliver(sockets, "private", hole, probe(ROOM, "b", 1, False))
+    assert deliver(sockets, "b", hole, probe(ROOM, "b", 2, True))  # the same partner, hairpinned
+    assert hole.target == sockets["private"].local
+    assert hole.path.startswith("private endpoint")
+
+
 def test_path_names_say_which_endpoint_answered():
     i = intro(ROOM, "t", Endpoint("198.51.100.101", 1), "b", Endpoint("198.51.100.102", 2), Endpoint("10.0.2.10", 3))
     assert path_name(Endpoint("10.0.2.10", 3), i).startswith("private endpoint")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 
 from lab.analysis.packets import load_run
 from lab.analysis.program_paths import program_path
 from lab.analysis.program_verdict import judge_programs
 from lab.analysis.run import RunView, read_run
 from lab.run_format import PROGRAMS_KIND
-from lab.topology import TURN_PORT, build_topology
+from lab.topology import SAME_LAN, TURN_PORT, build_topology
 from tests.helpers.pcap_factory import RunBuilder
 from wire.protocol import Endpoint
 
@@ -73,7 +74,7 @@ def test_traffic_through_turn_channels_is_relayed_and_a_later_direct_path_wins_w
     assert program_path(build(tmp_path / "r", steps), TOPO.punch_pairs[0]).path == "relayed"
     upgraded = steps + [lambda b: direct(b, A, B, b"z" * 300), lambda b: direct(b, B, A, b"z" * 300)]
     path = program_path(build(tmp_path / "u", upgraded), TOPO.punch_pairs[0])
-    assert path.path == "direct" and path.after_direct == {"direct": 300, "relayed": 0}  # from b->a, the later first
+    assert path.path == "direct" and path.after_direct == {"direct": 300, "local": 0, "relayed": 0}  # from b->a, the later first
     assert path.upgraded_at == path.first_direct["a"]  # b->a is the later: from then on, direct
     assert path.timeline()["direct"]["packets"] == [2] and path.timeline()["relayed"]["bytes"] == [408]
 
@@ -89,6 +90,24 @@ def test_a_wan_program_that_forwards_what_the_partner_sent_it_is_a_relay_and_its
            lambda b: via_wan_host(b, B, A, b"register " + frame_ba, b"registered, welcome" * 5)]
     path = program_path(build(tmp_path / "own", own), TOPO.punch_pairs[0])
     assert path.path == "none" and path.arrivals[0].packets["signalling"] == 1
+
+
+def test_between_peers_on_one_lan_traffic_from_the_private_address_is_local_and_wins_over_a_hairpin(tmp_path):
+    topo = build_topology(shape=SAME_LAN, nat_a="port-restricted,hairpin=on")
+    a, b = topo.pair("a"), topo.pair("b")
+
+    def lan(src, dst, payload: bytes, hairpinned: bool = False) -> Callable[[RunBuilder], None]:
+        seen = (ep(src, hairpinned), ep(dst, False))  # from the router's public address when hairpinned
+        return lambda builder: builder.send({"peer-a-lan": seen, "peer-b-lan": seen}, None, src.peer.name,
+                                            dst.peer.name, payload=payload)
+
+    builder = RunBuilder(topo)
+    for step in (lan(a, b, b"h" * 10, True), lan(b, a, b"h" * 10, True), lan(a, b, b"l" * 90), lan(b, a, b"l" * 90)):
+        step(builder)
+    builder.write(tmp_path)
+    path = program_path(RunView(load_run(tmp_path), topo), topo.punch_pairs[0])
+    assert path.path == "local"
+    assert path.arrivals[0].bytes == {"direct": 10, "local": 90} and path.opened("local") is not None
 
 
 def test_one_way_only_is_no_path(tmp_path):

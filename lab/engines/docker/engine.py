@@ -22,7 +22,7 @@ from lab.engines.node_commands import capture_agent
 from lab.engines.rollback import undone_on_failure
 from lab.errors import LabError, Progress
 from lab.paths import RUNTIME_DIR, USER_IMAGE_ENV, lab_runtime
-from lab.topology import Node, Topology, build_topology
+from lab.topology import Node, Topology, build_topology, wiring
 from node.settings import READY_FILE
 
 NETWORK_RELEASE_S = 5.0  # how long a network may still count a removed container's endpoint
@@ -40,10 +40,8 @@ class DockerEngine:
         self.project_dir = project_dir
         self.compose_path = project_dir / "compose.yaml"
         # NAT and link settings reach compose through the environment (see _compose): the file depends on
-        # name and size only.
-        self.compose_text = compose_file.render(
-            build_topology(project=topology.project, pairs=len(topology.punch_pairs))
-        )
+        # name, size and shape only.
+        self.compose_text = compose_file.render(wiring(topology))
         self.is_committed_lab = self.compose_text == compose_file.render(build_topology())
         if not self.is_committed_lab:  # any other name or size: generated at lab-up, not committed
             self.compose_path = project_dir / RUNTIME_DIR / f"compose-{topology.project}.yaml"
