@@ -46,8 +46,8 @@ from lab.engines.rollback import undone_on_failure
 from lab.errors import DiskFull, LabError, disk_full
 from lab.paths import PROJECT_DIR, captures_root
 from lab.run_format import EXPECTATIONS, FAULTS, LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE, messages_for
-from lab.topology import SHAPES, STANDARD, TopologyError, build_topology
-from nat.behaviour import PRESETS, UnknownPreset
+from lab.topology import SHAPES, STANDARD, Topology, TopologyError, build_topology
+from nat.behaviour import DEFAULT_PRESET, PRESETS, UnknownPreset
 from node.link import DEFAULT_LINK, UnknownLink
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
     messages = messages_for(args.fault, args.messages)
     if messages != args.messages:
         progress(f"{args.fault}: {messages} messages each way, so that the exchange outlasts the fault")
-    config = PunchTestConfig.for_pairs(args.pairs, messages=messages,
+    config = PunchTestConfig.for_pairs(len(engine.topology.punch_pairs), messages=messages,
                                        punch_delay_s=args.punch_delay, relay=args.relay, fault=args.fault or None,
                                        candidates=args.candidates)
     run_dir = run_punch_test(engine, config, captures_root(), progress)
@@ -408,7 +408,8 @@ def parser() -> argparse.ArgumentParser:
                    help="punch pairs, each two routers and two peers, around one broker (env PAIRS)")
     p.add_argument("--topology", default=os.environ.get("TOPOLOGY") or None,
                    help="the shape of every pair (env TOPOLOGY; give it to every command, as PAIRS): "
-                   + "; ".join(f"{name}: {what}" for name, what in SHAPES.items()))
+                   + "; ".join(f"{name}: {what}" for name, what in SHAPES.items())
+                   + "; or a .toml file describing each pair (see lab/topology_file.py)")
     p.add_argument("--project", default=os.environ.get("NATLAB_PROJECT") or "natlab",
                    help="the lab's name: prefix of its containers or namespaces (env NATLAB_PROJECT)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -504,6 +505,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def topology_of(args: argparse.Namespace) -> Topology:
+    """The lab the command is about: a topology file's (TOPOLOGY=*.toml, where the file says every pair's
+    settings), or the standard builder's with the shape and the NAT and link settings given."""
+    from lab.topology_file import is_topology_file, load_topology_file
+
+    settings = ("nat_a", "nat_b", "link_a", "link_b", "link_broker")
+    given = {k: getattr(args, k) for k in settings if getattr(args, k)}
+    if args.topology and is_topology_file(args.topology):
+        # The Makefile hands every setting on, the defaults too: only a setting of one's own is refused.
+        own = [k.upper() for k, v in given.items() if v != (DEFAULT_PRESET if k.startswith("nat") else DEFAULT_LINK)]
+        if own or args.pairs != 1:
+            named = ", ".join(own + (["PAIRS"] if args.pairs != 1 else []))
+            raise LabError(f"TOPOLOGY={args.topology} says every pair's settings: {named} cannot be given beside it")
+        return load_topology_file(Path(args.topology), args.project)
+    return build_topology(**given, **({"shape": args.topology} if args.topology else {}), project=args.project,
+                          pairs=args.pairs)
+
+
 def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # Ctrl-C is how a lab-up is rolled back
         signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
@@ -511,11 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "engine_free", False):
             return args.func(args, None)
-        settings = ("nat_a", "nat_b", "link_a", "link_b", "link_broker")
-        kwargs = {k: getattr(args, k) for k in settings if getattr(args, k)}
-        if args.topology:
-            kwargs["shape"] = args.topology
-        engine = make_engine(args.engine, build_topology(**kwargs, project=args.project, pairs=args.pairs))
+        engine = make_engine(args.engine, topology_of(args))
         try:
             return args.func(args, engine)
         except DiskFull as exc:  # nothing of the lab is left half-done: no agent, no node, no namespace

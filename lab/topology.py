@@ -413,7 +413,7 @@ SHAPES = {
 
 def validate_shape(shape: str) -> str:
     if shape not in SHAPES:
-        raise TopologyError(f"TOPOLOGY must be one of {', '.join(SHAPES)}, not {shape!r}")
+        raise TopologyError(f"TOPOLOGY must be one of {', '.join(SHAPES)} or a .toml file, not {shape!r}")
     return shape
 
 

@@ -3,7 +3,7 @@
 Every lab protocol datagram (any role but "other") is one arrow, from the host that sent it to
 the host that received it, or to the router where it stopped: a datagram that reached a router's
 WAN on its way in and never its LAN, or its LAN on its way out and never its WAN, was dropped
-there. The renderers (Mermaid in lab.report.markdown, the picture in lab.report.ladder_png) draw these arrows
+there. A datagram a router turned back into its LAN (hairpinning) is one arrow, sender to receiver. The renderers (Mermaid in lab.report.markdown, the picture in lab.report.ladder_png) draw these arrows
 and nothing else, so a test can count what they show.
 """
 
@@ -63,6 +63,7 @@ class Arrow:
     dropped: bool = False
     relayed: bool = False  # a lab message the relay carried (inside TURN framing)
     way: Channel | None = None  # a flow's way, from its hosts (flow_ladder); else the role says
+    via: str | None = None  # the router that turned it back into its LAN (hairpinning), if one did
 
     @property
     def channel(self) -> Channel:
@@ -90,7 +91,8 @@ class Step:
         seqs = [a.seq for a in self.arrows if a.seq is not None]
         if seqs:
             text += f", seq {seqs[0]}" if len(seqs) == 1 else f", seq {min(seqs)}–{max(seqs)}"
-        return text + (", dropped" if self.first.dropped else "")
+        return text + (", dropped" if self.first.dropped else "") + (
+            f", hairpinned by {self.first.via}" if self.first.via else "")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class Ladder:
 
 
 def _phase(arrow: Arrow) -> tuple:
-    return (arrow.role, arrow.dropped, arrow.relayed, arrow.way)
+    return (arrow.role, arrow.dropped, arrow.relayed, arrow.way, arrow.via)
 
 
 def describe(msg: Message | None) -> str:
@@ -193,26 +195,55 @@ def _with_strangers(known: tuple[Lane, ...], arrows: list[Arrow]) -> tuple[Lane,
     return known + tuple(Lane(s, (s,)) for s in strangers)
 
 
+def hairpins(view: RunView, trips: list[Journey]) -> dict[int, Journey]:
+    """The datagrams a router turned back into its LAN (hairpinning): each journey that ended at a router's
+    LAN addressed to the router's own public address (by id), with the journey that then left that LAN
+    from the public address with the same payload: two journeys by address, one datagram."""
+    from lab.analysis.journeys import WINDOW_S
+
+    public = {(view.vantage(p.router.name, "lan"), str(p.public_ip)) for p in view.pairs}
+    returns: dict[tuple[str, bytes], list[Journey]] = {}
+    for trip in trips:
+        if (trip.first.vantage, trip.first.src) in public:
+            returns.setdefault((trip.first.vantage, trip.first.payload), []).append(trip)
+    out: dict[int, Journey] = {}
+    for trip in trips:
+        last = trip.last
+        if (last.vantage, last.dst) not in public:
+            continue
+        back = returns.get((last.vantage, last.payload), [])
+        for i, candidate in enumerate(back):
+            if 0 <= candidate.first.time - last.time <= WINDOW_S:
+                out[id(trip)] = back.pop(i)
+                break
+    return out
+
+
 def build_ladder(view: RunView, trips: list[Journey]) -> Ladder:
     hosts = _Hosts(view)
     known = lanes(view)
     arrows = []
+    turned = hairpins(view, trips)
+    returned = {id(back) for back in turned.values()}
     for trip in trips:
-        if trip.role is PacketRole.OTHER:
+        if trip.role is PacketRole.OTHER or id(trip) in returned:
             continue
-        stop = hosts.dropped_at(trip)
+        back = turned.get(id(trip))
+        stop = None if back else hosts.dropped_at(trip)
+        end = back.last if back else trip.last
         msg = trip.first.msg
         arrows.append(Arrow(
             sent=trip.first.time - view.t0,
-            arrived=trip.last.time - view.t0,
+            arrived=end.time - view.t0,
             src=hosts.of(trip.first.src),
-            dst=stop or hosts.of(trip.last.dst),
+            dst=stop or hosts.of(end.dst),
             role=trip.role,
             what=describe(msg) if msg is not None or trip.role not in (PacketRole.STUN, PacketRole.TURN)
             else stun_summary(trip.first.payload),
             seq=getattr(msg, "seq", None),
             dropped=stop is not None,
             relayed=trip.first.relayed,
+            via=hosts.of(trip.last.dst) if back else None,
         ))
     used = {x for a in arrows for x in (a.src, a.dst)}
     wan_host = view.topology.wan_host

@@ -212,8 +212,10 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
 
     def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
         if src.router == dst.router:  # one LAN: locally, or through the router's hairpin (never its WAN)
-            if faults.hairpinned:
-                seen = {own(src): (priv[src.label], pub[dst.label]), own(dst): (pub[src.label], priv[dst.label])}
+            if faults.hairpinned:  # to the partner's public endpoint, and back into the LAN from the router
+                b.send({own(src): (priv[src.label], pub[dst.label]), lan(src): (priv[src.label], pub[dst.label])},
+                       msg, src.peer.name, src.router.name)
+                seen = {lan(dst): (pub[src.label], priv[dst.label]), own(dst): (pub[src.label], priv[dst.label])}
             else:
                 seen = {own(src): (priv[src.label], priv[dst.label]), own(dst): (priv[src.label], priv[dst.label])}
                 if faults.local_out and src.number == faulty_pair:

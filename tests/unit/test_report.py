@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -367,7 +368,8 @@ def built_scenario(monkeypatch, captures: Path, faults: Faults) -> None:
         return run_dir
 
     monkeypatch.setenv("NATLAB_CAPTURES", str(captures))
-    monkeypatch.setattr(lab.cli, "make_engine", lambda name, topology: None)
+    # An engine that is only its topology: nothing here reaches a lab.
+    monkeypatch.setattr(lab.cli, "make_engine", lambda name, topology: SimpleNamespace(topology=topology))
     monkeypatch.setattr(lab.experiment.punch_test, "run_punch_test", scenario)
 
 

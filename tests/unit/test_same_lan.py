@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.analysis.journeys import journeys
-from lab.analysis.ladder import lanes
+from lab.analysis.ladder import build_ladder, lanes
 from lab.analysis.nat_table import nat_table
 from lab.analysis.packets import load_run
 from lab.analysis.paths import expected_path
@@ -45,7 +45,7 @@ def test_both_peers_sit_on_side_a_s_lan_behind_its_one_router():
 def test_the_standard_shape_is_unchanged_and_an_unknown_shape_is_refused_naming_the_valid_ones():
     assert render(build_topology(shape="standard")) == render(build_topology())
     assert not build_topology().punch_pairs[0].same_lan
-    with pytest.raises(TopologyError, match="TOPOLOGY must be one of standard, same-lan, not 'ring'"):
+    with pytest.raises(TopologyError, match="TOPOLOGY must be one of standard, same-lan or a .toml file, not 'ring'"):
         build_topology(shape="ring")
 
 
@@ -108,6 +108,14 @@ def test_the_nat_table_and_the_ladder_show_one_router_for_both_peers(tmp_path):
     assert all(r.reported for r in broker_rows)  # each peer's mapping, as the broker told its partner
     names = [lane.node for lane in lanes(view)]
     assert names[:3] == ["peer-a", "peer-b", "router-a"] and names.count("router-a") == 1
+
+
+def test_the_ladder_draws_a_hairpinned_datagram_as_one_arrow_peer_to_peer_through_the_router(tmp_path):
+    build_run(tmp_path, Faults(nat_a=HAIRPIN, hairpinned=True), shape=SAME_LAN)
+    view = RunView(load_run(tmp_path), build_topology(shape=SAME_LAN, nat_a=HAIRPIN))
+    arrows = [a for a in build_ladder(view, journeys(view.caps)).arrows if a.what == "data"]
+    assert len(arrows) == 2 * MESSAGES
+    assert all({a.src, a.dst} == {"peer-a", "peer-b"} and a.via == "router-a" and not a.dropped for a in arrows)
 
 
 def test_a_run_s_record_keeps_the_candidates_the_verdict_judged_by(tmp_path):
