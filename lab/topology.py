@@ -136,6 +136,14 @@ class PunchPair:
         return f"pair {self.number}"
 
 
+def pairs_by_router(pairs: list[Pair]) -> list[list[Pair]]:
+    """The pairs grouped by their router (a same-lan router has two), in the pairs' order."""
+    groups: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault(pair.router.name, []).append(pair)
+    return list(groups.values())
+
+
 def vantage_name(node: str, side: str) -> str:
     """A capture point's name, and its pcap's: <node>-<side> (router-a-wan). Built here only."""
     return f"{node}-{side}"
@@ -250,6 +258,10 @@ class Topology:
     def partner(self, pair: Pair) -> Pair:
         """The other side of the pair's punch pair."""
         return self._partners[pair.label]
+
+    def same_lan(self, pair: Pair) -> bool:
+        """Whether the pair's partner sits behind its router too (the same-lan shape)."""
+        return self.partner(pair).router.name == pair.router.name
 
     def pair(self, label: str) -> Pair:
         return _find(self.pairs, "label", label, "pair")

@@ -3,8 +3,9 @@
 Every lab protocol datagram (any role but "other") is one arrow, from the host that sent it to
 the host that received it, or to the router where it stopped: a datagram that reached a router's
 WAN on its way in and never its LAN, or its LAN on its way out and never its WAN, was dropped
-there. A datagram a router turned back into its LAN (hairpinning) is one arrow, sender to receiver. The renderers (Mermaid in lab.report.markdown, the picture in lab.report.ladder_png) draw these arrows
-and nothing else, so a test can count what they show.
+there. A datagram a router turned back into its LAN (hairpinning) is one arrow, sender to receiver.
+The renderers (Mermaid in lab.report.markdown, the picture in lab.report.ladder_png) draw these
+arrows and nothing else, so a test can count what they show.
 """
 
 from __future__ import annotations

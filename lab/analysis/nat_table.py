@@ -15,6 +15,7 @@ from lab.analysis.flows import endpoint_text
 from lab.analysis.journeys import Journey, by_vantage
 from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
+from lab.topology import pairs_by_router
 
 
 @dataclass
@@ -40,12 +41,11 @@ def _ep(p: Packet, side: str) -> str:
 def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
     """The translations of every router, each router's rows in the order they first appeared."""
     said = view.reported_endpoint_sets()
-    reported: dict[str, set[str]] = {}  # router -> the endpoints reported for the peers behind it (two on one LAN)
-    for pair in view.pairs:
-        reported.setdefault(pair.router.name, set()).update(str(ep) for ep in said.get(pair.label, ()))
     passed = by_vantage(trips)
     out: list[Translation] = []
-    for router, router_reported in reported.items():
+    for behind in pairs_by_router(view.pairs):  # a same-lan router's two peers: one table, both reported
+        router = behind[0].router.name
+        router_reported = {str(ep) for pair in behind for ep in said.get(pair.label, ())}
         lan_v, wan_v = view.vantage(router, "lan"), view.vantage(router, "wan")
         rows: dict[tuple[str, str, str], Translation] = {}
         for trip in passed.get(lan_v, []):  # a translation is seen on both sides: the LAN's will do

@@ -122,7 +122,7 @@ def check_skip_server(view: RunView) -> Check:
     peers = {p.src_ep for p in view.registrations()[0]}
     late = [p for p in view.broker if p.time > last and (p.src_ep in peers or p.dst_ep in peers)]
     session = [p for p in view.broker if isinstance(p.msg, (Probe, Data))]
-    local = all(pp.same_lan for pp in view.topology.punch_pairs if pp.a in view.pairs)
+    local = all(view.topology.same_lan(pair) for pair in view.pairs)
     where = "their LAN" if local else "the routers"  # a same-lan pair's data never reach the router's WAN
     direct = len({p.payload for pair in view.pairs for p in (view.at_peer(pair) if local else view.wan(pair))
                   if isinstance(p.msg, Data) and p.time > last})
@@ -355,10 +355,6 @@ def _filters(pair: Pair) -> bool:
     return not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif"
 
 
-def _same_lan(view: RunView, pair: Pair) -> bool:
-    return view.partner(pair).router.name == pair.router.name
-
-
 def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
@@ -378,7 +374,7 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
         if not _filters(pair):
             evidence.append(f"{pair.router.name} filters nothing (EIF) by design: its partner packets are no control")
             continue
-        if _same_lan(view, pair):
+        if view.topology.same_lan(pair):
             evidence.append(f"{pair.label}'s partner shares its LAN: none of its packets come from the WAN, only the "
                             f"outsider tests {pair.router.name}")
             continue
@@ -405,7 +401,7 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
                         f"{len(through)} on lan")
         if through:
             problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
-    if not exercised and relay_mode != "force" and any(p.side == late_peer and _filters(p) and not _same_lan(view, p)
+    if not exercised and relay_mode != "force" and any(p.side == late_peer and _filters(p) and not view.topology.same_lan(p)
                                                        for p in view.pairs):
         problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
     detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"

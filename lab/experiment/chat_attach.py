@@ -17,6 +17,7 @@ import sys
 
 from lab.engines import node_commands
 from lab.errors import LabError
+from lab.experiment.live import require_up
 from lab.experiment.room_secrets import mint
 from lab.topology import Topology, build_topology
 from wire.auth import SECRET_ENV
@@ -46,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = DockerEngine(build_topology(), PROJECT_DIR)
     try:
-        if not engine.is_up():
-            raise LabError("the lab is not up: run `make lab-up` first")
+        require_up(engine)
         argv_, env = chat_argv(engine.topology, args.peer, args.room), chat_environment(mint(engine, args.room))
     except (LabError, KeyError) as exc:
         print(f"natlab: error: {exc}", file=sys.stderr)

@@ -50,7 +50,7 @@ from lab.run_format import (
     TAG_UNSOLICITED,
     tag,
 )
-from lab.topology import Pair, PunchPair
+from lab.topology import Pair, PunchPair, pairs_by_router
 from node.link import parse_link
 
 PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
@@ -132,14 +132,6 @@ def point_latest(root: Path, run_dir: Path) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(run_dir.name)
     tmp.replace(latest)
-
-
-def by_router(pairs: list[Pair]) -> list[list[Pair]]:
-    """The pairs grouped by their router (a same-lan router has two), in the pairs' order."""
-    groups: dict[str, list[Pair]] = {}
-    for pair in pairs:
-        groups.setdefault(pair.router.name, []).append(pair)
-    return list(groups.values())
 
 
 def control_no_bypass(engine: Engine, behind: list[Pair], broker: str) -> list[dict]:
@@ -246,7 +238,7 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
     run_dir = new_run_dir(captures_root)
     progress(f"run {run_dir.name}: flushing NAT state, starting captures")
     pairs = topology.pairs
-    groups = by_router(pairs)
+    groups = pairs_by_router(pairs)
     each(lambda group: flush_nat_state(engine, group[0].router.name), groups)
     captures = Captures(engine)
     captures.start()

@@ -211,7 +211,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         return RunView.vantage(p.peer.name, "lan")
 
     def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
-        if src.router == dst.router:  # one LAN: locally, or through the router's hairpin (never its WAN)
+        if topo.same_lan(src):  # one LAN: locally, or through the router's hairpin (never its WAN)
             if faults.hairpinned:  # to the partner's public endpoint, and back into the LAN from the router
                 b.send({own(src): (priv[src.label], pub[dst.label]), lan(src): (priv[src.label], pub[dst.label])},
                        msg, src.peer.name, src.router.name)
