@@ -14,6 +14,7 @@ PAIRS    ?= 1
 TOPOLOGY ?= standard
 NAT_A    ?= port-restricted
 NAT_B    ?= port-restricted
+NAT_CARRIER ?= full-cone,hairpin=on
 LINK_A   ?= lan
 LINK_B   ?= lan
 LINK_BROKER ?= lan
@@ -36,7 +37,7 @@ DURATION ?= 30
 WAN      ?=
 MOUNT    ?=
 NODE_IMAGE ?=
-export ENGINE PAIRS TOPOLOGY NAT_A NAT_B LINK_A LINK_B LINK_BROKER RELAY CANDIDATES FAULT MESSAGES A B WAN EXPECT DURATION NATS LINKS
+export ENGINE PAIRS TOPOLOGY NAT_A NAT_B NAT_CARRIER LINK_A LINK_B LINK_BROKER RELAY CANDIDATES FAULT MESSAGES A B WAN EXPECT DURATION NATS LINKS
 # MOUNT: a directory of your files for `make run`, in every peer and the WAN host (under Docker at lab-up)
 export NATLAB_MOUNT := $(if $(MOUNT),$(abspath $(MOUNT)))
 # NODE_IMAGE: your image (FROM natlab-node), or a directory whose Dockerfile builds it, for the
@@ -53,7 +54,7 @@ endif
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) TOPOLOGY=$(TOPOLOGY) NAT_A=$(NAT_A) NAT_B=$(NAT_B) LINK_A=$(LINK_A) LINK_B=$(LINK_B) LINK_BROKER=$(LINK_BROKER) RELAY=$(RELAY) CANDIDATES=$(CANDIDATES) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
+	@echo "  variables: ENGINE=$(ENGINE) PAIRS=$(PAIRS) TOPOLOGY=$(TOPOLOGY) NAT_A=$(NAT_A) NAT_B=$(NAT_B) NAT_CARRIER=$(NAT_CARRIER) LINK_A=$(LINK_A) LINK_B=$(LINK_B) LINK_BROKER=$(LINK_BROKER) RELAY=$(RELAY) CANDIDATES=$(CANDIDATES) MESSAGES=$(MESSAGES) RUNS=$(RUNS)$(if $(COMPOSE), COMPOSE='$(COMPOSE)')"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; \

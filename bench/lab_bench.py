@@ -7,6 +7,7 @@ Figures (printed as a table and written to .bench/lab.json), for each engine ask
   median of --cycles
 - netns / docker: the ratio of those (only when both engines ran; the goal is <= 0.1)
 - netns: the whole run (up, punch-test, down) at MAX_PAIRS beside its goal, 30 s
+- netns: lab-up and lab-down of the cgnat shape (two home routers behind a carrier NAT per pair) at 50 pairs
 - largest PAIRS punched: the sizes of SIZES in turn (lab-up, punch-test, lab-down, each timed),
   up to the first size whose verdict is not 100% pass; the whole run's time is reported per size,
   and a size that fails is a figure too (what failed, and the line that says why); the largest
@@ -37,7 +38,7 @@ from lab.experiment.nat_control import flush_nat_state
 from lab.experiment.punch_test import PunchTestConfig, punch
 from lab.paths import PACKAGES, PROJECT_DIR
 from lab.report.terminal import table
-from lab.topology import MAX_PAIRS, build_topology
+from lab.topology import CGNAT, MAX_PAIRS, build_topology
 
 SIZES = {"netns": [1, 10, 50, 100, 150, 200, MAX_PAIRS], "docker": [1, 5, 10, 20, 50]}
 DOCKER_BUDGET_S = 1800.0  # Docker's series of sizes stops past this (a 50-pair lab is 200 containers)
@@ -137,6 +138,26 @@ def up_down(engine: str, cycles: int) -> dict:
             "up_down_s": round(statistics.median(u + d for u, d in zip(ups, downs)), 2)}
 
 
+CGNAT_PAIRS = 50  # netns: lab-up + lab-down of the cgnat shape at this size
+
+
+def cgnat_up_down(pairs: int = CGNAT_PAIRS) -> dict:
+    """netns: seconds of one lab-up and one lab-down of `pairs` cgnat pairs (three routers per pair), warm;
+    a lab-up that fails is a figure (why), and the lab goes down whatever happens."""
+    settings = {"TOPOLOGY": CGNAT}
+    cli("netns", "down", pairs=pairs, check=False, **settings)
+    try:
+        start = time.monotonic()
+        proc = cli("netns", "up", pairs=pairs, check=False, **settings)
+        up = time.monotonic() - start
+        if proc.returncode != 0:
+            return {"failed": why(proc)}
+        down = timed(lambda: cli("netns", "down", pairs=pairs, **settings))
+        return {"up_s": round(up, 2), "down_s": round(down, 2), "up_down_s": round(up + down, 2)}
+    finally:
+        cli("netns", "down", pairs=pairs, check=False, **settings)
+
+
 def why(proc: subprocess.CompletedProcess) -> str:
     """The line of a failed command that says why: its error, else the verdict's summary, else its last."""
     lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
@@ -205,6 +226,9 @@ def bench_engine(name: str, args: argparse.Namespace) -> dict:
         figures["cold_up_s"] = round(cold_up(name), 2)
     say(f"{name}: lab-up + lab-down, {args.cycles} cycles")
     figures.update(up_down(name, args.cycles))
+    if name == "netns":
+        say(f"netns: lab-up + lab-down of TOPOLOGY={CGNAT} at PAIRS={CGNAT_PAIRS}")
+        figures[f"cgnat_{CGNAT_PAIRS}_pairs"] = cgnat_up_down()
     sizes = [s for s in SIZES[name] if s <= args.max_pairs]
     rows = largest_punched(name, sizes, args.docker_budget_s if name == "docker" else None)
     passed = [r for r in rows if r["all_pass"]]

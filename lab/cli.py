@@ -14,7 +14,7 @@
   classify-all every NAT preset on one router, each classified three ways, as one table
   compose      regenerate compose.yaml from lab/topology.py (--check: only compare)
 
-NAT settings (NAT_A / NAT_B, nat-set): a preset (port-restricted, full-cone, restricted-cone,
+NAT settings (NAT_A / NAT_B / NAT_CARRIER, nat-set): a preset (port-restricted, full-cone, restricted-cone,
 symmetric, symmetric-sequential, address-dependent), axes (mapping=eim|adm|apdm,
 filtering=eif|adf|apdf, ports=preserve|sequential|random, hairpin=on|off, timeout=SECONDS),
 or a preset followed by axes: full-cone,hairpin=on,timeout=10.
@@ -46,7 +46,7 @@ from lab.engines.rollback import undone_on_failure
 from lab.errors import DiskFull, LabError, disk_full
 from lab.paths import PROJECT_DIR, captures_root
 from lab.run_format import EXPECTATIONS, FAULTS, LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE, messages_for
-from lab.topology import SHAPES, STANDARD, Topology, TopologyError, build_topology
+from lab.topology import CARRIER_PRESET, SHAPES, STANDARD, NodeRole, Topology, TopologyError, build_topology
 from nat.behaviour import DEFAULT_PRESET, PRESETS, UnknownPreset
 from node.link import DEFAULT_LINK, UnknownLink
 
@@ -247,6 +247,9 @@ def _router_pair(engine: Engine, node: str):
     """The pair a router or a peer belongs to (classification runs from the peer, acts on the router)."""
     for pair in engine.topology.pairs:
         if node in (pair.peer.name, pair.router.name):
+            if pair.carrier:
+                raise LabError(f"{node!r} sits behind {pair.carrier.name}: its peer would classify both NATs at once "
+                               "(classify a router of a lab without a carrier)")
             return pair
     names = ", ".join(n for p in engine.topology.pairs for n in (p.router.name, p.peer.name))
     raise LabError(f"{node!r} is neither a router nor a peer; choose one of {names}")
@@ -255,9 +258,14 @@ def _router_pair(engine: Engine, node: str):
 def cmd_nat_set(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.nat_control import set_nat
 
-    pair = _router_pair(engine, args.node)
-    state = set_nat(engine, pair.router.name, args.nat)
-    print(f"{pair.router.name}: {state['nat']} ({state['behaviour']}), firewall {'on' if state['firewall'] else 'off'}; "
+    routers = [n.name for n in engine.topology.by_role(NodeRole.ROUTER)]
+    peers = {p.peer.name: p.router.name for p in engine.topology.pairs}
+    if args.node not in [*routers, *peers]:
+        raise LabError(f"{args.node!r} is neither a router nor a peer; choose one of "
+                       f"{', '.join([*routers, *peers])}")
+    router = peers.get(args.node, args.node)
+    state = set_nat(engine, router, args.nat)
+    print(f"{router}: {state['nat']} ({state['behaviour']}), firewall {'on' if state['firewall'] else 'off'}; "
           "conntrack flushed")
     return 0
 
@@ -399,6 +407,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=os.environ.get("ENGINE") or "docker", help=f"one of {', '.join(ENGINES)} (env ENGINE)")
     p.add_argument("--nat-a", default=os.environ.get("NAT_A") or None, help="NAT preset of router-a (env NAT_A)")
     p.add_argument("--nat-b", default=os.environ.get("NAT_B") or None, help="NAT preset of router-b (env NAT_B)")
+    p.add_argument("--nat-carrier", default=os.environ.get("NAT_CARRIER") or None,
+                   help=f"NAT of every pair's carrier, TOPOLOGY=cgnat only (env NAT_CARRIER; default {CARRIER_PRESET})")
     p.add_argument("--link-a", default=os.environ.get("LINK_A") or None,
                    help="access link of every pair's a side: a preset or axes (env LINK_A; default lan)")
     p.add_argument("--link-b", default=os.environ.get("LINK_B") or None, help="the same for the b side (env LINK_B)")
@@ -510,11 +520,12 @@ def topology_of(args: argparse.Namespace) -> Topology:
     settings), or the standard builder's with the shape and the NAT and link settings given."""
     from lab.topology_file import is_topology_file, load_topology_file
 
-    settings = ("nat_a", "nat_b", "link_a", "link_b", "link_broker")
+    settings = ("nat_a", "nat_b", "nat_carrier", "link_a", "link_b", "link_broker")
+    defaults = {"nat_a": DEFAULT_PRESET, "nat_b": DEFAULT_PRESET, "nat_carrier": CARRIER_PRESET}
     given = {k: getattr(args, k) for k in settings if getattr(args, k)}
     if args.topology and is_topology_file(args.topology):
         # The Makefile hands every setting on, the defaults too: only a setting of one's own is refused.
-        own = [k.upper() for k, v in given.items() if v != (DEFAULT_PRESET if k.startswith("nat") else DEFAULT_LINK)]
+        own = [k.upper() for k, v in given.items() if v != defaults.get(k, DEFAULT_LINK)]
         if own or args.pairs != 1:
             named = ", ".join(own + (["PAIRS"] if args.pairs != 1 else []))
             raise LabError(f"TOPOLOGY={args.topology} says every pair's settings: {named} cannot be given beside it")

@@ -89,11 +89,23 @@ class Node:
 
 @dataclass(frozen=True)
 class Pair:
-    """A peer behind its router: the unit that hole punching is about."""
+    """A peer behind its router (and, in the cgnat shape, that router behind a carrier's): the unit that
+    hole punching is about."""
 
     label: str  # "a", "b"; with more punch pairs "a2", "b2", ...: unique in the lab
     peer: Node
-    router: Node
+    router: Node  # the peer's own router: its LAN's gateway, the NAT nearest the peer
+    carrier: Node | None = None  # the carrier-grade NAT the router sits behind (cgnat), if any
+
+    @property
+    def edge(self) -> Node:
+        """The router whose WAN is the internet: the carrier's where there is one, else the peer's own."""
+        return self.carrier or self.router
+
+    @property
+    def routers(self) -> tuple[Node, ...]:
+        """The NATs between the peer and the internet, the peer's own first."""
+        return (self.router, self.carrier) if self.carrier else (self.router,)
 
     @property
     def side(self) -> str:
@@ -107,7 +119,7 @@ class Pair:
 
     @property
     def public_ip(self) -> IPv4Address:
-        return self.router.interface("wan").address
+        return self.edge.interface("wan").address
 
     @property
     def private_ip(self) -> IPv4Address:
@@ -132,15 +144,28 @@ class PunchPair:
         return self.a.router.name == self.b.router.name
 
     @property
+    def shares_edge(self) -> bool:
+        """Both sides behind one public address (same-lan's router, cgnat's carrier): their direct path is
+        turned back by that router (hairpinning) and never reaches its WAN."""
+        return self.a.edge.name == self.b.edge.name
+
+    @property
     def name(self) -> str:
         return f"pair {self.number}"
 
 
 def pairs_by_router(pairs: list[Pair]) -> list[list[Pair]]:
-    """The pairs grouped by their router (a same-lan router has two), in the pairs' order."""
-    groups: dict[str, list[Pair]] = {}
+    """The pairs grouped by their own router (a same-lan router has two), in the pairs' order."""
+    return [behind for router, behind in pairs_behind(pairs) if router == behind[0].router]
+
+
+def pairs_behind(pairs: list[Pair]) -> list[tuple[Node, list[Pair]]]:
+    """Every router the pairs sit behind, their own and their carriers', each with its pairs, in the pairs'
+    order (a carrier after the first router behind it)."""
+    groups: dict[str, tuple[Node, list[Pair]]] = {}
     for pair in pairs:
-        groups.setdefault(pair.router.name, []).append(pair)
+        for router in pair.routers:
+            groups.setdefault(router.name, (router, []))[1].append(pair)
     return list(groups.values())
 
 
@@ -169,7 +194,8 @@ class Topology:
     broker_port: int = 3478
     broker_alt_port: int = 3479  # RFC 5780: the broker's second port
     private_ranges: tuple[IPv4Network, ...] = field(
-        default=(IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16"))
+        default=(IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16"),
+                 IPv4Network("100.64.0.0/10"))  # RFC 1918, and RFC 6598's shared space behind carrier NATs
     )
 
     # Indexes made once per topology (it is frozen): a big lab's analysis asks thousands of times.
@@ -189,8 +215,12 @@ class Topology:
     def _pairs(self) -> tuple[Pair, ...]:
         """Each peer with its router: the router on the peer's LAN (two peers of a same-lan pair share one)."""
         gateways = {i.network: n for n in self.by_role(NodeRole.ROUTER) for i in n.interfaces if i.side == "lan"}
-        return tuple(Pair(peer.name.removeprefix("peer-"), peer, gateways[peer.interfaces[0].network])
-                     for peer in self.by_role(NodeRole.PEER))
+
+        def pair_of(peer: Node) -> Pair:
+            router = gateways[peer.interfaces[0].network]
+            return Pair(peer.name.removeprefix("peer-"), peer, router, gateways.get(router.interface("wan").network))
+
+        return tuple(pair_of(peer) for peer in self.by_role(NodeRole.PEER))
 
     @cached_property
     def _private(self) -> dict[str, bool]:
@@ -228,7 +258,7 @@ class Topology:
     def address_facing(self, node: Node, pair: Pair) -> IPv4Address:
         """`node`'s address on the pair's own public segment, where the pair reaches it (the relay's, the
         WAN host's); its first address if it has none there."""
-        segment = pair.router.interface("wan").network
+        segment = pair.edge.interface("wan").network
         return next((i.address for i in node.interfaces if i.network == segment), node.address)
 
     def relay_peer_ranges(self) -> list[tuple[IPv4Address, IPv4Address]]:
@@ -262,6 +292,10 @@ class Topology:
     def same_lan(self, pair: Pair) -> bool:
         """Whether the pair's partner sits behind its router too (the same-lan shape)."""
         return self.partner(pair).router.name == pair.router.name
+
+    def shares_edge(self, pair: Pair) -> bool:
+        """Whether the pair's partner sits behind the same public address (same-lan, cgnat)."""
+        return self.partner(pair).edge.name == pair.edge.name
 
     def pair(self, label: str) -> Pair:
         return _find(self.pairs, "label", label, "pair")
@@ -416,11 +450,17 @@ def pair_plan(pairs: int) -> list[SidePlan]:
     return plan
 
 
-STANDARD, SAME_LAN = "standard", "same-lan"
+STANDARD, SAME_LAN, CGNAT = "standard", "same-lan", "cgnat"
 SHAPES = {
     STANDARD: "each peer behind a router of its own, the two routers on one public segment",
     SAME_LAN: "both peers on one LAN behind one router (side a's NAT and link): their direct path is local",
+    CGNAT: "each peer behind its home router, both home routers behind one carrier NAT (NAT_CARRIER, 100.64.0.0/10 "
+           "inside): they meet only through the carrier's hairpin",
 }
+# A carrier-grade NAT as RFC 6888 asks: endpoint-independent mapping, and hairpinning (its subscribers
+# reach each other's public endpoints); cone filtering, as carriers mostly run it.
+CARRIER_PRESET = "full-cone,hairpin=on"
+CARRIER_SPACE = IPv4Network("100.64.0.0/10")  # RFC 6598: between the home routers and the carrier NAT
 
 
 def validate_shape(shape: str) -> str:
@@ -439,6 +479,7 @@ class PairSettings:
     link_a: str = DEFAULT_LINK
     link_b: str = DEFAULT_LINK
     shape: str = STANDARD
+    nat_carrier: str = CARRIER_PRESET  # the carrier NAT's (cgnat only)
 
     def nat(self, side: str) -> str:
         return self.nat_a if side == "a" else self.nat_b
@@ -448,20 +489,37 @@ class PairSettings:
 
     def validated(self) -> PairSettings:
         return PairSettings(validate_preset(self.nat_a), validate_preset(self.nat_b),
-                            validate_link(self.link_a), validate_link(self.link_b), validate_shape(self.shape))
+                            validate_link(self.link_a), validate_link(self.link_b), validate_shape(self.shape),
+                            validate_preset(self.nat_carrier))
+
+
+def carrier_name(number: int) -> str:
+    """Punch pair `number`'s carrier NAT (cgnat): "carrier", then "carrier2", ... as pair labels go."""
+    return "carrier" if number == 1 else f"carrier{number}"
+
+
+def carrier_network(number: int) -> Network:
+    """Punch pair `number`'s carrier segment: 100.64.<number>.0/24 (the home routers' WAN, the carrier's LAN)."""
+    host = CARRIER_SPACE.network_address + 256 * number
+    return Network(f"{carrier_name(number)}-net", IPv4Network(f"{host}/24"), public=False)
+
+
+CARRIER_HOST, HOME_ROUTER_HOSTS = 1, {"a": 101, "b": 102}  # on a carrier segment
 
 
 def build_topology(
     nat_a: str = DEFAULT_PRESET, nat_b: str = DEFAULT_PRESET, project: str = "natlab", pairs: int = 1,
     link_a: str = DEFAULT_LINK, link_b: str = DEFAULT_LINK, link_broker: str = DEFAULT_LINK,
     pair_settings: tuple[PairSettings, ...] | None = None, shape: str = STANDARD,
+    nat_carrier: str = CARRIER_PRESET,
 ) -> Topology:
     """The standard lab: a broker and an outsider on the WAN, `pairs` punch pairs of peers each behind its
     own NAT router, every pair's a side with `nat_a` and `link_a` and its b side with `nat_b` and
     `link_b`; or, with `pair_settings`, one pair for each, with its own (the matrix's cells).
     `shape` (SHAPES) is every pair's shape in the shorthand. A same-lan pair keeps side a's router, LAN and
     addresses; its peer b joins that LAN (.11), and both peers are captured, since what they send each
-    other on their LAN never reaches the router's captures.
+    other on their LAN never reaches the router's captures. A cgnat pair's two home routers sit on a carrier
+    segment (carrier_network) behind the carrier NAT (`nat_carrier`), which takes side a's public address.
     PAIRS=1 is the lab of the README; more pairs add a second public segment, where the
     broker and the outsider get an address too (routers there reach the broker's first addresses through
     it: it answers for them, it forwards nothing).
@@ -475,7 +533,7 @@ def build_topology(
     if not PROJECT_NAME.match(project):
         raise TopologyError(f"project name {project!r}: 1-20 of a-z, 0-9 and '-', starting with a letter or digit")
     if pair_settings is None:  # the shorthand: every pair the same
-        pair_settings = (PairSettings(nat_a, nat_b, link_a, link_b, shape),) * pairs
+        pair_settings = (PairSettings(nat_a, nat_b, link_a, link_b, shape, nat_carrier),) * pairs
     settings = [s.validated() for s in pair_settings]
     validate_link(link_broker)
     plan = pair_plan(len(settings))
@@ -485,8 +543,25 @@ def build_topology(
     networks = list(segments)
     routers, peers = [], []
     own_lans = {}  # side label -> the LAN it sits on and that LAN's router's address (a same-lan b: a's)
+    carriers: dict[int, Network] = {}  # cgnat: punch pair number -> its carrier segment
     for side in plan:
         pair_settings_of = settings[side.number - 1]
+        to_broker = tuple(
+            Route(IPv4Network(f"{ip}/32"), broker_on[side.segment.name])
+            for ip in broker_addresses if ip not in side.segment.subnet
+        )
+        wan = Interface(side.segment.name, side.wan_ip, "wan")
+        upstream = to_broker  # the router's routes beyond its WAN's own subnet
+        if pair_settings_of.shape == CGNAT:
+            if side.side == "a":  # the carrier NAT, on side a's public address
+                carriers[side.number] = net = carrier_network(side.number)
+                networks.append(net)
+                routers.append(Node(carrier_name(side.number), NodeRole.ROUTER,
+                                    (wan, Interface(net.name, _host(net, CARRIER_HOST), "lan")), to_broker,
+                                    nat=pair_settings_of.nat_carrier, captured=True))
+            net = carriers[side.number]
+            wan = Interface(net.name, _host(net, HOME_ROUTER_HOSTS[side.side]), "wan")
+            upstream = tuple(Route(n.subnet, _host(net, CARRIER_HOST)) for n in segments)
         if pair_settings_of.shape == SAME_LAN and side.side == "b":
             lan, router_lan_ip = own_lans[pair_label("a", side.number)]
             peers.append(Node(name=f"peer-{side.label}", role=NodeRole.PEER,
@@ -497,18 +572,12 @@ def build_topology(
         networks.append(lan)
         router_lan_ip = side.lan.network_address + 1
         own_lans[side.label] = (lan, router_lan_ip)
-        to_broker = tuple(
-            Route(IPv4Network(f"{ip}/32"), broker_on[side.segment.name])
-            for ip in broker_addresses if ip not in side.segment.subnet
-        )
         routers.append(
             Node(
                 name=f"router-{side.label}",
                 role=NodeRole.ROUTER,
-                interfaces=(
-                    Interface(side.segment.name, side.wan_ip, "wan"), Interface(lan.name, router_lan_ip, "lan")
-                ),
-                routes=to_broker,
+                interfaces=(wan, Interface(lan.name, router_lan_ip, "lan")),
+                routes=upstream,
                 nat=settings[side.number - 1].nat(side.side),
                 link=settings[side.number - 1].link(side.side),
                 captured=True,
@@ -537,7 +606,10 @@ def build_topology(
         "outsider",
         NodeRole.OUTSIDER,
         on_every_segment(OUTSIDER_HOST),
-        routes=tuple(Route(side.lan, side.wan_ip) for side in plan if side.label in own_lans),
+        # A cgnat LAN is routed at its carrier, the only public address in front of it.
+        routes=tuple(Route(side.lan, side.wan_ip if side.number not in carriers else
+                           next(p.wan_ip for p in plan if p.number == side.number and p.side == "a"))
+                     for side in plan if side.label in own_lans),
     )
     return Topology(
         project=project,
@@ -550,5 +622,5 @@ def wiring(topology: Topology) -> Topology:
     """The topology's nodes and networks with the default NAT and link settings: what compose.yaml holds (a
     lab's own settings reach compose through the environment), so that the file depends on name, size and
     shape only."""
-    shapes = (SAME_LAN if pp.same_lan else STANDARD for pp in topology.punch_pairs)
+    shapes = (SAME_LAN if pp.same_lan else CGNAT if pp.a.carrier else STANDARD for pp in topology.punch_pairs)
     return build_topology(project=topology.project, pair_settings=tuple(PairSettings(shape=s) for s in shapes))

@@ -1,5 +1,5 @@
 """A lab described in a file (TOPOLOGY=my-lab.toml): its punch pairs, each with its own shape, NATs and
-links, so that one lab can hold standard and same-lan pairs side by side.
+links, so that one lab can hold standard, same-lan and cgnat pairs side by side.
 
     # my-lab.toml
     link_broker = "lan"            # optional: the broker's access link
@@ -12,6 +12,10 @@ links, so that one lab can hold standard and same-lan pairs side by side.
     shape = "same-lan"
     nat_a = "port-restricted,hairpin=on"
     link_a = "delay=20ms"
+
+    [[pair]]                       # pair 3: two home routers behind a carrier NAT
+    shape = "cgnat"
+    nat_carrier = "full-cone,hairpin=off"
 
 Names and addresses follow from the pairs' order, as for PAIRS=N (lab.topology.build_topology). Every
 error names the file and the line: the line of the bad value, or of the pair it is missing from.

@@ -17,7 +17,7 @@ How each RFC 4787 axis is built:
 - mapping timeout: one ct timeout policy for UDP (unreplied and replied alike) and the same
   timeout on the learnt tables.
 - firewall: everything from the WAN that conntrack does not know, and that no cone mapping
-  admitted, is dropped silently (forward and input): a reject would confirm a conntrack entry
+  admitted, is dropped silently (before routing, and again in forward and input): a reject would confirm a conntrack entry
   for the unsolicited packet, which would later collide with the peer's own flow.
 """
 
@@ -118,11 +118,13 @@ def render(b: NatBehaviour, wan: str, lan: str, wan_ip: str, firewall: bool = Tr
         f"    {learnt} @adm_ports {{ ct original ip saddr . ct original proto-src . ip daddr : udp sport }}",
         "  }",
     ]
-    for hook in ("forward", "input"):
-        lines += [f"  chain {hook} {{", f"    type filter hook {hook} priority filter; policy accept;"]
+    # The screen drops before routing, so that what the router has no route for (a carrier NAT's
+    # subscribers' LANs) dies as silently as the rest instead of drawing an ICMP error.
+    for name, hook in (("screen", "prerouting"), ("forward", "forward"), ("input", "input")):
+        lines += [f"  chain {name} {{", f"    type filter hook {hook} priority filter; policy accept;"]
         if firewall:
             lines.append(f'    iifname "{wan}" ct state established,related accept')
-            if hook == "forward" and b.filtering in ("eif", "adf"):
+            if hook in ("prerouting", "forward") and b.filtering in ("eif", "adf"):
                 lines.append(f'    iifname "{wan}" ct status dnat accept')
             lines.append(f'    iifname "{wan}" drop')
         lines.append("  }")

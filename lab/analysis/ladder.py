@@ -150,14 +150,14 @@ def lanes(view: RunView) -> tuple[Lane, ...]:
     """The hosts left to right: the first pair, the WAN hosts, then the other pairs mirrored; a peer
     behind a router already drawn (both peers on one LAN) stands beside the first, inside its router."""
     topo = view.topology
-    paired = {n.name for p in topo.pairs for n in (p.peer, p.router)}  # every pair's, not only the view's
+    paired = {n.name for p in topo.pairs for n in (p.peer, *p.routers)}  # every pair's, not only the view's
     first, *others = view.pairs
-    order = [first.peer, first.router, *(n for n in topo.nodes if n.name not in paired)]
+    order = [first.peer, *first.routers, *(n for n in topo.nodes if n.name not in paired)]
     for pair in others:
         if pair.router in order:
             order.insert(order.index(pair.router), pair.peer)
-        else:
-            order += [pair.router, pair.peer]
+        else:  # behind a carrier already drawn, its router comes from the far side
+            order += [*(r for r in pair.routers[1:] if r not in order), pair.router, pair.peer]
 
     def addresses(node) -> tuple[str, ...]:
         port = f":{topo.broker_port}" if node.name == topo.broker.name else ""
@@ -178,11 +178,11 @@ class _Hosts:
 
     def dropped_at(self, trip: Journey) -> str | None:
         """The router a datagram reached on one side and never left on the other, if any."""
-        for pair in self.view.pairs:
-            router = pair.router
+        for router in dict.fromkeys(r for pair in self.view.pairs for r in pair.routers):
             lan_net = self.view.topology.network(router.interface("lan").network).subnet
             wan, lan = (trip.at(self.view.vantage(router.name, side)) for side in ("wan", "lan"))
-            inward = wan is not None and (wan.dst == str(pair.public_ip) or ip_address(wan.dst) in lan_net)
+            public = str(router.interface("wan").address)
+            inward = wan is not None and (wan.dst == public or ip_address(wan.dst) in lan_net)
             outward = lan is not None and ip_address(lan.src) in lan_net and ip_address(lan.dst) not in lan_net
             if (inward and lan is None) or (outward and wan is None):
                 return router.name
@@ -202,7 +202,7 @@ def hairpins(view: RunView, trips: list[Journey]) -> dict[int, Journey]:
     from the public address with the same payload: two journeys by address, one datagram."""
     from lab.analysis.journeys import WINDOW_S
 
-    public = {(view.vantage(p.router.name, "lan"), str(p.public_ip)) for p in view.pairs}
+    public = {(view.vantage(p.edge.name, "lan"), str(p.public_ip)) for p in view.pairs}
     returns: dict[tuple[str, bytes], list[Journey]] = {}
     for trip in trips:
         if (trip.first.vantage, trip.first.src) in public:

@@ -58,9 +58,9 @@ def _across(before: dict[bytes, list[float]], after: dict[bytes, list[float]]) -
 
 
 def crossings(view: RunView, pair: Pair) -> Crossings:
-    """The time each UDP datagram of the pair's peer spent crossing its router, both ways."""
-    private, public = str(pair.private_ip), str(pair.public_ip)
-    lan, wan = view.lan(pair), view.wan(pair)
+    """The time each UDP datagram of the pair's peer spent crossing its own router (whose link it is), both ways."""
+    private, public = str(pair.private_ip), str(pair.router.interface("wan").address)
+    lan, wan = view.lan(pair), view.home_wan(pair)
     up, up_lost = _across(_times(lan, lambda p: p.src == private), _times(wan, lambda p: p.src == public))
     down, down_lost = _across(_times(wan, lambda p: p.dst == public), _times(lan, lambda p: p.dst == private))
     return Crossings(pair.router.name, up, down, up_lost, down_lost)

@@ -15,7 +15,7 @@ from lab.analysis.flows import endpoint_text
 from lab.analysis.journeys import Journey, by_vantage
 from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
-from lab.topology import pairs_by_router
+from lab.topology import pairs_behind
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Translation:
     outbound: int = 0  # datagrams LAN -> WAN
     inbound: int = 0  # datagrams WAN -> LAN
     reported: bool = False  # the public side is an endpoint the broker reported for a peer behind this router
+    behind: str | None = None  # the carrier NAT this router's WAN sits behind (cgnat): the broker sees the carrier's
 
     @property
     def translated(self) -> bool:
@@ -43,8 +44,10 @@ def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
     said = view.reported_endpoint_sets()
     passed = by_vantage(trips)
     out: list[Translation] = []
-    for behind in pairs_by_router(view.pairs):  # a same-lan router's two peers: one table, both reported
-        router = behind[0].router.name
+    # A router's table once, with every peer behind it (a same-lan router's two, a carrier's): both reported.
+    for node, behind in pairs_behind(view.pairs):
+        router = node.name
+        carrier = next((p.carrier.name for p in behind if p.carrier and p.carrier != node), None)
         router_reported = {str(ep) for pair in behind for ep in said.get(pair.label, ())}
         lan_v, wan_v = view.vantage(router, "lan"), view.vantage(router, "wan")
         rows: dict[tuple[str, str, str], Translation] = {}
@@ -61,8 +64,22 @@ def nat_table(view: RunView, trips: list[Journey]) -> list[Translation]:
             if row is None:
                 public = key[1]
                 row = rows[key] = Translation(router, *key, first=min(lan.time, wan.time) - view.t0,
-                                              reported=public in router_reported)
+                                              reported=public in router_reported, behind=carrier)
             row.outbound += leaving
             row.inbound += not leaving
         out += sorted(rows.values(), key=lambda r: r.first)
+    return out
+
+
+def chains(translations: list[Translation]) -> list[str]:
+    """Each translation through two NATs (a home router behind a carrier), as one line: the private endpoint,
+    the home router's public side, the carrier's, and the remote; joined where the carrier's private side is
+    the home router's public side towards the same remote."""
+    outer = {(t.router, t.private, t.remote): t for t in translations if not t.behind}
+    out = []
+    for t in translations:
+        carrier = outer.get((t.behind, t.public, t.remote)) if t.behind else None
+        if carrier:
+            out.append(f"{t.private} -> {t.router} -> {t.public} -> {carrier.router} -> {carrier.public}, "
+                       f"towards {t.remote}")
     return out

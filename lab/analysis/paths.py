@@ -8,7 +8,8 @@ inside it. The relay's own capture says what it carried. A pair's path is
 - `failed` when some message, either way, reached its peer by no path;
 - `relayed` when the relay carried any of the pair's session datagrams of data (data, acks, byes);
 - `local` when every message arrived locally;
-- `direct` otherwise (for peers on one LAN: through their router's hairpin, from its public address).
+- `direct` otherwise (for peers behind one public address, same-lan's or cgnat's: through that router's
+  hairpin, from its public address).
 Beside it, the path the lab expects: from the NAT settings (nat.traversal plays the peer's
 strategy against both NATs) and the relay mode of the run.
 """
@@ -75,9 +76,17 @@ def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b", candidat
                         f"both peers on one LAN, trying public endpoints only: {router.name} does not hairpin")
     a, b = (parse_nat(side.router.nat or DEFAULT_PRESET) for side in pp.sides)
     theory = direct_possible(a, b, late_peer)
+    reason = theory.reason
+    if pp.shares_edge:  # two home routers behind one carrier: they meet only through its hairpin
+        carrier = pp.a.edge
+        if not parse_nat(carrier.nat or DEFAULT_PRESET).hairpinning:
+            return Expected(RELAYED if relay_mode == "auto" else FAILED,
+                            f"both peers behind {carrier.name}, which does not hairpin")
+        # Its hairpin keeps each sender's public endpoint (nat/rules.py) and filters nothing: the home NATs decide.
+        reason = f"{carrier.name} hairpins; {reason}"
     if theory.direct:
-        return Expected(DIRECT, theory.reason)
-    return Expected(RELAYED if relay_mode == "auto" else FAILED, theory.reason)
+        return Expected(DIRECT, reason)
+    return Expected(RELAYED if relay_mode == "auto" else FAILED, reason)
 
 
 def message_arrivals(view: RunView, sender: Pair, receiver: Pair,

@@ -38,7 +38,7 @@ class RunView:
         """The run as one punch pair sees it: its routers' captures, and the packets at shared vantage
         points (the broker's) that carry one of its addresses, or no pair's address at all."""
         own = {str(ip) for side in punch_pair.sides for ip in addresses_of(side)}
-        mine = {n.name for side in punch_pair.sides for n in (side.peer, side.router)}
+        mine = {n.name for side in punch_pair.sides for n in (side.peer, *side.routers)}
         caps = {}
         for node, iface in self.topology.captures:
             vantage = self.vantage(node.name, iface.side)
@@ -61,7 +61,7 @@ class RunView:
         (packet positions), with the positions of those that carry no pair's address: made once, so
         that each of a big lab's hundreds of pairs picks its own without scanning them all."""
         owned = {str(ip) for pair in self.pairs for ip in addresses_of(pair)}
-        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, pair.router)}
+        paired_nodes = {n.name for pair in self.pairs for n in (pair.peer, *pair.routers)}
         shared: dict[str, tuple[list[Packet], dict[str, list[int]], list[int]]] = {}
         for node, iface in self.topology.captures:
             if node.name in paired_nodes:
@@ -126,6 +126,11 @@ class RunView:
         return sorted((p for v in self.relay_vantages for p in self.caps.get(v, [])), key=lambda p: p.time)
 
     def wan(self, pair: Pair) -> list[Packet]:
+        """What the pair's edge router (its carrier's, else its own) saw on the internet side."""
+        return self.at(pair.edge.name, "wan")
+
+    def home_wan(self, pair: Pair) -> list[Packet]:
+        """What the peer's own router saw on its WAN: the internet's side, or a carrier's segment (cgnat)."""
         return self.at(pair.router.name, "wan")
 
     def lan(self, pair: Pair) -> list[Packet]:
@@ -134,7 +139,12 @@ class RunView:
     def at_peer(self, pair: Pair) -> list[Packet]:
         """What reached the pair's peer: its own capture where it has one (a same-lan peer, whose partner's
         packets never cross the router), else its router's LAN, the last point before it."""
-        return self.at(pair.peer.name, "lan") if pair.peer.captured else self.lan(pair)
+        return self.at(*self.peer_vantage(pair))
+
+    @staticmethod
+    def peer_vantage(pair: Pair) -> tuple[str, str]:
+        """(node, side) of the capture at_peer reads."""
+        return (pair.peer.name, "lan") if pair.peer.captured else (pair.router.name, "lan")
 
     def partner(self, pair: Pair) -> Pair:
         """The other side of the pair's punch pair."""
@@ -170,7 +180,7 @@ class RunView:
 
 def addresses_of(pair: Pair) -> tuple[IPv4Address, ...]:
     """The addresses that make a packet at a shared vantage point one pair's business."""
-    return (pair.public_ip, pair.private_ip, pair.router.interface("lan").address)
+    return (pair.public_ip, pair.private_ip, *(r.interface(side).address for r in pair.routers for side in ("lan", "wan")))
 
 
 

@@ -5,14 +5,19 @@ reads only the packet records (lab.analysis.packets) and the topology snapshot o
 saw. The checks:
 0. captures     every capture is complete (lab.analysis.capture_check, added by judge): else the
                 checks that pass on absence (PASS_ON_ABSENCE) are inconclusive, not passed
-1. rendezvous   the broker accepted both registrations, from the routers' public addresses only
+1. rendezvous   the broker accepted both registrations, from the routers' public addresses only (a
+                cgnat pair's: its carrier's)
 2. skip-server  after the broker's last introduction, none of the peers' packets reach it
 3. path         each pair took the path its NATs and the relay mode allow (lab.analysis.paths):
                 direct: each router's WAN saw all N messages each way, between the two public
                 addresses; relayed: the relay's capture saw them all each way, between each
-                router's public address and the relay, and none went router to router
-4. nat-real     private addresses on the LANs, never from a WAN (but in the fields that declare
-                a private endpoint by design); LAN↔WAN translation matches what the broker reported
+                router's public address and the relay, and none went router to router; peers
+                behind one public address (same-lan, cgnat): at each receiver's last capture,
+                from the partner's private address (local) or hairpinned from the public one,
+                none of it on the edge router's WAN
+4. nat-real     private addresses (10.x, 100.64.x) on the LANs, never from a WAN (but in the fields
+                that declare a private endpoint by design); the translation, LAN to WAN through every
+                NAT of the pair (home, then carrier), matches what the broker reported
 5a unsolicited  unsolicited packets reach a router's WAN and never its LAN
 5b no-bypass    with its router's forwarding off, a peer reaches nothing beyond its LAN
 6  links        (only in a run whose routers had a link condition) the delay each router's link
@@ -43,7 +48,7 @@ from lab.analysis.paths import DIRECT, FAILED, LOCAL, RELAYED, PairPath, allocat
 from lab.analysis.run import LoadedRun, RunView, read_run
 from lab.run_format import FAULT_PEER_KILLED, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
-from nat.behaviour import parse_nat
+from nat.behaviour import DEFAULT_PRESET, parse_nat
 from node.link import parse_link
 from wire.protocol import Data, Intro, Message, Ping, Probe, Register, text_without_private
 
@@ -122,9 +127,10 @@ def check_skip_server(view: RunView) -> Check:
     peers = {p.src_ep for p in view.registrations()[0]}
     late = [p for p in view.broker if p.time > last and (p.src_ep in peers or p.dst_ep in peers)]
     session = [p for p in view.broker if isinstance(p.msg, (Probe, Data))]
-    local = all(view.topology.same_lan(pair) for pair in view.pairs)
-    where = "their LAN" if local else "the routers"  # a same-lan pair's data never reach the router's WAN
-    direct = len({p.payload for pair in view.pairs for p in (view.at_peer(pair) if local else view.wan(pair))
+    # The data of peers behind one public address (same-lan, cgnat) never reach the edge router's WAN.
+    inside = all(view.topology.shares_edge(pair) for pair in view.pairs)
+    where = "their LANs" if inside else "the routers"
+    direct = len({p.payload for pair in view.pairs for p in (view.at_peer(pair) if inside else view.wan(pair))
                   if isinstance(p.msg, Data) and p.time > last})
     problems = []
     if late:
@@ -150,12 +156,12 @@ def check_path(view: RunView, pp: PunchPair, path: PairPath, messages: int,
     else:
         if path.path != path.expected.path:
             problems.append(f"{path.path}, not {path.expected.path} as expected: {path.expected.reason}")
-        direct = _hairpin_path if pp.same_lan else _direct_path
+        direct = _hairpin_path if pp.shares_edge else _direct_path
         shown = {DIRECT: direct, LOCAL: _local_path}.get(path.path, _relayed_path)(view, pp, messages)
         problems += shown[0]
         evidence += shown[1]
-    done = {DIRECT: f"turned back into the LAN by {pp.a.router.name}, from its public address, never on its WAN"
-            if pp.same_lan else "public address to public address, on both WANs",
+    done = {DIRECT: f"turned back by {pp.a.edge.name}, from its public address, never on its WAN"
+            if pp.shares_edge else "public address to public address, on both WANs",
             LOCAL: "private address to private address on their LAN, none through the router"}.get(
         path.path, "through the relay, none router to router")
     detail = "; ".join(problems) or f"{path.path}: {why}; all {messages} messages each way, {done}"
@@ -246,8 +252,9 @@ def _hairpin_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str
 
 
 def _lan_path(view: RunView, pp: PunchPair, messages: int, hairpinned: bool) -> tuple[list[str], list[str]]:
-    """A same-lan pair's messages at each receiver's own capture, from the sender's private address (local) or
-    its public one (hairpinned), and none of its data on the router's WAN: its path never leaves the LAN."""
+    """The messages of peers behind one public address at the last capture before each receiver, from the
+    sender's private address (local: one LAN) or its public one (hairpinned by the router or carrier they
+    share), and none of their data on that edge router's WAN: their path never reaches the internet."""
     problems, evidence = [], []
     want = set(range(1, messages + 1))
     for pair in pp.sides:
@@ -256,13 +263,13 @@ def _lan_path(view: RunView, pp: PunchPair, messages: int, hairpinned: bool) -> 
         seqs = {p.msg.seq for p in view.at_peer(other)
                 if isinstance(p.msg, Data) and not p.relayed and p.msg.sender == pair.label and p.src == src
                 and p.dst == dst}
-        evidence.append(f"{pair.label}->{other.label} {src}->{dst} at {other.peer.name}-lan: {len(seqs & want)}/{messages}")
+        at = view.vantage(*view.peer_vantage(other))
+        evidence.append(f"{pair.label}->{other.label} {src}->{dst} at {at}: {len(seqs & want)}/{messages}")
         if not want <= seqs:
-            problems.append(f"{pair.label}->{other.label} at {other.peer.name}-lan: {len(seqs & want)} of {messages} "
-                            "messages")
+            problems.append(f"{pair.label}->{other.label} at {at}: {len(seqs & want)} of {messages} messages")
     out = [p for p in view.wan(pp.a) if isinstance(p.msg, Data) and not p.relayed and p.msg.sender in view.labels]
     if out:
-        problems.append(f"{len(out)} of the pair's data datagrams left the LAN at {pp.a.router.name}-wan")
+        problems.append(f"{len(out)} of the pair's data datagrams reached the internet at {pp.a.edge.name}-wan")
     return problems, evidence
 
 
@@ -287,14 +294,27 @@ def _session_of(p: Packet, label: str) -> bool:
     return (isinstance(m, Register) and m.peer == label) or (isinstance(m, (Probe, Data)) and m.sender == label)
 
 
-def _translations(view: RunView, pair: Pair) -> set[tuple[str, str, str]]:
-    """(private, public, remote) endpoints of each session datagram the peer sent, LAN matched to WAN by payload."""
-    leaving = {}
-    public, private = str(pair.public_ip), str(pair.private_ip)
-    for p in view.wan(pair):
-        if p.src == public and not p.relayed and _session_of(p, pair.label):
-            leaving.setdefault(p.payload, (str(p.src_ep), str(p.dst_ep)))
-    return {(str(p.src_ep), *leaving[p.payload]) for p in view.lan(pair) if p.src == private and p.payload in leaving}
+def _translations(view: RunView, pair: Pair) -> set[tuple[str, ...]]:
+    """(private, [between the NATs,] public, remote) endpoints of each session datagram the peer sent to the
+    internet, matched by payload from its LAN through each router's WAN (two NATs behind a carrier)."""
+    def leaving(packets: list[Packet], source: str) -> dict[bytes, str]:
+        out: dict[bytes, str] = {}
+        for p in packets:
+            if p.src == source and not p.relayed and _session_of(p, pair.label):
+                out.setdefault(p.payload, str(p.src_ep))
+        return out
+
+    public = {p.payload: str(p.dst_ep) for p in view.wan(pair)
+              if p.src == str(pair.public_ip) and not p.relayed and _session_of(p, pair.label)}
+    hops = [leaving(view.at(r.name, "wan"), str(r.interface("wan").address)) for r in pair.routers]
+    return {(str(p.src_ep), *(hop[p.payload] for hop in hops), public[p.payload]) for p in view.lan(pair)
+            if p.src == str(pair.private_ip) and p.payload in public and all(p.payload in hop for hop in hops)}
+
+
+def _mapping_independent(pair: Pair) -> bool:
+    """Whether every NAT between the peer and the internet maps endpoint-independently: one public endpoint
+    for every remote."""
+    return all(not r.nat or parse_nat(r.nat).mapping == "eim" for r in pair.routers)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -336,16 +356,16 @@ def check_nat_real(view: RunView) -> Check:
             problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
             continue
         maps = _translations(view, pair)
-        evidence += [f"{pair.router.name}: {priv} -> {pub} towards {remote}" for priv, pub, remote in sorted(maps)]
-        broker_side = {pub for _, pub, remote in maps if remote.startswith(f"{view.broker_ip}:")}
+        chain = " then ".join(r.name for r in pair.routers)
+        evidence += [f"{chain}: {' -> '.join(hops[:-1])} towards {hops[-1]}" for hops in sorted(maps)]
+        broker_side = {hops[-2] for hops in maps if hops[-1].startswith(f"{view.broker_ip}:")}
         # An endpoint-independent mapping must use one public endpoint for every remote.
-        eim = not pair.router.nat or parse_nat(pair.router.nat).mapping == "eim"
-        checked = {pub for _, pub, _ in maps} if eim else broker_side
+        checked = {hops[-2] for hops in maps} if _mapping_independent(pair) else broker_side
         if not maps:
-            problems.append(f"{pair.router.name}: no session datagram seen on both LAN and WAN")
+            problems.append(f"{chain}: no session datagram seen on the LAN and every WAN")
         elif not broker_side or sorted(checked) != reported.get(pair.label):
             said = ", ".join(reported.get(pair.label) or ["nothing"])
-            problems.append(f"{pair.router.name}: translated to {sorted(checked)}, broker reported {said}")
+            problems.append(f"{chain}: translated to {sorted(checked)}, broker reported {said}")
     detail = "; ".join(problems) or "private addresses only on the LANs; each translation matches the broker's report"
     return Check("4", "NAT is real (no leak, translation matches)", not problems, detail, evidence)
 
@@ -355,6 +375,17 @@ def _filters(pair: Pair) -> bool:
     return not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif"
 
 
+def _partner_cannot_test(view: RunView, pair: Pair) -> str | None:
+    """Why the partner's early packets cannot reach the pair's router from its WAN (none then tests its
+    filter), or None: it shares the LAN, or the carrier both sit behind turns nothing back."""
+    if view.topology.same_lan(pair):
+        return "shares its LAN: none of its packets come from the WAN"
+    edge = pair.edge
+    if view.topology.shares_edge(pair) and not parse_nat(edge.nat or DEFAULT_PRESET).hairpinning:
+        return f"sits behind {edge.name} too, which does not hairpin: none of its packets reach {pair.router.name}"
+    return None
+
+
 def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") -> Check:
     problems, evidence = [], []
     reported = view.reported_endpoints()
@@ -362,9 +393,9 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
     for pair in view.pairs:
         ping_tag = tag(TAG_UNSOLICITED, pair)
         on_wan, on_lan = _ping_count(view.wan(pair), ping_tag), _ping_count(view.lan(pair), ping_tag)
-        evidence.append(f"outsider -> {pair.private_ip}: {on_wan} on {pair.router.name}-wan, {on_lan} on lan")
+        evidence.append(f"outsider -> {pair.private_ip}: {on_wan} on {pair.edge.name}-wan, {on_lan} on lan")
         if not on_wan:
-            problems.append(f"the outsider's packets to {pair.private_ip} never reached {pair.router.name}-wan")
+            problems.append(f"the outsider's packets to {pair.private_ip} never reached {pair.edge.name}-wan")
         if on_lan:
             problems.append(f"{on_lan} outsider packets reached {pair.router.name}-lan")
         # The partner's probes that arrived before this peer first sent anything to the partner.
@@ -374,23 +405,23 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
         if not _filters(pair):
             evidence.append(f"{pair.router.name} filters nothing (EIF) by design: its partner packets are no control")
             continue
-        if view.topology.same_lan(pair):
-            evidence.append(f"{pair.label}'s partner shares its LAN: none of its packets come from the WAN, only the "
-                            f"outsider tests {pair.router.name}")
+        if (untested := _partner_cannot_test(view, pair)):
+            evidence.append(f"{pair.label}'s partner {untested}: only the outsider tests {pair.edge.name}")
             continue
         if relay_mode == "force":
             evidence.append(f"relay forced: {pair.label}'s partner sent nothing directly, only the outsider tests "
                             f"{pair.router.name}")
             continue
         # This peer "punched" when its first direct probe or data left its router, whatever port the NAT chose.
+        # Its router's WAN: the internet, or the carrier's segment where the carrier hairpins the partner's.
         first_out = min(
-            (p.time for p in view.wan(pair)
+            (p.time for p in view.home_wan(pair)
              if isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == pair.label),
             default=None,
         )
-        partner, public = view.partner(pair), str(pair.public_ip)
+        partner, public = view.partner(pair), str(pair.router.interface("wan").address)
         early = [
-            p for p in view.wan(pair)
+            p for p in view.home_wan(pair)
             if isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == partner.label
             and p.dst == public and (first_out is None or p.time < first_out)
         ]
@@ -401,7 +432,7 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
                         f"{len(through)} on lan")
         if through:
             problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")
-    if not exercised and relay_mode != "force" and any(p.side == late_peer and _filters(p) and not view.topology.same_lan(p)
+    if not exercised and relay_mode != "force" and any(p.side == late_peer and _filters(p) and not _partner_cannot_test(view, p)
                                                        for p in view.pairs):
         problems.append(f"no packet reached peer {late_peer}'s NAT before it punched: control not exercised")
     detail = "; ".join(problems) or "every unsolicited packet stopped at the router's WAN side"
@@ -413,7 +444,7 @@ def check_no_bypass(view: RunView) -> Check:
     for pair in view.pairs:
         ping_tag = tag(TAG_NO_BYPASS, pair)
         lan = _ping_count(view.lan(pair), ping_tag)
-        wan = _ping_count(view.wan(pair), ping_tag)
+        wan = _ping_count(view.home_wan(pair), ping_tag)
         broker = _ping_count(view.broker, ping_tag)
         evidence.append(f"{pair.peer.name} with {pair.router.name} forwarding off: lan {lan}, wan {wan}, broker {broker}")
         if not lan:

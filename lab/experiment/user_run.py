@@ -33,7 +33,7 @@ from lab.experiment.punch_test import each, new_run_dir, point_latest, whole_or_
 from lab.experiment.relay_credentials import turn_credentials
 from lab.paths import mailbox_dir
 from lab.run_format import EXPECTATIONS, RUN_FORMAT, RUN_RECORD
-from lab.topology import Pair, Topology
+from lab.topology import NodeRole, Pair, Topology
 
 MAX_DURATION_S = 3600
 WAN_LABEL = "wan"  # the WAN program's label: its log is wan.log, its output out-wan/
@@ -128,7 +128,7 @@ def run_programs(engine: Engine, config: ProgramRunConfig, captures_root: Path, 
     turn = turn_credentials(engine, config.relay, config.duration_s)
     run_dir = new_run_dir(captures_root)
     progress(f"run {run_dir.name}: flushing NAT state, starting captures")
-    each(lambda p: flush_nat_state(engine, p.router.name), topology.pairs)
+    each(lambda r: flush_nat_state(engine, r.name), topology.by_role(NodeRole.ROUTER))  # carriers' too
     captures = Captures(engine)
     captures.start()
     record: dict = {"format": RUN_FORMAT, "kind": "programs", "run_id": run_dir.name, "started": time.time(),

@@ -11,7 +11,7 @@ import re
 
 from lab.analysis.flows import Flow
 from lab.analysis.ladder import Channel, Ladder, Lane
-from lab.analysis.nat_table import Translation
+from lab.analysis.nat_table import Translation, chains
 from lab.analysis.program_paths import ProgramPath
 from lab.analysis.verdict import Verdict
 from lab.report.terminal import (
@@ -109,6 +109,8 @@ def _tables_part(flows: list[Flow], translations: list[Translation], files: dict
         "Reconstructed from each router's LAN and WAN captures: a datagram seen on both sides shows "
         "the rewrite. *out*/*in*: datagrams LAN→WAN / WAN→LAN.",
         markdown_table(nat_rows(translations), NAT_HEADER) if translations else "No datagram crossed a router.",
+        *(["Through two NATs (a home router, then its carrier):\n\n" + "\n".join(f"- {c}" for c in two)]
+          if (two := chains(translations)) else []),
         "## Flows",
         "One direction of a 5-tuple at one capture point, split by role (decoded from the lab's protocol); "
         "times since the run's first packet.",

@@ -88,6 +88,8 @@ def flow_rows(flows: list[Flow]) -> list[list[str]]:
 def nat_note(t: Translation) -> str:
     if not t.translated:
         return "NOT translated: forwarded to a private address"
+    if t.behind:
+        return f"behind {t.behind}: the broker sees its translation"
     return "as the broker reported" if t.reported else "NOT the endpoint the broker reported"
 
 
@@ -100,11 +102,15 @@ def nat_rows(translations: list[Translation]) -> list[list[str]]:
 
 def capture_summary(flows: list[Flow], translations: list[Translation]) -> str:
     """What `make pcap-summary` prints: the flows at every vantage point, then the NAT tables."""
+    from lab.analysis.nat_table import chains
+
     return (
         "flows (one direction of a 5-tuple at one capture point, per role)\n"
         + table(flow_rows(flows), FLOW_HEADER)
         + "\n\nNAT translations (from each router's LAN and WAN captures)\n"
         + (table(nat_rows(translations), NAT_HEADER) if translations else "none seen")
+        + ("\n\nthrough two NATs (a home router, then its carrier)\n" + "\n".join(two)
+           if (two := chains(translations)) else "")
     )
 
 

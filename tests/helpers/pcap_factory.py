@@ -23,7 +23,8 @@ from scapy.utils import wrpcap
 from lab.analysis.run import RunView
 from lab.experiment.punch_test import PunchTestConfig
 from lab.run_format import CAPTURE_STATS, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
-from lab.topology import STANDARD, TURN_PORT, Pair, Topology, build_topology
+from lab.topology import CARRIER_PRESET, STANDARD, TURN_PORT, Pair, Topology, build_topology
+from nat.behaviour import parse_nat
 from tests.helpers.signed import data, intro, keys, probe, register, waiting
 from wire.capture_marker import END, START, marker_frame
 from wire.protocol import Endpoint, Error, Message, Ping, encode
@@ -34,6 +35,8 @@ LATE_PEER = "b"
 RUN_ID = "built"
 PRIVATE_PORT = 41000  # + the pair's index
 PUBLIC_PORT = 52000  # + the pair's index: what the routers translate each peer's port to
+MID_PORT = 47000  # + the pair's index: what a home router behind a carrier translates it to (cgnat)
+TURN_OFFSET = 500  # each peer's TURN socket: its ports this far on, so another mapping
 MARKER_MAC = bytes.fromhex("02000000beef")  # the capture markers' (their own interface's, in a real run)
 
 
@@ -55,6 +58,7 @@ class Faults:
     # instead of locally, private address to private address.
     hairpinned: bool = False
     local_out: bool = False  # a same-lan pair's local data also show on the router's WAN (they left the LAN)
+    nat_carrier: str = CARRIER_PRESET  # the carrier's NAT setting (shape cgnat), as the topology records it
 
 
 @dataclass(frozen=True)
@@ -140,29 +144,42 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
               unmarked: dict[str, str] | None = None, shape: str = STANDARD) -> BuiltRun:
     """A run of `pairs` punch pairs of `shape`; the faults hit pair `faulty_pair` only; `drops` and `unmarked`
     spoil captures (RunBuilder.write)."""
-    topo = build_topology(pairs=pairs, nat_a=faults.nat_a, nat_b=faults.nat_b, shape=shape)
+    topo = build_topology(pairs=pairs, nat_a=faults.nat_a, nat_b=faults.nat_b, shape=shape, nat_carrier=faults.nat_carrier)
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
     priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
     pub = {p.label: Endpoint(str(p.public_ip), PUBLIC_PORT + i) for i, p in enumerate(topo.pairs)}
     BROKER, OUTSIDER = topo.broker.name, topo.outsider.name  # noqa: N806
 
+    # Behind a carrier (cgnat), each socket has a third endpoint: its home router's translation, on the
+    # carrier's segment, which the carrier translates on to the public one.
+    mid = {p.label: Endpoint(str(p.router.interface("wan").address), MID_PORT + i) for i, p in enumerate(topo.pairs)}
+
     def lan(p: Pair) -> str:
         return RunView.vantage(p.router.name, "lan")
 
     def wan(p: Pair) -> str:
-        return RunView.vantage(p.router.name, "wan")
+        return RunView.vantage(p.edge.name, "wan")
+
+    def hops(p: Pair, offset: int = 0) -> list[tuple[str, Endpoint]]:
+        """Where a datagram of p's socket (its main one, or the one `offset` ports on) is seen leaving, from
+        its LAN outwards, with its source there: private, [between the NATs,] public."""
+        def moved(ep: Endpoint) -> Endpoint:
+            return Endpoint(ep.ip, ep.port + offset)
+
+        between = [(RunView.vantage(p.router.name, "wan"), moved(mid[p.label])),
+                   (RunView.vantage(p.carrier.name, "lan"), moved(mid[p.label]))] if p.carrier else []
+        return [(lan(p), moved(priv[p.label])), *between, (wan(p), moved(pub[p.label]))]
 
     def on_segment(node, p: Pair):
-        """The interface of a WAN host (broker, outsider) on the segment of p's router."""
-        return next(i for i in node.interfaces if i.network == p.router.interface("wan").network)
+        """The interface of a WAN host (broker, outsider) on the segment of p's edge router."""
+        return next(i for i in node.interfaces if i.network == p.edge.interface("wan").network)
 
     def broker_wan(p: Pair) -> str:
         return RunView.vantage(BROKER, on_segment(topo.broker, p).side)
 
     # Each peer's TURN socket (another port, so another mapping), and the relay on its router's segment.
-    turn_priv = {label: Endpoint(ep.ip, ep.port + 500) for label, ep in priv.items()}
-    turn_pub = {label: Endpoint(ep.ip, ep.port + 500) for label, ep in pub.items()}
+    turn_pub = {label: Endpoint(ep.ip, ep.port + TURN_OFFSET) for label, ep in pub.items()}
 
     def relay_at(p: Pair) -> tuple[str, Endpoint]:
         iface = on_segment(topo.relay, p)
@@ -170,13 +187,13 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
 
     def to_relay(p: Pair, payload: bytes, msg: Message | None = None) -> None:
         vantage, relay = relay_at(p)
-        b.send({lan(p): (turn_priv[p.label], relay), wan(p): (turn_pub[p.label], relay),
-                vantage: (turn_pub[p.label], relay)}, msg, p.peer.name, topo.relay.name, payload=payload)
+        b.send({**{v: (ep, relay) for v, ep in hops(p, TURN_OFFSET)}, vantage: (turn_pub[p.label], relay)},
+               msg, p.peer.name, topo.relay.name, payload=payload)
 
     def from_relay(p: Pair, payload: bytes, msg: Message | None = None) -> None:
         vantage, relay = relay_at(p)
-        b.send({vantage: (relay, turn_pub[p.label]), wan(p): (relay, turn_pub[p.label]),
-                lan(p): (relay, turn_priv[p.label])}, msg, topo.relay.name, p.peer.name, payload=payload)
+        b.send({vantage: (relay, turn_pub[p.label]), **{v: (relay, ep) for v, ep in reversed(hops(p, TURN_OFFSET))}},
+               msg, topo.relay.name, p.peer.name, payload=payload)
 
     def allocate(p: Pair, refused: bool) -> None:
         """What an allocation looks like at the relay: refused without credentials, then with them."""
@@ -200,11 +217,11 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         return p.side == side and p.number == faulty_pair
 
     def peer_to_broker(p: Pair, msg: Message) -> None:
-        b.send({lan(p): (priv[p.label], broker), wan(p): (pub[p.label], broker), broker_wan(p): (pub[p.label], broker)},
+        b.send({**{v: (ep, broker) for v, ep in hops(p)}, broker_wan(p): (pub[p.label], broker)},
                msg, p.peer.name, BROKER)
 
     def broker_to_peer(p: Pair, msg: Message) -> None:
-        b.send({broker_wan(p): (broker, pub[p.label]), wan(p): (broker, pub[p.label]), lan(p): (broker, priv[p.label])},
+        b.send({broker_wan(p): (broker, pub[p.label]), **{v: (broker, ep) for v, ep in reversed(hops(p))}},
                msg, BROKER, p.peer.name)
 
     def own(p: Pair) -> str:
@@ -221,6 +238,18 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
                 if faults.local_out and src.number == faulty_pair:
                     seen[wan(src)] = (priv[src.label], priv[dst.label])
             b.send(seen, msg, src.peer.name, dst.peer.name)
+            return
+        if src.carrier:  # two home routers behind one carrier: it turns the datagram back (hairpinning), or drops it
+            hairpins = parse_nat(src.carrier.nat).hairpinning
+            b.send({v: (ep, pub[dst.label]) for v, ep in hops(src)[:-1]}, msg, src.peer.name, src.carrier.name,
+                   dropped=not hairpins)
+            if not hairpins:
+                return
+            back = {v: (pub[src.label], ep) for v, ep in reversed(hops(dst)[1:-1])}
+            if delivered:
+                back[lan(dst)] = (pub[src.label], priv[dst.label])
+            b.send(back, msg, src.carrier.name, dst.peer.name if delivered else dst.router.name,
+                   dropped=not delivered)
             return
         seen = {lan(src): (priv[src.label], pub[dst.label]), wan(src): (pub[src.label], pub[dst.label]),
                 wan(dst): (pub[src.label], pub[dst.label])}

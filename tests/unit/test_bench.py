@@ -44,3 +44,22 @@ def test_the_whole_run_at_the_largest_size_is_shown_beside_its_goal_or_why_it_ha
     assert lab_bench.whole_run_goal(at_max)[1] == "45.0 s = 1.50 x the goal (<= 30 s)"
     short = {"largest_pairs_all_pass": 100, "whole_run_s_at_largest": 20.0}
     assert lab_bench.whole_run_goal(short)[1] == "no figure: the largest that passed is 100 (goal <= 30 s)"
+
+
+def test_the_cgnat_figure_is_the_shape_s_up_and_down_or_why_its_lab_up_failed(monkeypatch):
+    seen = []
+
+    def cli(engine, *args, pairs=1, check=True, **env):
+        seen.append((args[0], pairs, env.get("TOPOLOGY")))
+        failed = args[0] == "up" and fail
+        return subprocess.CompletedProcess(args, 1 if failed else 0, "", "natlab: error: no room" if failed else "")
+
+    monkeypatch.setattr(lab_bench, "cli", cli)
+    fail = False
+    figures = lab_bench.cgnat_up_down()
+    assert set(figures) == {"up_s", "down_s", "up_down_s"}
+    assert {s for s in seen} == {("down", 50, "cgnat"), ("up", 50, "cgnat")}
+    fail = True
+    seen.clear()
+    assert lab_bench.cgnat_up_down() == {"failed": "natlab: error: no room"}
+    assert seen[-1][0] == "down"  # down whatever happened

@@ -45,7 +45,7 @@ def test_both_peers_sit_on_side_a_s_lan_behind_its_one_router():
 def test_the_standard_shape_is_unchanged_and_an_unknown_shape_is_refused_naming_the_valid_ones():
     assert render(build_topology(shape="standard")) == render(build_topology())
     assert not build_topology().punch_pairs[0].same_lan
-    with pytest.raises(TopologyError, match="TOPOLOGY must be one of standard, same-lan or a .toml file, not 'ring'"):
+    with pytest.raises(TopologyError, match="TOPOLOGY must be one of standard, same-lan, cgnat or a .toml file, not 'ring'"):
         build_topology(shape="ring")
 
 
@@ -78,7 +78,7 @@ def test_a_local_run_passes_every_check_with_the_local_path(tmp_path):
 
 def test_local_data_seen_on_the_router_s_wan_fail_the_path(tmp_path):
     verdict = verdict_for(tmp_path, Faults(local_out=True))
-    assert "left the LAN at router-a-wan" in failing(verdict)["3"]
+    assert "reached the internet at router-a-wan" in failing(verdict)["3"]
     assert "10.0.1.10" in failing(verdict)["4"]
 
 
@@ -86,7 +86,7 @@ def test_a_hairpinned_run_is_direct_through_the_router_and_fails_where_the_local
     through = verdict_for(tmp_path / "public", Faults(nat_a=HAIRPIN, hairpinned=True), candidates="public")
     assert failing(through) == {}
     assert through.paths[0]["path"] == "direct"
-    assert "turned back into the LAN by router-a" in through.check("3").detail
+    assert "turned back by router-a, from its public address" in through.check("3").detail
     wrong = verdict_for(tmp_path / "all", Faults(nat_a=HAIRPIN, hairpinned=True))
     assert "direct, not local as expected" in failing(wrong)["3"]
 

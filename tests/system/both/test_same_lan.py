@@ -55,7 +55,7 @@ def test_peers_trying_public_endpoints_only_meet_through_a_hairpinning_router_an
         set_nat(engine, "router-a", "port-restricted")
     assert through.ok, [(c.id, c.detail) for c in through.checks if not c.ok]
     assert [p["path"] for p in through.paths] == ["direct"]
-    assert "turned back into the LAN by router-a" in through.check("3").detail
+    assert "turned back by router-a, from its public address" in through.check("3").detail
     relayed = judge(read_run(run_punch_test(engine, config, tmp_path / "no-hairpin", say)))
     assert relayed.ok, [(c.id, c.detail) for c in relayed.checks if not c.ok]
     assert [(p["path"], p["expected"]) for p in relayed.paths] == [("relayed", "relayed")]
