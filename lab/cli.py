@@ -246,12 +246,14 @@ def cmd_show(args: argparse.Namespace, engine: Engine | None) -> int:
 def _router_pair(engine: Engine, node: str):
     """The pair a router or a peer belongs to (classification runs from the peer, acts on the router)."""
     for pair in engine.topology.pairs:
-        if node in (pair.peer.name, pair.router.name):
+        if node in (pair.peer.name, pair.router and pair.router.name):
+            if pair.router is None:
+                raise LabError(f"{node!r} has no NAT to classify: it sits on the internet (public-peer)")
             if pair.carrier:
                 raise LabError(f"{node!r} sits behind {pair.carrier.name}: its peer would classify both NATs at once "
                                "(classify a router of a lab without a carrier)")
             return pair
-    names = ", ".join(n for p in engine.topology.pairs for n in (p.router.name, p.peer.name))
+    names = ", ".join(n.name for p in engine.topology.pairs for n in (p.router, p.peer) if n)
     raise LabError(f"{node!r} is neither a router nor a peer; choose one of {names}")
 
 
@@ -259,7 +261,9 @@ def cmd_nat_set(args: argparse.Namespace, engine: Engine) -> int:
     from lab.experiment.nat_control import set_nat
 
     routers = [n.name for n in engine.topology.by_role(NodeRole.ROUTER)]
-    peers = {p.peer.name: p.router.name for p in engine.topology.pairs}
+    peers = {p.peer.name: p.router.name for p in engine.topology.pairs if p.router}
+    if any(p.peer.name == args.node and p.router is None for p in engine.topology.pairs):
+        raise LabError(f"{args.node!r} has no NAT to set: it sits on the internet (public-peer)")
     if args.node not in [*routers, *peers]:
         raise LabError(f"{args.node!r} is neither a router nor a peer; choose one of "
                        f"{', '.join([*routers, *peers])}")

@@ -89,23 +89,34 @@ class Node:
 
 @dataclass(frozen=True)
 class Pair:
-    """A peer behind its router (and, in the cgnat shape, that router behind a carrier's): the unit that
-    hole punching is about."""
+    """A peer behind its router (and, in the cgnat shape, that router behind a carrier's), or on the internet
+    itself (public-peer): the unit that hole punching is about."""
 
     label: str  # "a", "b"; with more punch pairs "a2", "b2", ...: unique in the lab
     peer: Node
-    router: Node  # the peer's own router: its LAN's gateway, the NAT nearest the peer
+    router: Node | None  # the peer's own router: its LAN's gateway, the NAT nearest the peer; None: no NAT
     carrier: Node | None = None  # the carrier-grade NAT the router sits behind (cgnat), if any
 
     @property
-    def edge(self) -> Node:
-        """The router whose WAN is the internet: the carrier's where there is one, else the peer's own."""
+    def edge(self) -> Node | None:
+        """The router whose WAN is the internet: the carrier's where there is one, else the peer's own (None for
+        a peer with no NAT)."""
         return self.carrier or self.router
 
     @property
     def routers(self) -> tuple[Node, ...]:
-        """The NATs between the peer and the internet, the peer's own first."""
-        return (self.router, self.carrier) if self.carrier else (self.router,)
+        """The NATs between the peer and the internet, the peer's own first (none for a public peer)."""
+        return tuple(r for r in (self.router, self.carrier) if r)
+
+    @property
+    def edge_name(self) -> str:
+        """What stands at the pair's public address: its edge router, or the public peer itself."""
+        return (self.edge or self.peer).name
+
+    @property
+    def segment(self) -> str:
+        """The public segment (network name) the pair reaches the internet on."""
+        return self.peer.interfaces[0].network if self.edge is None else self.edge.interface("wan").network
 
     @property
     def side(self) -> str:
@@ -119,7 +130,7 @@ class Pair:
 
     @property
     def public_ip(self) -> IPv4Address:
-        return self.edge.interface("wan").address
+        return self.peer.address if self.edge is None else self.edge.interface("wan").address
 
     @property
     def private_ip(self) -> IPv4Address:
@@ -141,13 +152,22 @@ class PunchPair:
     @property
     def same_lan(self) -> bool:
         """Both peers behind one router, on one LAN (the same-lan shape): their direct path is local."""
-        return self.a.router.name == self.b.router.name
+        return self.a.router is not None and self.a.router == self.b.router
 
     @property
     def shares_edge(self) -> bool:
         """Both sides behind one public address (same-lan's router, cgnat's carrier): their direct path is
         turned back by that router (hairpinning) and never reaches its WAN."""
-        return self.a.edge.name == self.b.edge.name
+        return self.a.edge_name == self.b.edge_name
+
+    @property
+    def shape(self) -> str:
+        """The pair's shape (SHAPES), read from its wiring."""
+        if self.same_lan:
+            return SAME_LAN
+        if self.a.carrier:
+            return CGNAT
+        return PUBLIC_PEER if self.b.router is None else STANDARD
 
     @property
     def name(self) -> str:
@@ -217,8 +237,9 @@ class Topology:
         gateways = {i.network: n for n in self.by_role(NodeRole.ROUTER) for i in n.interfaces if i.side == "lan"}
 
         def pair_of(peer: Node) -> Pair:
-            router = gateways[peer.interfaces[0].network]
-            return Pair(peer.name.removeprefix("peer-"), peer, router, gateways.get(router.interface("wan").network))
+            router = gateways.get(peer.interfaces[0].network)  # none for a peer on a public segment
+            carrier = router and gateways.get(router.interface("wan").network)
+            return Pair(peer.name.removeprefix("peer-"), peer, router, carrier)
 
         return tuple(pair_of(peer) for peer in self.by_role(NodeRole.PEER))
 
@@ -258,7 +279,7 @@ class Topology:
     def address_facing(self, node: Node, pair: Pair) -> IPv4Address:
         """`node`'s address on the pair's own public segment, where the pair reaches it (the relay's, the
         WAN host's); its first address if it has none there."""
-        segment = pair.edge.interface("wan").network
+        segment = pair.segment
         return next((i.address for i in node.interfaces if i.network == segment), node.address)
 
     def relay_peer_ranges(self) -> list[tuple[IPv4Address, IPv4Address]]:
@@ -291,11 +312,11 @@ class Topology:
 
     def same_lan(self, pair: Pair) -> bool:
         """Whether the pair's partner sits behind its router too (the same-lan shape)."""
-        return self.partner(pair).router.name == pair.router.name
+        return pair.router is not None and self.partner(pair).router == pair.router
 
     def shares_edge(self, pair: Pair) -> bool:
         """Whether the pair's partner sits behind the same public address (same-lan, cgnat)."""
-        return self.partner(pair).edge.name == pair.edge.name
+        return self.partner(pair).edge_name == pair.edge_name
 
     def pair(self, label: str) -> Pair:
         return _find(self.pairs, "label", label, "pair")
@@ -450,12 +471,14 @@ def pair_plan(pairs: int) -> list[SidePlan]:
     return plan
 
 
-STANDARD, SAME_LAN, CGNAT = "standard", "same-lan", "cgnat"
+STANDARD, SAME_LAN, CGNAT, PUBLIC_PEER = "standard", "same-lan", "cgnat", "public-peer"
 SHAPES = {
     STANDARD: "each peer behind a router of its own, the two routers on one public segment",
     SAME_LAN: "both peers on one LAN behind one router (side a's NAT and link): their direct path is local",
     CGNAT: "each peer behind its home router, both home routers behind one carrier NAT (NAT_CARRIER, 100.64.0.0/10 "
            "inside): they meet only through the carrier's hairpin",
+    PUBLIC_PEER: "peer a behind its router, peer b on the internet with a public address and no NAT (NAT_B and "
+                 "LINK_B unused)",
 }
 # A carrier-grade NAT as RFC 6888 asks: endpoint-independent mapping, and hairpinning (its subscribers
 # reach each other's public endpoints); cone filtering, as carriers mostly run it.
@@ -519,7 +542,8 @@ def build_topology(
     `shape` (SHAPES) is every pair's shape in the shorthand. A same-lan pair keeps side a's router, LAN and
     addresses; its peer b joins that LAN (.11), and both peers are captured, since what they send each
     other on their LAN never reaches the router's captures. A cgnat pair's two home routers sit on a carrier
-    segment (carrier_network) behind the carrier NAT (`nat_carrier`), which takes side a's public address.
+    segment (carrier_network) behind the carrier NAT (`nat_carrier`), which takes side a's public address. A
+    public-peer pair's peer b takes its router's place on the public segment: no NAT, captured on its own.
     PAIRS=1 is the lab of the README; more pairs add a second public segment, where the
     broker and the outsider get an address too (routers there reach the broker's first addresses through
     it: it answers for them, it forwards nothing).
@@ -562,6 +586,10 @@ def build_topology(
             net = carriers[side.number]
             wan = Interface(net.name, _host(net, HOME_ROUTER_HOSTS[side.side]), "wan")
             upstream = tuple(Route(n.subnet, _host(net, CARRIER_HOST)) for n in segments)
+        if pair_settings_of.shape == PUBLIC_PEER and side.side == "b":  # on the internet, where its router would be
+            peers.append(Node(name=f"peer-{side.label}", role=NodeRole.PEER, interfaces=(wan,), routes=to_broker,
+                              captured=True))
+            continue
         if pair_settings_of.shape == SAME_LAN and side.side == "b":
             lan, router_lan_ip = own_lans[pair_label("a", side.number)]
             peers.append(Node(name=f"peer-{side.label}", role=NodeRole.PEER,
@@ -622,5 +650,5 @@ def wiring(topology: Topology) -> Topology:
     """The topology's nodes and networks with the default NAT and link settings: what compose.yaml holds (a
     lab's own settings reach compose through the environment), so that the file depends on name, size and
     shape only."""
-    shapes = (SAME_LAN if pp.same_lan else CGNAT if pp.a.carrier else STANDARD for pp in topology.punch_pairs)
-    return build_topology(project=topology.project, pair_settings=tuple(PairSettings(shape=s) for s in shapes))
+    return build_topology(project=topology.project,
+                          pair_settings=tuple(PairSettings(shape=pp.shape) for pp in topology.punch_pairs))

@@ -1,5 +1,5 @@
 """A lab described in a file (TOPOLOGY=my-lab.toml): its punch pairs, each with its own shape, NATs and
-links, so that one lab can hold standard, same-lan and cgnat pairs side by side.
+links, so that one lab can hold standard, same-lan, cgnat and public-peer pairs side by side.
 
     # my-lab.toml
     link_broker = "lan"            # optional: the broker's access link

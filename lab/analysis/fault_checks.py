@@ -79,7 +79,8 @@ def check_peer_killed(view: RunView, pp: PunchPair, fault: dict, late_peer: str,
     alive = _sent_by(view.lan(survivor), survivor)
     data = {p.msg.seq for p in dead if isinstance(p.msg, Data) and p.time <= back}
     late = [p for p in dead if p.time > back]
-    evidence.append(f"peer {victim.label}: {len(dead)} session datagrams at {victim.router.name}-lan, {len(data)} "
+    at_victim = view.vantage(*view.lan_vantage(victim))
+    evidence.append(f"peer {victim.label}: {len(dead)} session datagrams at {at_victim}, {len(data)} "
                     f"messages before the kill ({_at(view, at)} to {_at(view, back)}), {len(late)} datagrams after")
     if not data:
         problems.append(f"peer {victim.label} had sent no data before it was killed: not mid-exchange")

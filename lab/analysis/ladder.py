@@ -154,10 +154,10 @@ def lanes(view: RunView) -> tuple[Lane, ...]:
     first, *others = view.pairs
     order = [first.peer, *first.routers, *(n for n in topo.nodes if n.name not in paired)]
     for pair in others:
-        if pair.router in order:
+        if pair.router is not None and pair.router in order:
             order.insert(order.index(pair.router), pair.peer)
-        else:  # behind a carrier already drawn, its router comes from the far side
-            order += [*(r for r in pair.routers[1:] if r not in order), pair.router, pair.peer]
+        else:  # behind a carrier already drawn, its router comes from the far side (a public peer: alone)
+            order += [*(r for r in reversed(pair.routers) if r not in order), pair.peer]
 
     def addresses(node) -> tuple[str, ...]:
         port = f":{topo.broker_port}" if node.name == topo.broker.name else ""
@@ -202,7 +202,7 @@ def hairpins(view: RunView, trips: list[Journey]) -> dict[int, Journey]:
     from the public address with the same payload: two journeys by address, one datagram."""
     from lab.analysis.journeys import WINDOW_S
 
-    public = {(view.vantage(p.edge.name, "lan"), str(p.public_ip)) for p in view.pairs}
+    public = {(view.vantage(p.edge.name, "lan"), str(p.public_ip)) for p in view.pairs if p.edge}
     returns: dict[tuple[str, bytes], list[Journey]] = {}
     for trip in trips:
         if (trip.first.vantage, trip.first.src) in public:
@@ -261,7 +261,7 @@ def _way(view: RunView, src: str, dst: str) -> Channel:
     """Which way a flow between two hosts went, from the hosts alone (any protocol)."""
     topo = view.topology
     peers = {p.peer.name for p in view.pairs}
-    behind = {p.router.name: p.peer.name for p in view.pairs}  # a flow dropped at a router was for its peer
+    behind = {p.router.name: p.peer.name for p in view.pairs if p.router}  # a flow dropped at a router was for its peer
     src, dst = behind.get(src, src), behind.get(dst, dst)
     relays = {n.name for n in (topo.relay, topo.wan_host) if n}
     if src in peers and dst in peers:

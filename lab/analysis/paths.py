@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
 from lab.topology import Pair, PunchPair
-from nat.behaviour import DEFAULT_PRESET, parse_nat
+from nat.behaviour import DEFAULT_PRESET, PRESETS, parse_nat
 from nat.traversal import direct_possible
 from wire.protocol import Ack, Bye, Data, Probe
 
@@ -74,9 +74,13 @@ def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b", candidat
             return Expected(DIRECT, f"both peers on one LAN, trying public endpoints only: {router.name} hairpins")
         return Expected(RELAYED if relay_mode == "auto" else FAILED,
                         f"both peers on one LAN, trying public endpoints only: {router.name} does not hairpin")
-    a, b = (parse_nat(side.router.nat or DEFAULT_PRESET) for side in pp.sides)
+    # A peer with no NAT keeps its port for every remote and takes what reaches it: a full cone, in the theory.
+    a, b = (parse_nat(side.router.nat or DEFAULT_PRESET) if side.router else PRESETS["full-cone"] for side in pp.sides)
     theory = direct_possible(a, b, late_peer)
     reason = theory.reason
+    public = [side.label for side in pp.sides if side.router is None]
+    if public:
+        reason = f"{' and '.join(public)} has no NAT (a full cone to the theory); {reason}"
     if pp.shares_edge:  # two home routers behind one carrier: they meet only through its hairpin
         carrier = pp.a.edge
         if not parse_nat(carrier.nat or DEFAULT_PRESET).hairpinning:

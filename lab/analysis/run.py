@@ -126,15 +126,28 @@ class RunView:
         return sorted((p for v in self.relay_vantages for p in self.caps.get(v, [])), key=lambda p: p.time)
 
     def wan(self, pair: Pair) -> list[Packet]:
-        """What the pair's edge router (its carrier's, else its own) saw on the internet side."""
-        return self.at(pair.edge.name, "wan")
+        """What the pair's edge router (its carrier's, else its own) saw on the internet side; a public peer's
+        own capture."""
+        return self.at(*self.wan_vantage(pair))
+
+    @staticmethod
+    def wan_vantage(pair: Pair) -> tuple[str, str]:
+        """(node, side) of the capture `wan` reads."""
+        return (pair.edge.name, "wan") if pair.edge else RunView.peer_vantage(pair)
 
     def home_wan(self, pair: Pair) -> list[Packet]:
-        """What the peer's own router saw on its WAN: the internet's side, or a carrier's segment (cgnat)."""
-        return self.at(pair.router.name, "wan")
+        """What the peer's own router saw on its WAN: the internet's side, or a carrier's segment (cgnat); a
+        public peer's own capture."""
+        return self.at(pair.router.name, "wan") if pair.router else self.lan(pair)
 
     def lan(self, pair: Pair) -> list[Packet]:
-        return self.at(pair.router.name, "lan")
+        """What the peer's own router saw on its LAN; a public peer's own capture (it has no LAN)."""
+        return self.at(*self.lan_vantage(pair))
+
+    @staticmethod
+    def lan_vantage(pair: Pair) -> tuple[str, str]:
+        """(node, side) of the capture `lan` reads."""
+        return (pair.router.name, "lan") if pair.router else RunView.peer_vantage(pair)
 
     def at_peer(self, pair: Pair) -> list[Packet]:
         """What reached the pair's peer: its own capture where it has one (a same-lan peer, whose partner's
@@ -144,7 +157,7 @@ class RunView:
     @staticmethod
     def peer_vantage(pair: Pair) -> tuple[str, str]:
         """(node, side) of the capture at_peer reads."""
-        return (pair.peer.name, "lan") if pair.peer.captured else (pair.router.name, "lan")
+        return (pair.peer.name, pair.peer.interfaces[0].side) if pair.peer.captured else (pair.router.name, "lan")
 
     def partner(self, pair: Pair) -> Pair:
         """The other side of the pair's punch pair."""

@@ -218,7 +218,7 @@ def _direct_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str]
     for pair in pp.sides:
         other = view.partner(pair)
         src, dst = str(pair.public_ip), str(other.public_ip)
-        for vantage, packets in ((pair.router.name, view.wan(pair)), (other.router.name, view.wan(other))):
+        for vantage, packets in ((view.vantage(*view.wan_vantage(side)), view.wan(side)) for side in (pair, other)):
             # The sender's data, from its router's public address to the partner's: whatever ports
             # the NATs chose (a symmetric NAT's differ from the ones the broker saw).
             flow = [
@@ -232,10 +232,10 @@ def _direct_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str]
             note = "" if not endpoints or set(endpoints) == as_reported else " (not the endpoints the broker saw)"
             again = len(flow) - len(seqs)  # a message sent again is still one message
             note += f" ({again} datagrams sent again)" if again else ""
-            evidence.append(f"{pair.label}->{other.label} {', '.join(endpoints) or '-'} at {vantage}-wan: "
+            evidence.append(f"{pair.label}->{other.label} {', '.join(endpoints) or '-'} at {vantage}: "
                             f"{len(seqs)}/{messages}{note}")
             if not want <= seqs:
-                problems.append(f"{pair.label}->{other.label} at {vantage}-wan: "
+                problems.append(f"{pair.label}->{other.label} at {vantage}: "
                                 f"{len(seqs & want)} of {messages} messages")
     return problems, evidence
 
@@ -331,7 +331,7 @@ def wan_leaks(view: RunView) -> list[str]:
     wan_vantages = {view.vantage(n.name, i.side) for n, i in view.topology.captures if view.topology.is_public(i)}
     # A private address as a whole word: 10.0.1.10 must not match inside 10.0.1.100.
     private_texts = [re.compile(rb"(?<![0-9.])" + re.escape(str(p.private_ip).encode()) + rb"(?![0-9])")
-                     for p in view.pairs]
+                     for p in view.pairs if view.topology.is_private(p.private_ip)]  # a public peer's is public
     broker_vantages = set(view.broker_vantages)
     for vantage in sorted(wan_vantages & set(view.caps)):
         for p in view.caps[vantage]:
@@ -353,10 +353,10 @@ def check_nat_real(view: RunView) -> Check:
     for pair in view.pairs:
         private = str(pair.private_ip)
         if not any(p.src == private for p in view.lan(pair)):
-            problems.append(f"{pair.router.name}-lan never saw {pair.private_ip}")
+            problems.append(f"{view.vantage(*view.lan_vantage(pair))} never saw {pair.private_ip}")
             continue
         maps = _translations(view, pair)
-        chain = " then ".join(r.name for r in pair.routers)
+        chain = " then ".join(r.name for r in pair.routers) or f"{pair.peer.name} (no NAT)"
         evidence += [f"{chain}: {' -> '.join(hops[:-1])} towards {hops[-1]}" for hops in sorted(maps)]
         broker_side = {hops[-2] for hops in maps if hops[-1].startswith(f"{view.broker_ip}:")}
         # An endpoint-independent mapping must use one public endpoint for every remote.
@@ -371,8 +371,9 @@ def check_nat_real(view: RunView) -> Check:
 
 
 def _filters(pair: Pair) -> bool:
-    """Whether the pair's router drops what its peer did not ask for (all but EIF, full cone)."""
-    return not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif"
+    """Whether the pair's router drops what its peer did not ask for (all but EIF, full cone; a public peer has
+    none)."""
+    return pair.router is not None and (not pair.router.nat or parse_nat(pair.router.nat).filtering != "eif")
 
 
 def _partner_cannot_test(view: RunView, pair: Pair) -> str | None:
@@ -392,6 +393,11 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
     exercised = 0
     for pair in view.pairs:
         ping_tag = tag(TAG_UNSOLICITED, pair)
+        if pair.router is None:
+            seen = _ping_count(view.wan(pair), ping_tag)
+            evidence.append(f"outsider -> {pair.peer.name}: {seen} at {view.vantage(*view.wan_vantage(pair))}; it has "
+                            "no NAT, nothing filters what reaches it: no control")
+            continue
         on_wan, on_lan = _ping_count(view.wan(pair), ping_tag), _ping_count(view.lan(pair), ping_tag)
         evidence.append(f"outsider -> {pair.private_ip}: {on_wan} on {pair.edge.name}-wan, {on_lan} on lan")
         if not on_wan:
@@ -443,6 +449,9 @@ def check_no_bypass(view: RunView) -> Check:
     problems, evidence = [], []
     for pair in view.pairs:
         ping_tag = tag(TAG_NO_BYPASS, pair)
+        if pair.router is None:
+            evidence.append(f"{pair.peer.name} has no router: no path around one to test")
+            continue
         lan = _ping_count(view.lan(pair), ping_tag)
         wan = _ping_count(view.home_wan(pair), ping_tag)
         broker = _ping_count(view.broker, ping_tag)
@@ -489,12 +498,12 @@ def check_links(view: RunView, reports: dict[str, dict] | None = None) -> Check:
             if reported is None or captured is None:
                 continue
             evidence.append(f"peer {pair.label} {what}: reported {reported:.1f} ms, {captured:.1f} ms at "
-                            f"{pair.router.name}-lan")
+                            f"{view.vantage(*view.lan_vantage(pair))}")
             if abs(reported - captured) > peer_clock_tolerance_ms(captured):
                 problems.append(f"peer {pair.label} reported a {what} of {reported:.1f} ms; the capture shows "
                                 f"{captured:.1f} ms (± {peer_clock_tolerance_ms(captured):g})")
     for pair in view.pairs:
-        if pair.router.link is None:
+        if pair.router is None or pair.router.link is None:
             continue
         want = parse_link(pair.router.link)
         seen = crossings(view, pair)
@@ -520,7 +529,7 @@ def _ms(seconds: float | None) -> float | None:
 
 def conditioned(topology: Topology) -> bool:
     """Whether a router of the run had a link that is not perfect (a run without says nothing of links)."""
-    return any(p.router.link and not parse_link(p.router.link).is_perfect for p in topology.pairs)
+    return any(p.router and p.router.link and not parse_link(p.router.link).is_perfect for p in topology.pairs)
 
 
 def run_checks(view: RunView, pp: PunchPair, path: PairPath, messages: int, late_peer: str,

@@ -20,7 +20,7 @@ def link_node(engine: Engine, name: str) -> Node:
     """The node `name` if it has a link (a peer's is its router's), with the valid names otherwise."""
     nodes = {n.name: n for n in linked_nodes(engine)}
     for pair in engine.topology.pairs:
-        if name == pair.peer.name:
+        if name == pair.peer.name and pair.router:
             name = pair.router.name
     if name not in nodes:
         raise LabError(f"{name!r} has no access link of its own; choose one of {', '.join(nodes)}")

@@ -50,7 +50,7 @@ from lab.run_format import (
     TAG_UNSOLICITED,
     tag,
 )
-from lab.topology import NodeRole, Pair, PunchPair, pairs_by_router
+from lab.topology import STANDARD, NodeRole, Pair, PunchPair, pairs_by_router
 from node.link import parse_link
 
 PARALLEL = 256  # commands run at once: every pair's control at the same time, as the punch runs every peer
@@ -231,9 +231,9 @@ def run_punch_test(engine: Engine, config: PunchTestConfig, captures_root: Path,
     """Run the scenario under capture; return the run directory (pcaps + run.json)."""
     require_up(engine)
     topology = engine.topology
-    if config.fault == FAULT_REBINDING and any(pp.shares_edge for pp in topology.punch_pairs):
-        raise LabError("FAULT=rebinding rebinds one home router's mappings, which the path of peers behind one "
-                       "public address (same-lan, cgnat) never crosses alone: use it with TOPOLOGY=standard")
+    if config.fault == FAULT_REBINDING and (odd := sorted({pp.shape for pp in topology.punch_pairs} - {STANDARD})):
+        raise LabError(f"FAULT=rebinding rebinds each pair's router-a and watches both routers' WANs, which a "
+                       f"{'/'.join(odd)} pair does not have: use it with TOPOLOGY=standard")
     broker = f"{topology.broker.address}:{topology.broker_port}"
     run_dir = new_run_dir(captures_root)
     progress(f"run {run_dir.name}: flushing NAT state, starting captures")

@@ -88,7 +88,7 @@ class RunBuilder:
         self.sent: list[Sent] = []
         # A captured peer (same-lan) sees everything of its own that its router's LAN sees.
         self.own_capture = {str(p.private_ip): (RunView.vantage(p.peer.name, "lan"), RunView.vantage(p.router.name, "lan"))
-                            for p in topology.pairs if p.peer.captured}
+                            for p in topology.pairs if p.peer.captured and p.router}
 
     def send(self, vantages: dict[str, tuple[Endpoint, Endpoint]], msg: Message | None, src: str, dst: str,
              dropped: bool = False, payload: bytes | None = None, tcp_seq: int | None = None) -> None:
@@ -148,18 +148,21 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
     priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
-    pub = {p.label: Endpoint(str(p.public_ip), PUBLIC_PORT + i) for i, p in enumerate(topo.pairs)}
+    # A public peer's socket is its public endpoint: nothing translates it.
+    pub = {p.label: Endpoint(str(p.public_ip), PUBLIC_PORT + i) if p.router else priv[p.label]
+           for i, p in enumerate(topo.pairs)}
     BROKER, OUTSIDER = topo.broker.name, topo.outsider.name  # noqa: N806
 
     # Behind a carrier (cgnat), each socket has a third endpoint: its home router's translation, on the
     # carrier's segment, which the carrier translates on to the public one.
-    mid = {p.label: Endpoint(str(p.router.interface("wan").address), MID_PORT + i) for i, p in enumerate(topo.pairs)}
+    mid = {p.label: Endpoint(str(p.router.interface("wan").address), MID_PORT + i) for i, p in enumerate(topo.pairs)
+           if p.carrier}
 
     def lan(p: Pair) -> str:
-        return RunView.vantage(p.router.name, "lan")
+        return RunView.vantage(*RunView.lan_vantage(p))
 
     def wan(p: Pair) -> str:
-        return RunView.vantage(p.edge.name, "wan")
+        return RunView.vantage(*RunView.wan_vantage(p))
 
     def hops(p: Pair, offset: int = 0) -> list[tuple[str, Endpoint]]:
         """Where a datagram of p's socket (its main one, or the one `offset` ports on) is seen leaving, from
@@ -169,11 +172,13 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
 
         between = [(RunView.vantage(p.router.name, "wan"), moved(mid[p.label])),
                    (RunView.vantage(p.carrier.name, "lan"), moved(mid[p.label]))] if p.carrier else []
+        if p.router is None:  # a public peer: its own capture, nothing between it and the internet
+            return [(lan(p), moved(priv[p.label]))]
         return [(lan(p), moved(priv[p.label])), *between, (wan(p), moved(pub[p.label]))]
 
     def on_segment(node, p: Pair):
         """The interface of a WAN host (broker, outsider) on the segment of p's edge router."""
-        return next(i for i in node.interfaces if i.network == p.edge.interface("wan").network)
+        return next(i for i in node.interfaces if i.network == p.segment)
 
     def broker_wan(p: Pair) -> str:
         return RunView.vantage(BROKER, on_segment(topo.broker, p).side)
@@ -228,6 +233,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         return RunView.vantage(p.peer.name, "lan")
 
     def peer_to_peer(src: Pair, dst: Pair, msg: Message, delivered: bool = True) -> None:
+        delivered = delivered or dst.router is None  # no NAT drops what reaches a public peer
         if topo.same_lan(src):  # one LAN: locally, or through the router's hairpin (never its WAN)
             if faults.hairpinned:  # to the partner's public endpoint, and back into the LAN from the router
                 b.send({own(src): (priv[src.label], pub[dst.label]), lan(src): (priv[src.label], pub[dst.label])},
@@ -257,8 +263,8 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
             seen[lan(dst)] = (pub[src.label], priv[dst.label])
         b.send(seen, msg, src.peer.name, dst.peer.name if delivered else dst.router.name, dropped=not delivered)
 
-    # Control: forwarding off, pings stay on the LAN.
-    for p in topo.pairs:
+    # Control: forwarding off, pings stay on the LAN (a public peer has no router to turn off).
+    for p in (p for p in topo.pairs if p.router):
         for seq in range(3):
             seen = {lan(p): (Endpoint(str(p.private_ip), 39000), broker)}
             through = faults.bypass and faulty(p, "a")
@@ -272,7 +278,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
         outsider = Endpoint(str(on_segment(topo.outsider, p).address), 50000)
         for seq in range(2):
             seen = {wan(p): (outsider, Endpoint(str(p.private_ip), 40000))}
-            through = faults.firewall_off and faulty(p, "b")
+            through = (faults.firewall_off and faulty(p, "b")) or p.router is None  # nothing filters a public peer
             if through:
                 seen[lan(p)] = (outsider, Endpoint(str(p.private_ip), 40000))
             b.send(seen, Ping(tag(TAG_UNSOLICITED, p), seq), OUTSIDER, p.peer.name if through else p.router.name,
@@ -329,7 +335,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
                 peer_to_peer(b_pair, a_pair, data(room, lb, seq, f"hello #{seq} from {lb}"))
         if faults.leak and faulty_here:
             b.send({lan(a_pair): (priv[la], pub[lb]), wan(a_pair): (priv[la], pub[lb])}, data(room, la, 99, "raw"),
-                   a_pair.peer.name, b_pair.router.name)
+                   a_pair.peer.name, b_pair.edge_name)
         if faults.leak_in_payload and faulty_here:
             peer_to_peer(a_pair, b_pair, data(room, la, messages + 1, f"my LAN address is {priv[la].ip}"))
     b.write(run_dir, drops, unmarked)

@@ -53,7 +53,7 @@ def test_make_run_refuses_bad_settings_in_one_line_before_touching_a_lab(args, s
 
 
 @pytest.mark.parametrize("args, said", [
-    (["--topology", "ring", "status"], "TOPOLOGY must be one of standard, same-lan, cgnat or a .toml file, not 'ring'"),
+    (["--topology", "ring", "status"], "TOPOLOGY must be one of standard, same-lan, cgnat, public-peer or a .toml file, not 'ring'"),
     (["--topology", "same-lan", "matrix"], "TOPOLOGY=same-lan: the matrix's cells are NAT pairs of the standard "
      "shape only (its rows for other shapes are not built yet); unset TOPOLOGY for make matrix"),
 ])
