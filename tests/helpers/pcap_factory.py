@@ -350,3 +350,18 @@ def stun_message(method: int, kind: int, transaction_id: bytes | None = None, at
                        **({"transaction_id": transaction_id} if transaction_id else {}))
     msg.attributes.update(attributes or {})
     return msg
+
+
+def built_verdict(run_dir: Path, faults: Faults = Faults(), shape: str = STANDARD, relay: str = "off",
+                  candidates: str = "all", pairs: int = 1):
+    """A run of `shape` built (build_run) and judged from its pcaps: its topology and its verdict."""
+    from lab.analysis.packets import load_run
+    from lab.analysis.verdict import analyse
+
+    topo = build_run(run_dir, faults, shape=shape, pairs=pairs).topology
+    return topo, analyse(load_run(run_dir), topo, MESSAGES, LATE_PEER, "test", relay_mode=relay, candidates=candidates)
+
+
+def failing_checks(verdict) -> dict[str, str]:
+    """The checks of a verdict that did not pass: id -> detail."""
+    return {c.id: c.detail for c in verdict.checks if not c.ok}

@@ -12,23 +12,18 @@ from lab.analysis.nat_table import chains, nat_table
 from lab.analysis.packets import load_run
 from lab.analysis.paths import expected_path
 from lab.analysis.run import RunView
-from lab.analysis.verdict import analyse
 from lab.engines.docker.compose_file import compose_variables, render
 from lab.topology import CARRIER_PRESET, CGNAT, build_topology, wiring
 from nat.behaviour import parse_nat
 from nat.rules import render as render_rules
-from tests.helpers.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
+from tests.helpers.pcap_factory import LATE_PEER, Faults, build_run, built_verdict
+from tests.helpers.pcap_factory import failing_checks as failing
 
 NO_HAIRPIN = "full-cone"
 
 
 def verdict_for(tmp_path: Path, faults: Faults = Faults(), relay: str = "off"):
-    topo = build_run(tmp_path, faults, shape=CGNAT).topology
-    return topo, analyse(load_run(tmp_path), topo, MESSAGES, LATE_PEER, "test", relay_mode=relay)
-
-
-def failing(verdict) -> dict[str, str]:
-    return {c.id: c.detail for c in verdict.checks if not c.ok}
+    return built_verdict(tmp_path, faults, CGNAT, relay)
 
 
 def test_two_home_routers_sit_on_the_carrier_s_segment_behind_its_one_public_address():

@@ -11,19 +11,14 @@ from lab.analysis.nat_table import nat_table
 from lab.analysis.packets import load_run
 from lab.analysis.paths import expected_path
 from lab.analysis.run import RunView
-from lab.analysis.verdict import analyse
 from lab.engines.docker.compose_file import render
 from lab.topology import PUBLIC_PEER, build_topology, pairs_by_router, wiring
-from tests.helpers.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
+from tests.helpers.pcap_factory import LATE_PEER, Faults, built_verdict
+from tests.helpers.pcap_factory import failing_checks as failing
 
 
 def verdict_for(tmp_path: Path, faults: Faults = Faults(), relay: str = "off"):
-    topo = build_run(tmp_path, faults, shape=PUBLIC_PEER).topology
-    return topo, analyse(load_run(tmp_path), topo, MESSAGES, LATE_PEER, "test", relay_mode=relay)
-
-
-def failing(verdict) -> dict[str, str]:
-    return {c.id: c.detail for c in verdict.checks if not c.ok}
+    return built_verdict(tmp_path, faults, PUBLIC_PEER, relay)
 
 
 def test_peer_b_takes_its_router_s_place_on_the_internet():

@@ -14,21 +14,16 @@ from lab.analysis.nat_table import nat_table
 from lab.analysis.packets import load_run
 from lab.analysis.paths import expected_path
 from lab.analysis.run import RunView
-from lab.analysis.verdict import analyse
 from lab.engines.docker.compose_file import render
 from lab.topology import SAME_LAN, TopologyError, build_topology
-from tests.helpers.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run
+from tests.helpers.pcap_factory import MESSAGES, Faults, build_run, built_verdict
+from tests.helpers.pcap_factory import failing_checks as failing
 
 HAIRPIN = "port-restricted,hairpin=on"
 
 
 def verdict_for(tmp_path: Path, faults: Faults = Faults(), candidates: str = "all", pairs: int = 1):
-    topo = build_run(tmp_path, faults, shape=SAME_LAN, pairs=pairs).topology
-    return analyse(load_run(tmp_path), topo, MESSAGES, LATE_PEER, "test", candidates=candidates)
-
-
-def failing(verdict) -> dict[str, str]:
-    return {c.id: c.detail for c in verdict.checks if not c.ok}
+    return built_verdict(tmp_path, faults, SAME_LAN, candidates=candidates, pairs=pairs)[1]
 
 
 def test_both_peers_sit_on_side_a_s_lan_behind_its_one_router():
