@@ -37,7 +37,7 @@ DURATION ?= 30
 WAN      ?=
 MOUNT    ?=
 NODE_IMAGE ?=
-export ENGINE PAIRS TOPOLOGY NAT_A NAT_B NAT_CARRIER LINK_A LINK_B LINK_BROKER RELAY CANDIDATES FAULT MESSAGES A B WAN EXPECT DURATION NATS LINKS
+export ENGINE PAIRS TOPOLOGY NAT_A NAT_B NAT_CARRIER LINK_A LINK_B LINK_BROKER RELAY CANDIDATES FAULT MESSAGES A B WAN EXPECT DURATION NATS LINKS SHAPES
 # MOUNT: a directory of your files for `make run`, in every peer and the WAN host (under Docker at lab-up)
 export NATLAB_MOUNT := $(if $(MOUNT),$(abspath $(MOUNT)))
 # NODE_IMAGE: your image (FROM natlab-node), or a directory whose Dockerfile builds it, for the
@@ -81,7 +81,7 @@ punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict fro
 run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [WAN='cmd'] [EXPECT=direct|local|relayed|any] [DURATION=30]
 	$(PY) -m lab run
 
-matrix: $(STAMP) ## every NAT pair punched at once in a lab of its own: theory vs pcaps per cell [NATS=a,b,.. LINKS=.. RELAY= RUNS=1] [A='cmd' B='cmd' WAN= DURATION=: your programs']
+matrix: $(STAMP) ## every NAT pair punched at once in a lab of its own: theory vs pcaps per cell [NATS=a,b,.. LINKS=.. SHAPES=standard,cgnat,public-peer,same-lan RELAY= RUNS=1] [A='cmd' B='cmd' WAN= DURATION=: your programs']
 	$(PY) -m lab matrix $(if $(filter command line environment,$(origin RUNS)),--runs $(RUNS))
 
 verdict: $(STAMP) ## re-check a run from its pcaps (RUN=<id>, default captures/latest)

@@ -336,25 +336,27 @@ def cmd_matrix(args: argparse.Namespace, engine: Engine | None) -> int:
         return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
     if args.topology not in (None, STANDARD):
-        raise LabError(f"TOPOLOGY={args.topology}: the matrix's cells are NAT pairs of the standard shape only "
-                       "(its rows for other shapes are not built yet); unset TOPOLOGY for make matrix")
+        raise LabError(f"TOPOLOGY={args.topology}: the matrix builds a lab of its own, one pair per cell; ask for "
+                       f"its shapes with SHAPES={args.topology} (comma-separated) and unset TOPOLOGY")
     programs = None
     if args.a or args.b:
         from lab.experiment.user_run import ProgramRunConfig
 
         programs = ProgramRunConfig(a=args.a or "", b=args.b or "", wan=args.wan, duration_s=args.duration)
     config = MatrixConfig(nats=names(args.nats), links=names(args.links), relay=args.relay, runs=args.runs,
-                          messages=args.messages, programs=programs)
+                          messages=args.messages, programs=programs, shapes=names(args.shapes),
+                          nat_carrier=args.nat_carrier or CARRIER_PRESET)
     project = f"{args.project[:16]}-mx"  # a lab of its own: the user's lab, if up, is left alone
     who = "your programs" if programs else "the lab's peers"
     progress(f"matrix of {who}: {len(config.cells)} cells ({len(config.nats)} NATs x {len(config.nats)}"
-             + (f" x {len(config.links)} links" if len(config.links) > 1 else "") + f"), relay {config.relay}, "
+             + (f" x {len(config.links)} links" if len(config.links) > 1 else "")
+             + (f", shapes {', '.join(config.shapes)}" if config.shapes != (STANDARD,) else "") + f"), relay {config.relay}, "
              f"{config.runs} run(s), {args.engine} lab {project}")
     matrix_dir, runs = run_matrix(lambda topology: make_engine(args.engine, topology), args.engine, project, config,
                                   captures_root(), progress)
     progress("reading the runs' pcaps, cell by cell")
     matrix = Matrix(config.nats, config.links, config.relay,
-                    programs=programs and {"a": programs.a, "b": programs.b, "wan": programs.wan})
+                    programs=programs and {"a": programs.a, "b": programs.b, "wan": programs.wan}, shapes=config.shapes)
     for run_dir in runs:
         observe(matrix, read_run(run_dir))
     files = write_matrix(matrix, matrix_dir)
@@ -506,6 +508,10 @@ def parser() -> argparse.ArgumentParser:
     mx.add_argument("--runs", type=int, default=int(os.environ.get("RUNS") or 1),
                     help="punch each cell this many times: a success rate per cell (env RUNS; 1)")
     mx.add_argument("--messages", type=int, default=3, help="messages each way per run (3; the lab's peers)")
+    mx.add_argument("--shapes", default=os.environ.get("SHAPES") or STANDARD,
+                    help=f"comma-separated shapes, a grid each (env SHAPES; {STANDARD}; valid: {', '.join(SHAPES)}): "
+                    "public-peer and same-lan have one column, b having no NAT of its own; cgnat's carriers have "
+                    "NAT_CARRIER")
     add_program_arguments(mx)
     mx.set_defaults(func=cmd_matrix, engine_free=True)
     ht = sub.add_parser("host-tools", help="install the Debian package of each missing command (the tests' tools)",

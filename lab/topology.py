@@ -480,6 +480,8 @@ SHAPES = {
     PUBLIC_PEER: "peer a behind its router, peer b on the internet with a public address and no NAT (NAT_B and "
                  "LINK_B unused)",
 }
+# The shapes whose b side has no NAT of its own: a matrix row's one column says where b is instead.
+ONE_NAT_COLUMNS = {PUBLIC_PEER: "no NAT", SAME_LAN: "on a's LAN"}
 # A carrier-grade NAT as RFC 6888 asks: endpoint-independent mapping, and hairpinning (its subscribers
 # reach each other's public endpoints); cone filtering, as carriers mostly run it.
 CARRIER_PRESET = "full-cone,hairpin=on"

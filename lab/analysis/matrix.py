@@ -1,7 +1,9 @@
 """The traversal matrix: one pair per cell, each with its own NATs, what theory predicts for it beside
 what its pcaps show; the pairs are the lab's punch peers or the user's programs (`make matrix A= B=`).
 
-A cell is one ordered pair of settings (a's NAT × b's NAT, and the link of both sides). Its
+A cell is one ordered pair of settings (a's NAT × b's NAT, and the link of both sides) in one shape of
+the internet (lab.topology.SHAPES: a standard or cgnat cell has both NATs, behind the carrier's for
+cgnat; a public-peer or same-lan cell has a's alone, its column ONE_NAT_COLUMNS names b's place). Its
 expected path comes from nat.traversal (the peer's strategy played against both NATs' RFC 4787
 behaviours) and the relay: for the lab's peers their relay mode; for programs, whether any relay
 was offered them (TURN credentials, a WAN program). Its observed path, from the pair's own view of
@@ -27,7 +29,7 @@ from lab.analysis.program_verdict import judge_programs
 from lab.analysis.run import LoadedRun, RunView
 from lab.analysis.verdict import judge
 from lab.run_format import PROGRAMS_KIND
-from lab.topology import PunchPair
+from lab.topology import ONE_NAT_COLUMNS, STANDARD, PunchPair
 from wire.protocol import Data, Intro, Probe
 
 PATH_CHECK = "3"  # the verdict's check of the path: the matrix compares the paths themselves
@@ -35,6 +37,10 @@ NEEDS_A_SESSION = ("2",)  # checks that cannot pass where no path opened (nothin
 PROGRAM_PATH_CHECK = "1"  # the programs' verdict's (lab.analysis.program_verdict)
 PROGRAMS_ENDED = ("3",)  # a program that found no path may well fail: that is the path's story, told already
 CLOCKS = {False: "the introduction", True: "the programs' start"}  # what a cell's time counts from
+
+def columns(shape: str, nats: tuple[str, ...]) -> tuple[str, ...]:
+    """A shape's grid columns: b's NATs, or the one place a b without a NAT of its own has."""
+    return (ONE_NAT_COLUMNS[shape],) if shape in ONE_NAT_COLUMNS else nats
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,11 @@ class Cell:
     expected: str
     reason: str
     observations: list[Observation] = field(default_factory=list)
+    shape: str = STANDARD
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.nat_a, self.nat_b, self.link)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.nat_a, self.nat_b, self.link, self.shape)
 
     @property
     def observed(self) -> str:
@@ -99,7 +106,8 @@ class Cell:
         return times[len(times) // 2] if times else None
 
     def to_json(self) -> dict:
-        return {"nat_a": self.nat_a, "nat_b": self.nat_b, "link": self.link, "expected": self.expected,
+        return {"shape": self.shape, "nat_a": self.nat_a, "nat_b": self.nat_b, "link": self.link,
+                "expected": self.expected,
                 "reason": self.reason, "observed": self.observed, "agree": self.agree, "rate": self.rate,
                 "seconds": self.seconds,
                 "failed_checks": list(self.failed_checks),
@@ -114,22 +122,28 @@ class Matrix:
     nats: tuple[str, ...]
     links: tuple[str, ...]
     relay: str
-    cells: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
+    cells: dict[tuple[str, str, str, str], Cell] = field(default_factory=dict)
     programs: dict[str, str] | None = None  # the user's command lines (a, b, wan), or None: the lab's peers
+    shapes: tuple[str, ...] = (STANDARD,)
 
     @property
     def clock(self) -> str:
         return CLOCKS[self.programs is not None]
 
-    def cell(self, nat_a: str, nat_b: str, link: str) -> Cell | None:
-        return self.cells.get((nat_a, nat_b, link))
+    def cell(self, nat_a: str, nat_b: str, link: str, shape: str = STANDARD) -> Cell | None:
+        return self.cells.get((nat_a, nat_b, link, shape))
+
+    def grids(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Each grid the matrix draws: (shape, link, its columns), shapes first; its rows are always a's NATs."""
+        return [(shape, link, columns(shape, self.nats)) for shape in self.shapes for link in self.links]
 
     @property
     def disagreements(self) -> list[Cell]:
         return [c for c in self.cells.values() if not c.agree]
 
     def to_json(self) -> dict:
-        return {"nats": list(self.nats), "links": list(self.links), "relay": self.relay, "programs": self.programs,
+        return {"nats": list(self.nats), "links": list(self.links), "shapes": list(self.shapes), "relay": self.relay,
+                "programs": self.programs,
                 "seconds_since": self.clock,
                 "cells": [c.to_json() for c in self.cells.values()],
                 "agree": not self.disagreements}
@@ -193,8 +207,8 @@ def observe(matrix: Matrix, run: LoadedRun) -> None:
     rows = {row["pair"]: row for row in verdict.paths}
     alone = len(run.view.topology.punch_pairs) == 1
     for pp, view in run.view.per_pair():
-        a, b = pp.a.router, pp.b.router
-        key = (a.nat or "", b.nat or "", a.link or "")
+        a, b, shape = pp.a.router, pp.b.router, pp.shape
+        key = (a.nat or "", ONE_NAT_COLUMNS.get(shape) or b.nat or "", a.link or "", shape)
         row = rows[pp.number]
         if programs:
             expected = program_expectation(pp, run.record["config"])
@@ -205,7 +219,7 @@ def observe(matrix: Matrix, run: LoadedRun) -> None:
             expected, path = Expected(row["expected"], row["reason"]), row["path"]
             seconds = time_to_path(view, pp, path)
             ignored = {PATH_CHECK, *(NEEDS_A_SESSION if path == FAILED else ())}
-        cell = matrix.cells.setdefault(key, Cell(*key, expected.path, expected.reason))
+        cell = matrix.cells.setdefault(key, Cell(*key[:3], expected.path, expected.reason, shape=shape))
         evidence = tuple(f"{c.id} {c.title}: {line}" for c in verdict.checks for line in c.evidence
                          if alone or line.startswith(f"{pp.name}: "))  # a lab of pairs prefixes each pair's
         failed = tuple(c.id for c in verdict.checks if c.id not in ignored and not c.ok

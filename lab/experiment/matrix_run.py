@@ -1,7 +1,9 @@
 """`make matrix`: every NAT pair punched at once, one punch pair per cell, in a lab of their own.
 
 The cells are the ordered pairs of the NAT settings asked for (a's × b's, six presets: 36), for
-each link asked for (both sides of the cell's pair on it). A lab whose pairs each have their own
+each link asked for (both sides of the cell's pair on it), for each shape asked for (SHAPES: the
+standard and cgnat shapes have a's × b's, behind the carrier's NAT for cgnat; public-peer and
+same-lan, whose b has no NAT of its own, a's alone). A lab whose pairs each have their own
 settings (lab.topology.PairSettings) holds them: on netns every cell in one lab; on Docker in
 batches of DOCKER_BATCH cells, one lab each, since a container per node makes a 36-pair lab
 (150 containers) more than a 2-core machine starts in minutes. Each lab is punched RUNS times
@@ -23,8 +25,17 @@ from lab.engines.base import Engine
 from lab.errors import LabError, Progress
 from lab.experiment.punch_test import PunchTestConfig, point_latest, run_punch_test
 from lab.experiment.user_run import ProgramRunConfig, run_programs
-from lab.topology import MAX_PAIRS, PairSettings, Topology, build_topology
-from nat.behaviour import PRESETS, validate_preset
+from lab.topology import (
+    CARRIER_PRESET,
+    MAX_PAIRS,
+    ONE_NAT_COLUMNS,
+    SHAPES,
+    STANDARD,
+    PairSettings,
+    Topology,
+    build_topology,
+)
+from nat.behaviour import DEFAULT_PRESET, PRESETS, validate_preset
 from node.link import DEFAULT_LINK, validate_link
 
 # Cells per Docker lab: two rows of the default matrix, 52 containers. Measured on 2 cores, the
@@ -41,8 +52,16 @@ class MatrixConfig:
     runs: int = 1
     messages: int = 3
     programs: ProgramRunConfig | None = None  # the user's programs in every cell, or None: the lab's peers
+    shapes: tuple[str, ...] = (STANDARD,)
+    nat_carrier: str = CARRIER_PRESET  # the carriers' NAT, in cgnat cells
 
     def __post_init__(self) -> None:
+        if not self.shapes:
+            raise LabError(f"SHAPES names no shape: give some of {', '.join(SHAPES)}, comma-separated")
+        for shape in self.shapes:
+            if shape not in SHAPES:
+                raise LabError(f"SHAPES: unknown shape {shape!r}; valid: {', '.join(SHAPES)}")
+        validate_preset(self.nat_carrier)
         if not self.nats:
             raise LabError(f"NATS names no NAT: give some of {', '.join(PRESETS)}, comma-separated")
         for nat in self.nats:
@@ -52,12 +71,16 @@ class MatrixConfig:
         if not 1 <= self.runs <= 100:
             raise LabError(f"RUNS must be 1 to 100, not {self.runs}")
         if len(self.cells) > MAX_PAIRS:
-            raise LabError(f"{len(self.cells)} cells: at most {MAX_PAIRS} (one pair each); ask for fewer NATS or LINKS")
+            raise LabError(f"{len(self.cells)} cells: at most {MAX_PAIRS} (one pair each); "
+                           "ask for fewer NATS, LINKS or SHAPES")
 
     @property
     def cells(self) -> tuple[PairSettings, ...]:
-        """Every ordered pair of NATs, for each link: a's NAT × b's NAT, rows first."""
-        return tuple(PairSettings(a, b, link, link) for link, a, b in product(self.links, self.nats, self.nats))
+        """Every ordered pair of NATs, for each shape and link: a's NAT × b's NAT, rows first (a's NAT alone
+        where b has none of its own)."""
+        return tuple(PairSettings(a, b, link, link, shape, self.nat_carrier)
+                     for shape, link in product(self.shapes, self.links) for a in self.nats
+                     for b in ((DEFAULT_PRESET,) if shape in ONE_NAT_COLUMNS else self.nats))
 
 
 def batches(cells: tuple[PairSettings, ...], engine: str) -> list[tuple[PairSettings, ...]]:

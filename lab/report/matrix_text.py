@@ -1,4 +1,5 @@
-"""The traversal matrix as text: a grid per link (rows: a's NAT, columns: b's NAT), one symbol per
+"""The traversal matrix as text: a grid per shape and link (rows: a's NAT, columns: b's NAT, or where a b
+without one sits), one symbol per
 cell for the path the pcaps showed, marked where it is not the one theory expects. The terminal
 and matrix.md print the same grid; the legend says what each mark means."""
 
@@ -7,8 +8,8 @@ from __future__ import annotations
 from lab.analysis.matrix import Cell, Matrix
 from lab.report.terminal import table
 
-SYMBOLS = {"direct": "D", "relayed": "R", "failed": "x", "mixed": "~"}
-LEGEND = ("D direct, R relayed, x failed (no path), ~ mixed over the runs; "
+SYMBOLS = {"direct": "D", "local": "L", "relayed": "R", "failed": "x", "mixed": "~"}
+LEGEND = ("D direct, L local (on one LAN), R relayed, x failed (no path), ~ mixed over the runs; "
           "a cell not as theory expects is marked `!` with the expected path after it (D! want R), "
           "or with the verdict's checks its pair failed besides the path (D! check 5a); "
           "several runs add how many held (R 9/10)")
@@ -27,12 +28,18 @@ def cell_text(cell: Cell | None) -> str:
     return text
 
 
-def grid_rows(matrix: Matrix, link: str) -> list[list[str]]:
-    return [[f"a: {a}", *(cell_text(matrix.cell(a, b, link)) for b in matrix.nats)] for a in matrix.nats]
+def grid_rows(matrix: Matrix, shape: str, link: str, columns: tuple[str, ...]) -> list[list[str]]:
+    return [[f"a: {a}", *(cell_text(matrix.cell(a, b, link, shape)) for b in columns)] for a in matrix.nats]
 
 
-def grid_header(matrix: Matrix) -> list[str]:
-    return ["a \\ b", *matrix.nats]
+def grid_header(columns: tuple[str, ...]) -> list[str]:
+    return ["a \\ b", *columns]
+
+
+def grid_title(matrix: Matrix, shape: str, link: str) -> str:
+    """What sets a grid apart from the matrix's others ("" when it has no others)."""
+    parts = ([f"shape {shape}"] if len(matrix.shapes) > 1 else []) + ([f"link {link}"] if len(matrix.links) > 1 else [])
+    return ", ".join(parts)
 
 
 def subjects(matrix: Matrix) -> str:
@@ -49,16 +56,17 @@ def summary(matrix: Matrix) -> str:
     if not bad:
         return f"all {total} cells as theory expects (relay {matrix.relay})"
     return f"{len(bad)}/{total} cells NOT as theory expects (relay {matrix.relay}): " + "; ".join(
-        f"{c.nat_a} × {c.nat_b}" + (f" on {c.link}" if len(matrix.links) > 1 else "")
+        (f"{c.shape}: " if len(matrix.shapes) > 1 else "") + f"{c.nat_a} × {c.nat_b}"
+        + (f" on {c.link}" if len(matrix.links) > 1 else "")
         + f": {c.observed}, expected {c.expected} ({c.reason})"
         + (f", failed check {', '.join(c.failed_checks)}" if c.failed_checks else "") for c in bad)
 
 
 def terminal_grid(matrix: Matrix) -> str:
     parts = []
-    for link in matrix.links:
-        parts.append(f"link {link}:" if len(matrix.links) > 1 else "")
-        parts.append(table(grid_rows(matrix, link), grid_header(matrix)))
+    for shape, link, columns in matrix.grids():
+        parts.append(f"{title}:" if (title := grid_title(matrix, shape, link)) else "")
+        parts.append(table(grid_rows(matrix, shape, link, columns), grid_header(columns)))
     return "\n".join(p for p in parts if p) + f"\n{LEGEND}\n{subjects(matrix)}\n{summary(matrix)}"
 
 
@@ -66,10 +74,10 @@ def markdown_grid(matrix: Matrix, title: str) -> str:
     from lab.report.markdown import markdown_table
 
     parts = [f"# {title}", f"**{summary(matrix)}**", subjects(matrix), LEGEND.replace("`!`", "**!**")]
-    for link in matrix.links:
-        if len(matrix.links) > 1:
-            parts.append(f"## Link {link}")
-        parts.append(markdown_table(grid_rows(matrix, link), grid_header(matrix)))
+    for shape, link, columns in matrix.grids():
+        if title := grid_title(matrix, shape, link):
+            parts.append(f"## {title[0].upper()}{title[1:]}")
+        parts.append(markdown_table(grid_rows(matrix, shape, link, columns), grid_header(columns)))
     parts.append("Every cell's settings, expectation (with its reason), observation, times and the pair's "
                  "evidence are in `matrix.json`; `matrix.html` links each cell to them.")
     return "\n\n".join(parts) + "\n"

@@ -30,11 +30,13 @@ def sample_matrix() -> Matrix:
     return m
 
 
-def matrix_of(engine: str, tmp_path, relay: str, make_lab=None) -> Matrix:
-    """The matrix of THREE presets punched on a lab of `engine` (made by `make_lab`, if given), read back."""
-    config = MatrixConfig(nats=THREE, relay=relay)
+def matrix_of(engine: str, tmp_path, relay: str, make_lab=None, nats: tuple[str, ...] = THREE,
+              shapes: tuple[str, ...] = ("standard",)) -> Matrix:
+    """The matrix of `nats` (THREE presets) in `shapes` punched on a lab of `engine` (made by `make_lab`, if
+    given), read back."""
+    config = MatrixConfig(nats=nats, relay=relay, shapes=shapes)
     _, runs = run_matrix(make_lab or (lambda t: make_engine(engine, t)), engine, PROJECT, config, tmp_path, say)
-    matrix = Matrix(config.nats, config.links, relay)
+    matrix = Matrix(config.nats, config.links, relay, shapes=shapes)
     for run_dir in runs:
         observe(matrix, read_run(run_dir))
     return matrix

@@ -53,7 +53,7 @@ def test_cells_are_read_off_a_run_pair_by_pair_and_a_broken_pair_is_a_disagreeme
     write_record(tmp_path / "good", build_run(tmp_path / "good", pairs=2).topology)
     observe(good, read_run(tmp_path / "good"))
     (cell,) = good.cells.values()
-    assert cell.key == ("port-restricted", "port-restricted", "lan") and [o.pair for o in cell.observations] == [1, 2]
+    assert cell.key == ("port-restricted", "port-restricted", "lan", "standard") and [o.pair for o in cell.observations] == [1, 2]
     assert cell.expected == "direct" and cell.observed == "direct" and cell.agree and cell.seconds is not None
     assert all(line.startswith(("1 ", "2 ", "3 ", "4 ", "5a ", "5b ", "6 ", "7 ")) for line in cell.observations[1].evidence)
     assert any("probe" in line for line in cell.observations[0].ladder)
@@ -94,3 +94,34 @@ def test_a_cell_whose_pair_failed_another_check_does_not_agree_whatever_its_path
     assert [o.path for o in c.observations] == ["direct", "direct"] and c.observed == "direct"
     assert [o.failed_checks for o in c.observations] == [(), ("5a",)] and not c.agree and c.held == 1
     assert cell_text(c) == "D! check 5a 1/2"
+
+
+def test_a_matrix_has_a_grid_per_shape_and_b_without_a_nat_has_one_column(tmp_path):
+    from lab.topology import CARRIER_PRESET, CGNAT, PUBLIC_PEER, SAME_LAN, SHAPES, STANDARD
+
+    config = MatrixConfig(nats=("full-cone", "symmetric"), shapes=tuple(SHAPES))
+    assert [(c.shape, c.nat_a) for c in config.cells].count((PUBLIC_PEER, "symmetric")) == 1
+    assert len(config.cells) == 4 + 4 + 2 + 2 and {c.nat_carrier for c in config.cells} == {CARRIER_PRESET}
+    with pytest.raises(LabError, match="SHAPES: unknown shape 'ring'"):
+        MatrixConfig(shapes=("ring",))
+    matrix = Matrix(("port-restricted",), ("lan",), "off", shapes=(STANDARD, CGNAT, PUBLIC_PEER, SAME_LAN))
+    for shape in matrix.shapes:
+        run_dir = tmp_path / shape
+        write_record(run_dir, build_run(run_dir, shape=shape).topology)
+        observe(matrix, read_run(run_dir))
+    assert {c.key: c.observed for c in matrix.cells.values()} == {
+        ("port-restricted", "port-restricted", "lan", STANDARD): "direct",
+        ("port-restricted", "port-restricted", "lan", CGNAT): "direct",
+        ("port-restricted", "no NAT", "lan", PUBLIC_PEER): "direct",
+        ("port-restricted", "on a's LAN", "lan", SAME_LAN): "local"}
+    assert not matrix.disagreements
+    text = terminal_grid(matrix)
+    assert "shape cgnat:" in text and "shape public-peer:" in text and "no NAT" in text and " L " in f" {text} "
+    html = render_html(matrix, "m")
+    assert 'id="cell-port-restricted-no_NAT-lan-public-peer"' in html and "<caption>shape same-lan</caption>" in html
+    assert "## Shape cgnat" in markdown_grid(matrix, "m")
+    from lab.report.matrix_files import write_matrix
+
+    (tmp_path / "out").mkdir()
+    files = {f.name for f in write_matrix(matrix, tmp_path / "out")}
+    assert {"matrix.png", "matrix.json", "matrix.html"} <= files

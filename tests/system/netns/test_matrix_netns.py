@@ -26,6 +26,16 @@ def test_every_cell_of_three_presets_takes_the_path_theory_allows(relay, tmp_pat
     assert all(c.seconds is not None for c in matrix.cells.values() if c.observed != "failed")
 
 
+def test_the_other_shapes_rows_take_the_paths_theory_allows(tmp_path):
+    matrix = matrix_of("netns", tmp_path, "off", nats=("full-cone", "symmetric"),
+                       shapes=("cgnat", "public-peer", "same-lan"))
+    assert len(matrix.cells) == 4 + 2 + 2
+    assert not matrix.disagreements, [(c.key, c.observed, c.expected, c.failed_checks) for c in matrix.disagreements]
+    assert matrix.cell("symmetric", "symmetric", "lan", "cgnat").observed == "failed"  # no relay: the home NATs
+    assert matrix.cell("symmetric", "no NAT", "lan", "public-peer").observed == "direct"
+    assert matrix.cell("symmetric", "on a's LAN", "lan", "same-lan").observed == "local"
+
+
 def test_a_lab_whose_pairs_have_different_nats_gives_each_router_its_own_rules():
     import re
 
@@ -106,7 +116,7 @@ def test_the_page_shows_the_grid_in_a_real_browser(tmp_path):
     browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1000,700"]
     dom = subprocess.run([*browser, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
     assert dom.count('data-observed="') == 4 and dom.count('class="disagree"') == 1
-    for anchor in ("cell-symmetric-full-cone-lan", "cell-full-cone-full-cone-lan"):
+    for anchor in ("cell-symmetric-full-cone-lan-standard", "cell-full-cone-full-cone-lan-standard"):
         assert f'href="#{anchor}"' in dom and f'id="{anchor}"' in dom
     shot = tmp_path / "matrix-screenshot.png"  # saved beside the page
     subprocess.run([*browser, f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True)
