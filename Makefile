@@ -81,7 +81,7 @@ punch-test: $(STAMP) ## rendezvous + punch + exchange under capture; verdict fro
 run: $(STAMP) ## your own programs as the peers: A='cmd' B='cmd' [WAN='cmd'] [EXPECT=direct|local|relayed|any] [DURATION=30]
 	$(PY) -m lab run
 
-matrix: $(STAMP) ## every NAT pair punched at once in a lab of its own: theory vs pcaps per cell [NATS=a,b,.. LINKS=.. SHAPES=standard,cgnat,public-peer,same-lan RELAY= RUNS=1] [A='cmd' B='cmd' WAN= DURATION=: your programs']
+matrix: $(STAMP) ## every NAT pair punched at once in a lab of its own: theory vs pcaps per cell [NATS=a,b,.. LINKS=.. SHAPES=standard,cgnat,cgnat-a,cgnat-apart,public-peer,same-lan RELAY= RUNS=1] [A='cmd' B='cmd' WAN= DURATION=: your programs']
 	$(PY) -m lab matrix $(if $(filter command line environment,$(origin RUNS)),--runs $(RUNS))
 
 verdict: $(STAMP) ## re-check a run from its pcaps (RUN=<id>, default captures/latest)

@@ -165,8 +165,10 @@ class PunchPair:
         """The pair's shape (SHAPES), read from its wiring."""
         if self.same_lan:
             return SAME_LAN
-        if self.a.carrier:
+        if self.a.carrier and self.shares_edge:
             return CGNAT
+        if self.a.carrier:
+            return CGNAT_APART if self.b.carrier else CGNAT_A
         return PUBLIC_PEER if self.b.router is None else STANDARD
 
     @property
@@ -472,6 +474,7 @@ def pair_plan(pairs: int) -> list[SidePlan]:
 
 
 STANDARD, SAME_LAN, CGNAT, PUBLIC_PEER = "standard", "same-lan", "cgnat", "public-peer"
+CGNAT_A, CGNAT_APART = "cgnat-a", "cgnat-apart"
 SHAPES = {
     STANDARD: "each peer behind a router of its own, the two routers on one public segment",
     SAME_LAN: "both peers on one LAN behind one router (side a's NAT and link): their direct path is local",
@@ -479,7 +482,12 @@ SHAPES = {
            "inside): they meet only through the carrier's hairpin",
     PUBLIC_PEER: "peer a behind its router, peer b on the internet with a public address and no NAT (NAT_B and "
                  "LINK_B unused)",
+    CGNAT_A: "peer a's home router behind a carrier NAT of its own (NAT_CARRIER), peer b's on the internet: a phone "
+             "on a mobile carrier and a home",
+    CGNAT_APART: "each home router behind a carrier NAT of its own (NAT_CARRIER each): two mobile carriers",
 }
+# The shapes where a side's home router sits behind a carrier of its own (not shared with its partner).
+OWN_CARRIER_SIDES = {CGNAT_A: ("a",), CGNAT_APART: ("a", "b")}
 # The shapes whose b side has no NAT of its own: a matrix row's one column says where b is instead.
 ONE_NAT_COLUMNS = {PUBLIC_PEER: "no NAT", SAME_LAN: "on a's LAN"}
 # A carrier-grade NAT as RFC 6888 asks: endpoint-independent mapping, and hairpinning (its subscribers
@@ -504,7 +512,7 @@ class PairSettings:
     link_a: str = DEFAULT_LINK
     link_b: str = DEFAULT_LINK
     shape: str = STANDARD
-    nat_carrier: str = CARRIER_PRESET  # the carrier NAT's (cgnat only)
+    nat_carrier: str = CARRIER_PRESET  # the carrier NATs' (cgnat shapes only)
 
     def nat(self, side: str) -> str:
         return self.nat_a if side == "a" else self.nat_b
@@ -527,6 +535,17 @@ def carrier_network(number: int) -> Network:
     """Punch pair `number`'s carrier segment: 100.64.<number>.0/24 (the home routers' WAN, the carrier's LAN)."""
     host = CARRIER_SPACE.network_address + 256 * number
     return Network(f"{carrier_name(number)}-net", IPv4Network(f"{host}/24"), public=False)
+
+
+OWN_CARRIERS = IPv4Network("100.65.0.0/16")  # within CARRIER_SPACE, beside the shared carriers' 100.64.0.0/16
+
+
+def own_carrier_network(side: SidePlan) -> Network:
+    """The segment behind one side's own carrier (cgnat-a, cgnat-apart): 100.65.0.0/16 counted as its LAN is
+    counted in 10.0.0.0/8 (lan-a: 10.0.1.0/24, carrier-a-net: 100.65.1.0/24)."""
+    number = (int(side.lan.network_address) - int(IPv4Address("10.0.0.0"))) >> 8
+    host = OWN_CARRIERS.network_address + 256 * number
+    return Network(f"carrier-{side.label}-net", IPv4Network(f"{host}/24"), public=False)
 
 
 CARRIER_HOST, HOME_ROUTER_HOSTS = 1, {"a": 101, "b": 102}  # on a carrier segment
@@ -569,7 +588,7 @@ def build_topology(
     networks = list(segments)
     routers, peers = [], []
     own_lans = {}  # side label -> the LAN it sits on and that LAN's router's address (a same-lan b: a's)
-    carriers: dict[int, Network] = {}  # cgnat: punch pair number -> its carrier segment
+    carriers: dict[int | str, Network] = {}  # cgnat: pair number -> the shared carrier segment; side label -> its own
     for side in plan:
         pair_settings_of = settings[side.number - 1]
         to_broker = tuple(
@@ -578,14 +597,16 @@ def build_topology(
         )
         wan = Interface(side.segment.name, side.wan_ip, "wan")
         upstream = to_broker  # the router's routes beyond its WAN's own subnet
-        if pair_settings_of.shape == CGNAT:
-            if side.side == "a":  # the carrier NAT, on side a's public address
-                carriers[side.number] = net = carrier_network(side.number)
+        own_carrier = side.side in OWN_CARRIER_SIDES.get(pair_settings_of.shape, ())
+        if pair_settings_of.shape == CGNAT or own_carrier:
+            if own_carrier or side.side == "a":  # the carrier NAT, on the side's (shared: side a's) public address
+                net = own_carrier_network(side) if own_carrier else carrier_network(side.number)
+                carriers[side.label if own_carrier else side.number] = net
                 networks.append(net)
-                routers.append(Node(carrier_name(side.number), NodeRole.ROUTER,
-                                    (wan, Interface(net.name, _host(net, CARRIER_HOST), "lan")), to_broker,
-                                    nat=pair_settings_of.nat_carrier, captured=True))
-            net = carriers[side.number]
+                name = f"carrier-{side.label}" if own_carrier else carrier_name(side.number)
+                routers.append(Node(name, NodeRole.ROUTER, (wan, Interface(net.name, _host(net, CARRIER_HOST), "lan")),
+                                    to_broker, nat=pair_settings_of.nat_carrier, captured=True))
+            net = carriers[side.label if own_carrier else side.number]
             wan = Interface(net.name, _host(net, HOME_ROUTER_HOSTS[side.side]), "wan")
             upstream = tuple(Route(n.subnet, _host(net, CARRIER_HOST)) for n in segments)
         if pair_settings_of.shape == PUBLIC_PEER and side.side == "b":  # on the internet, where its router would be

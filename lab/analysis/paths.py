@@ -17,12 +17,12 @@ strategy against both NATs) and the relay mode of the run.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lab.analysis.packets import Packet
 from lab.analysis.run import RunView
 from lab.topology import Pair, PunchPair
-from nat.behaviour import DEFAULT_PRESET, PRESETS, parse_nat
+from nat.behaviour import DEFAULT_PRESET, PRESETS, NatBehaviour, parse_nat
 from nat.traversal import direct_possible
 from wire.protocol import Ack, Bye, Data, Probe
 
@@ -60,6 +60,27 @@ class PairPath:
     expected: Expected
 
 
+MAPPING_ORDER, FILTERING_ORDER = ("eim", "adm", "apdm"), ("eif", "adf", "apdf")
+
+
+def side_behaviour(side: Pair, with_carrier: bool = True) -> NatBehaviour:
+    """The NAT a side's peer sees between it and the internet, for the theory: its router's; a public peer's
+    none, which keeps its port for every remote and takes what reaches it (a full cone); behind a carrier of
+    its own, the two in series: the more dependent mapping of the two (with its port allocation) and the
+    stricter filtering."""
+    if side.router is None:
+        return PRESETS["full-cone"]
+    home = parse_nat(side.router.nat or DEFAULT_PRESET)
+    if side.carrier is None or not with_carrier:
+        return home
+    carrier = parse_nat(side.carrier.nat or DEFAULT_PRESET)
+    ports = max(home, carrier, key=lambda b: MAPPING_ORDER.index(b.mapping))
+    if home.mapping == carrier.mapping:
+        ports = carrier if carrier.allocation != "preserve" else home
+    return replace(home, mapping=ports.mapping, allocation=ports.allocation,
+                   filtering=max(home.filtering, carrier.filtering, key=FILTERING_ORDER.index))
+
+
 def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b", candidates: str = "all") -> Expected:
     """What the lab should see for the pair: with `force` the relay; otherwise direct where the NATs allow
     it, else the relay (with `auto`) or nothing (with `off`). Peers on one LAN meet locally when they try
@@ -74,14 +95,18 @@ def expected_path(pp: PunchPair, relay_mode: str, late_peer: str = "b", candidat
             return Expected(DIRECT, f"both peers on one LAN, trying public endpoints only: {router.name} hairpins")
         return Expected(RELAYED if relay_mode == "auto" else FAILED,
                         f"both peers on one LAN, trying public endpoints only: {router.name} does not hairpin")
-    # A peer with no NAT keeps its port for every remote and takes what reaches it: a full cone, in the theory.
-    a, b = (parse_nat(side.router.nat or DEFAULT_PRESET) if side.router else PRESETS["full-cone"] for side in pp.sides)
+    shared = pp.shares_edge  # behind one carrier, its hairpin stands in for it (below)
+    a, b = (side_behaviour(side, with_carrier=not shared) for side in pp.sides)
     theory = direct_possible(a, b, late_peer)
     reason = theory.reason
     public = [side.label for side in pp.sides if side.router is None]
     if public:
         reason = f"{' and '.join(public)} has no NAT (a full cone to the theory); {reason}"
-    if pp.shares_edge:  # two home routers behind one carrier: they meet only through its hairpin
+    behind = [f"{side.label}'s {side.router.name} behind {side.carrier.name}" for side in pp.sides
+              if side.carrier and not shared]
+    if behind:
+        reason = f"{', '.join(behind)} (the two NATs in series to the theory); {reason}"
+    if shared:  # two home routers behind one carrier: they meet only through its hairpin
         carrier = pp.a.edge
         if not parse_nat(carrier.nat or DEFAULT_PRESET).hairpinning:
             return Expected(RELAYED if relay_mode == "auto" else FAILED,

@@ -418,23 +418,28 @@ def check_unsolicited(view: RunView, late_peer: str, relay_mode: str = "off") ->
             evidence.append(f"relay forced: {pair.label}'s partner sent nothing directly, only the outsider tests "
                             f"{pair.router.name}")
             continue
-        # This peer "punched" when its first direct probe or data left its router, whatever port the NAT chose.
-        # Its router's WAN: the internet, or the carrier's segment where the carrier hairpins the partner's.
+        # This peer "punched" when its first direct probe or data left towards the partner, whatever port the
+        # NAT chose: read where the partner's arrive, the internet side of the pair's edge router, or its own
+        # router's WAN when a carrier they share hairpins them there.
+        hairpinned = view.topology.shares_edge(pair)
+        arrivals = view.home_wan(pair) if hairpinned else view.wan(pair)
         first_out = min(
-            (p.time for p in view.home_wan(pair)
+            (p.time for p in arrivals
              if isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == pair.label),
             default=None,
         )
-        partner, public = view.partner(pair), str(pair.router.interface("wan").address)
+        partner = view.partner(pair)
+        public = str(pair.router.interface("wan").address if hairpinned else pair.public_ip)
+        at = view.vantage(*((pair.router.name, "wan") if hairpinned else view.wan_vantage(pair)))
         early = [
-            p for p in view.home_wan(pair)
+            p for p in arrivals
             if isinstance(p.msg, (Probe, Data)) and not p.relayed and p.msg.sender == partner.label
             and p.dst == public and (first_out is None or p.time < first_out)
         ]
         lan_payloads = {p.payload for p in view.lan(pair)}
         through = [p for p in early if p.payload in lan_payloads]
         exercised += len(early) if pair.side == late_peer else 0
-        evidence.append(f"{len(early)} partner packets at {pair.router.name}-wan before {pair.label} punched, "
+        evidence.append(f"{len(early)} partner packets at {at} before {pair.label} punched, "
                         f"{len(through)} on lan")
         if through:
             problems.append(f"{len(through)} unsolicited partner packets reached {pair.router.name}-lan")

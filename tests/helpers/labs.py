@@ -26,6 +26,16 @@ def lab(engine_name: str, **topology):
     return make_engine(engine_name, build_topology(**topology))
 
 
+def lab_up(engine_name: str, **topology):
+    """A module fixture's lab: up for the module's tests, down after them whatever happened."""
+    engine = lab(engine_name, **topology)
+    engine.up(say)
+    try:
+        yield engine
+    finally:
+        engine.down(say)
+
+
 def punch_test_cli(captures: Path, engine, settings: dict[str, str] | None = None
                    ) -> tuple[subprocess.CompletedProcess, Path]:
     """`python -m lab punch-test` on `engine`'s lab with its captures under `captures` (and the make

@@ -245,7 +245,7 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
                     seen[wan(src)] = (priv[src.label], priv[dst.label])
             b.send(seen, msg, src.peer.name, dst.peer.name)
             return
-        if src.carrier:  # two home routers behind one carrier: it turns the datagram back (hairpinning), or drops it
+        if topo.shares_edge(src) and src.carrier:  # behind one carrier: it turns the datagram back (hairpinning), or drops it
             hairpins = parse_nat(src.carrier.nat).hairpinning
             b.send({v: (ep, pub[dst.label]) for v, ep in hops(src)[:-1]}, msg, src.peer.name, src.carrier.name,
                    dropped=not hairpins)
@@ -257,11 +257,13 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
             b.send(back, msg, src.carrier.name, dst.peer.name if delivered else dst.router.name,
                    dropped=not delivered)
             return
-        seen = {lan(src): (priv[src.label], pub[dst.label]), wan(src): (pub[src.label], pub[dst.label]),
-                wan(dst): (pub[src.label], pub[dst.label])}
+        # Out through every NAT of the sender's, across the internet, in through every NAT of the receiver's (an
+        # undelivered one stops at the receiver's edge).
+        seen = {v: (ep, pub[dst.label]) for v, ep in hops(src)}
+        seen[wan(dst)] = (pub[src.label], pub[dst.label])
         if delivered:
-            seen[lan(dst)] = (pub[src.label], priv[dst.label])
-        b.send(seen, msg, src.peer.name, dst.peer.name if delivered else dst.router.name, dropped=not delivered)
+            seen.update({v: (pub[src.label], ep) for v, ep in reversed(hops(dst)[:-1])})
+        b.send(seen, msg, src.peer.name, dst.peer.name if delivered else dst.edge_name, dropped=not delivered)
 
     # Control: forwarding off, pings stay on the LAN (a public peer has no router to turn off).
     for p in (p for p in topo.pairs if p.router):

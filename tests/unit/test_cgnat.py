@@ -144,3 +144,28 @@ def test_the_cli_sets_a_carrier_s_nat_by_name_and_refuses_a_bad_one_in_one_line(
         "choose one of carrier, router-a, router-b, peer-a, peer-b")
     proc = run("--engine", "netns", "--topology", CGNAT, "--nat-carrier", "cone", "status")
     assert proc.returncode == 2 and "unknown NAT preset 'cone'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_side_behind_a_carrier_of_its_own_meets_its_partner_across_the_internet(tmp_path):
+    from lab.analysis.paths import side_behaviour
+    from lab.topology import CGNAT_A, CGNAT_APART
+
+    t = build_topology(shape=CGNAT_A)
+    a, b = t.pair("a"), t.pair("b")
+    assert a.carrier.name == "carrier-a" and b.carrier is None and b.router.name == "router-b"
+    assert str(a.router.interface("wan").address) == "100.65.1.101" and str(a.public_ip) == "198.51.100.101"
+    assert [pp.shape for pp in build_topology(shape=CGNAT_APART, pairs=2).punch_pairs] == [CGNAT_APART] * 2
+    # The two NATs in series, to the theory: the more dependent mapping and the stricter filtering.
+    (pp,) = build_topology(shape=CGNAT_A, nat_a="full-cone", nat_carrier="symmetric").punch_pairs
+    assert (side_behaviour(pp.a).mapping, side_behaviour(pp.a).filtering) == ("apdm", "apdf")
+    assert expected_path(pp, "auto", LATE_PEER).path == "relayed"
+    (pp,) = build_topology(shape=CGNAT_A, nat_a="symmetric", nat_carrier="full-cone").punch_pairs
+    assert side_behaviour(pp.a).allocation == "random" and side_behaviour(pp.a).filtering == "apdf"
+    for shape in (CGNAT_A, CGNAT_APART):
+        topo, verdict = built_verdict(tmp_path / shape, shape=shape)
+        assert failing(verdict) == {}, shape
+        assert verdict.paths[0]["path"] == "direct" and "public address to public address" in verdict.check("3").detail
+        # The partner's early probes arrive from the internet, at the carrier's WAN, and go no further.
+        assert any(e.startswith("4 partner packets at carrier-b-wan" if shape == CGNAT_APART else
+                                "4 partner packets at router-b-wan") for e in verdict.check("5a").evidence)
+        assert any(e.startswith("router-a then carrier-a: 10.0.1.10:") for e in verdict.check("4").evidence)

@@ -53,11 +53,11 @@ def test_make_run_refuses_bad_settings_in_one_line_before_touching_a_lab(args, s
 
 
 @pytest.mark.parametrize("args, said", [
-    (["--topology", "ring", "status"], "TOPOLOGY must be one of standard, same-lan, cgnat, public-peer or a .toml file, not 'ring'"),
+    (["--topology", "ring", "status"], "TOPOLOGY must be one of standard, same-lan, cgnat, public-peer, cgnat-a, cgnat-apart or a .toml file, not 'ring'"),
     (["--topology", "same-lan", "matrix"], "TOPOLOGY=same-lan: the matrix builds a lab of its own, one pair per "
      "cell; ask for its shapes with SHAPES=same-lan (comma-separated) and unset TOPOLOGY"),
     (["matrix", "--shapes", "standard,ring"], "SHAPES: unknown shape 'ring'; valid: standard, same-lan, cgnat, "
-     "public-peer"),
+     "public-peer, cgnat-a, cgnat-apart"),
 ])
 def test_a_shape_the_command_cannot_take_is_refused_in_one_line(args, said):
     proc = run("--engine", "netns", *args)

@@ -97,9 +97,9 @@ def test_a_cell_whose_pair_failed_another_check_does_not_agree_whatever_its_path
 
 
 def test_a_matrix_has_a_grid_per_shape_and_b_without_a_nat_has_one_column(tmp_path):
-    from lab.topology import CARRIER_PRESET, CGNAT, PUBLIC_PEER, SAME_LAN, SHAPES, STANDARD
+    from lab.topology import CARRIER_PRESET, CGNAT, PUBLIC_PEER, SAME_LAN, STANDARD
 
-    config = MatrixConfig(nats=("full-cone", "symmetric"), shapes=tuple(SHAPES))
+    config = MatrixConfig(nats=("full-cone", "symmetric"), shapes=(STANDARD, CGNAT, PUBLIC_PEER, SAME_LAN))
     assert [(c.shape, c.nat_a) for c in config.cells].count((PUBLIC_PEER, "symmetric")) == 1
     assert len(config.cells) == 4 + 4 + 2 + 2 and {c.nat_carrier for c in config.cells} == {CARRIER_PRESET}
     with pytest.raises(LabError, match="SHAPES: unknown shape 'ring'"):

@@ -40,7 +40,7 @@ def test_both_peers_sit_on_side_a_s_lan_behind_its_one_router():
 def test_the_standard_shape_is_unchanged_and_an_unknown_shape_is_refused_naming_the_valid_ones():
     assert render(build_topology(shape="standard")) == render(build_topology())
     assert not build_topology().punch_pairs[0].same_lan
-    with pytest.raises(TopologyError, match="TOPOLOGY must be one of standard, same-lan, cgnat, public-peer or a .toml file, not 'ring'"):
+    with pytest.raises(TopologyError, match="TOPOLOGY must be one of standard, same-lan, cgnat, public-peer, cgnat-a, cgnat-apart or a .toml file, not 'ring'"):
         build_topology(shape="ring")
 
 

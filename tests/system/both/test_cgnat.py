@@ -15,17 +15,14 @@ from lab.experiment.nat_control import set_nat
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 from lab.topology import CARRIER_PRESET, CGNAT
 from tests.conftest import ENGINES
-from tests.helpers.labs import lab, needs_root, punch_test_cli, say
+from tests.helpers.labs import lab_up, needs_root, punch_test_cli, say
 
 pytestmark = [needs_root]
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def engine(request):
-    eng = lab(request.param, project="nltest-cgnat", shape=CGNAT)
-    eng.up(say)
-    yield eng
-    eng.down(say)
+    yield from lab_up(request.param, project="nltest-cgnat", shape=CGNAT)
 
 
 def test_make_punch_test_meets_through_the_carrier_s_hairpin_and_follows_both_nats(engine, tmp_path):

@@ -14,17 +14,14 @@ from lab.experiment.nat_control import set_nat
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 from lab.topology import PUBLIC_PEER
 from tests.conftest import ENGINES
-from tests.helpers.labs import lab, needs_root, punch_test_cli, say
+from tests.helpers.labs import lab_up, needs_root, punch_test_cli, say
 
 pytestmark = [needs_root]
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def engine(request):
-    eng = lab(request.param, project="nltest-public", shape=PUBLIC_PEER)
-    eng.up(say)
-    yield eng
-    eng.down(say)
+    yield from lab_up(request.param, project="nltest-public", shape=PUBLIC_PEER)
 
 
 def test_make_punch_test_meets_the_public_peer_directly_at_its_own_capture(engine, tmp_path):

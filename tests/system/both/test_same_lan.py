@@ -15,17 +15,14 @@ from lab.experiment.nat_control import set_nat
 from lab.experiment.punch_test import PunchTestConfig, run_punch_test
 from lab.topology import SAME_LAN
 from tests.conftest import ENGINES
-from tests.helpers.labs import lab, needs_root, punch_test_cli, say
+from tests.helpers.labs import lab_up, needs_root, punch_test_cli, say
 
 pytestmark = [needs_root]
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def engine(request):
-    eng = lab(request.param, project="nltest-samelan", shape=SAME_LAN)
-    eng.up(say)
-    yield eng
-    eng.down(say)
+    yield from lab_up(request.param, project="nltest-samelan", shape=SAME_LAN)
 
 
 def test_make_punch_test_finds_the_local_path_and_the_peers_own_captures_prove_it(engine, tmp_path):
