@@ -14,7 +14,7 @@ PAIRS    ?= 1
 TOPOLOGY ?= standard
 NAT_A    ?= port-restricted
 NAT_B    ?= port-restricted
-NAT_CARRIER ?= full-cone,hairpin=on
+NAT_CARRIER ?= full-cone,ports=block,hairpin=on
 LINK_A   ?= lan
 LINK_B   ?= lan
 LINK_BROKER ?= lan

@@ -16,8 +16,9 @@
 
 NAT settings (NAT_A / NAT_B / NAT_CARRIER, nat-set): a preset (port-restricted, full-cone, restricted-cone,
 symmetric, symmetric-sequential, address-dependent), axes (mapping=eim|adm|apdm,
-filtering=eif|adf|apdf, ports=preserve|sequential|random, hairpin=on|off, timeout=SECONDS),
-or a preset followed by axes: full-cone,hairpin=on,timeout=10.
+filtering=eif|adf|apdf, ports=preserve|sequential|random|block, hairpin=on|off, timeout=SECONDS;
+block: a block of ports per LAN address, as carrier NATs do), or a preset followed by axes:
+full-cone,hairpin=on,timeout=10.
 
 Link settings (LINK_A / LINK_B / LINK_BROKER, link-set): a preset (lan, wifi, wifi-bad, mobile-4g,
 mobile-3g, satellite, satellite-geo), axes (delay=50ms, jitter=10ms, loss=5%, rate=2mbit,

@@ -490,9 +490,10 @@ SHAPES = {
 OWN_CARRIER_SIDES = {CGNAT_A: ("a",), CGNAT_APART: ("a", "b")}
 # The shapes whose b side has no NAT of its own: a matrix row's one column says where b is instead.
 ONE_NAT_COLUMNS = {PUBLIC_PEER: "no NAT", SAME_LAN: "on a's LAN"}
-# A carrier-grade NAT as RFC 6888 asks: endpoint-independent mapping, and hairpinning (its subscribers
+# A carrier-grade NAT as RFC 6888 asks: endpoint-independent mapping, a block of ports per subscriber
+# (REQ-14, so that one subscriber cannot exhaust the others' ports), and hairpinning (its subscribers
 # reach each other's public endpoints); cone filtering, as carriers mostly run it.
-CARRIER_PRESET = "full-cone,hairpin=on"
+CARRIER_PRESET = "full-cone,ports=block,hairpin=on"
 CARRIER_SPACE = IPv4Network("100.64.0.0/10")  # RFC 6598: between the home routers and the carrier NAT
 
 

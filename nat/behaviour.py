@@ -14,17 +14,21 @@ The router program (nat/router.py) turns a NatBehaviour into kernel rules (nat/r
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv4Network
 
 from node.setting_text import split_setting
 
 MAPPINGS = {"eim": "endpoint-independent", "adm": "address-dependent", "apdm": "address-and-port-dependent"}
 FILTERINGS = {"eif": "endpoint-independent", "adf": "address-dependent", "apdf": "address-and-port-dependent"}
-ALLOCATIONS = ("preserve", "sequential", "random")
+ALLOCATIONS = ("preserve", "sequential", "random", "block")
 # Port allocation each mapping can have here. Preserving the port is only possible when one public
-# port serves every remote (EIM); a sequential counter only makes sense per new mapping of a flow.
-ALLOWED_ALLOCATIONS = {"eim": ("preserve", "random"), "adm": ("random",), "apdm": ("random", "sequential")}
+# port serves every remote (EIM); a sequential counter only makes sense per new mapping of a flow; a
+# block of ports per LAN address (what carrier-grade NATs do, RFC 6888 REQ-14) is kept per endpoint (EIM).
+ALLOWED_ALLOCATIONS = {"eim": ("preserve", "random", "block"), "adm": ("random",), "apdm": ("random", "sequential")}
+BLOCK_BASE, BLOCK_MAX = 1024, 4096  # port blocks start above the well-known ports; no block is wider than this
 TIMEOUT_RANGE = (1, 3600)
-AXES_HELP = "mapping=eim|adm|apdm,filtering=eif|adf|apdf,ports=preserve|sequential|random,hairpin=on|off,timeout=SECONDS"
+AXES_HELP = ("mapping=eim|adm|apdm,filtering=eif|adf|apdf,ports=preserve|sequential|random|block,hairpin=on|off,"
+             "timeout=SECONDS")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,15 @@ def validate_preset(text: str) -> str:
     """Return the NAT setting unchanged if it parses; otherwise fail with what is valid."""
     parse_nat(text)
     return text
+
+
+def port_block(lan: IPv4Network, address: IPv4Address) -> tuple[int, int]:
+    """The public ports (first, last) a `ports=block` NAT gives a LAN address: the ports above BLOCK_BASE
+    shared evenly among the LAN's hosts, in address order (a /24's hosts get 253 each)."""
+    hosts = lan.num_addresses - 2
+    size = min(BLOCK_MAX, (65536 - BLOCK_BASE) // max(1, hosts))
+    first = BLOCK_BASE + (int(address) - int(lan.network_address) - 1) * size
+    return first, first + size - 1
 
 
 def preset_name(behaviour: NatBehaviour) -> str | None:

@@ -56,8 +56,9 @@ def apply(settings: NodeSettings, nat: str, firewall: bool = True, ipr=None, flu
     wan_ip = settings.addresses["wan"]
     names = network.interfaces_for([wan_ip, settings.addresses["lan"]], ipr)
     wan, lan = names[wan_ip], names[settings.addresses["lan"]]
+    lan_net = network.subnet_of(settings.addresses["lan"], ipr) if behaviour.allocation == "block" else None
     if not flush:
-        run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
+        run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall, lan_net))
     else:
         # Entries made under the old rules keep their NAT decisions, so they go; and nothing may cross
         # meanwhile: the new rules' learn chain would learn an old entry's mapping before the flush, and
@@ -65,7 +66,7 @@ def apply(settings: NodeSettings, nat: str, firewall: bool = True, ipr=None, flu
         # packets dropped, their entries never confirmed) from before the rules change until after it.
         run(["nft", "-f", "-"], HOLD)
         try:
-            run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall))
+            run(["nft", "-f", "-"], rules.render(behaviour, wan, lan, str(wan_ip), firewall, lan_net))
             subprocess.run(["conntrack", "-F"], capture_output=True)
         finally:
             run(["nft", "delete", "table", "ip", HOLD_TABLE])

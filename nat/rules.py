@@ -5,7 +5,8 @@ script deletes and recreates the table in one transaction); Docker's iptables-nf
 same namespace are never touched, and the table is not called `nat` (see nat-facts).
 
 How each RFC 4787 axis is built:
-- mapping/allocation: EIM+preserve is plain masquerade (keeps the port when free); APDM+random is
+- mapping/allocation: EIM+block gives each LAN address its own range of ports (port_block), the first
+  flow's port drawn from it and reused for the endpoint's later flows as EIM+random does; EIM+preserve is plain masquerade (keeps the port when free); APDM+random is
   masquerade fully-random; APDM+sequential is snat to a counter (numgen inc); EIM+random and
   ADM+random take a random port for an endpoint's first flow and reuse it, from a learnt map,
   for its later flows (to any remote, or to the same remote address).
@@ -23,16 +24,25 @@ How each RFC 4787 axis is built:
 
 from __future__ import annotations
 
-from nat.behaviour import NatBehaviour
+from ipaddress import IPv4Network
+
+from nat.behaviour import NatBehaviour, port_block
 
 TABLE = "natlab"
 SEQUENTIAL_BASE = 20000  # the sequential allocation counts from here
 SEQUENTIAL_SPAN = 1000
 
 
-def _outbound_nat(b: NatBehaviour, wan: str, wan_ip: str) -> list[str]:
+def _outbound_nat(b: NatBehaviour, wan: str, wan_ip: str, lan_net: IPv4Network | None = None) -> list[str]:
     """postrouting rules that pick the public port: the mapping and allocation axes."""
     out = f'oifname "{wan}"'
+    if b.allocation == "block":  # EIM within each LAN address's own block of ports
+        if lan_net is None:
+            raise ValueError("ports=block needs the router's LAN subnet")
+        blocks = [f"{out} ip saddr {host} meta l4proto udp snat ip to {wan_ip} : {'-'.join(map(str, port_block(lan_net, host)))}"
+                  for host in lan_net.hosts()]
+        return [f"{out} meta l4proto udp snat ip to {wan_ip} : ip saddr . udp sport map @cone_rev", *blocks,
+                f"{out} masquerade"]
     if (b.mapping, b.allocation) == ("eim", "preserve"):
         return [f"{out} masquerade"]
     if (b.mapping, b.allocation) == ("apdm", "random"):
@@ -53,7 +63,9 @@ def _outbound_nat(b: NatBehaviour, wan: str, wan_ip: str) -> list[str]:
     return [f"{out} meta l4proto udp {known}", f"{out} masquerade fully-random"]
 
 
-def render(b: NatBehaviour, wan: str, lan: str, wan_ip: str, firewall: bool = True) -> str:
+def render(b: NatBehaviour, wan: str, lan: str, wan_ip: str, firewall: bool = True,
+           lan_net: IPv4Network | None = None) -> str:
+    """The router's table; `lan_net`, its LAN's subnet, for ports=block (a block of ports per LAN address)."""
     timeout = b.udp_timeout_s
     lines = [
         f"table ip {TABLE}",
@@ -104,7 +116,7 @@ def render(b: NatBehaviour, wan: str, lan: str, wan_ip: str, firewall: bool = Tr
         # A sender with no mapping yet still must not arrive with its private address: the
         # receiving host would drop a packet from its own LAN address as a martian.
         lines.append(f'    iifname "{lan}" oifname "{lan}" ct status dnat snat ip to {wan_ip}')
-    lines += [f"    {rule}" for rule in _outbound_nat(b, wan, wan_ip)]
+    lines += [f"    {rule}" for rule in _outbound_nat(b, wan, wan_ip, lan_net)]
     lines.append("  }")
     # What the NAT did, learnt after it did it, from flows the LAN started (a WAN-started flow's
     # packets leave in the reply direction and must not overwrite the mapping).

@@ -27,6 +27,15 @@ def interfaces_for(addresses: list[IPv4Address], ipr=None) -> dict[IPv4Address, 
     return {a: names[index[str(a)]] for a in addresses}
 
 
+def subnet_of(address: IPv4Address, ipr=None) -> IPv4Network:
+    """The subnet of the interface address `address` (its prefix as configured)."""
+    with netlink(ipr) as ipr:
+        for msg in ipr.get_addr(family=socket.AF_INET):
+            if msg.get_attr("IFA_ADDRESS") == str(address):
+                return IPv4Network(f"{address}/{msg['prefixlen']}", strict=False)
+    raise LookupError(f"no interface holds {address}")
+
+
 def interface_for(address: IPv4Address) -> str:
     return interfaces_for([address])[address]
 

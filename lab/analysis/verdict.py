@@ -48,7 +48,7 @@ from lab.analysis.paths import DIRECT, FAILED, LOCAL, RELAYED, PairPath, allocat
 from lab.analysis.run import LoadedRun, RunView, read_run
 from lab.run_format import FAULT_PEER_KILLED, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import Pair, PunchPair, Topology
-from nat.behaviour import DEFAULT_PRESET, parse_nat
+from nat.behaviour import DEFAULT_PRESET, parse_nat, port_block
 from node.link import parse_link
 from wire.protocol import Data, Intro, Message, Ping, Probe, Register, text_without_private
 
@@ -311,6 +311,20 @@ def _translations(view: RunView, pair: Pair) -> set[tuple[str, ...]]:
             if p.src == str(pair.private_ip) and p.payload in public and all(p.payload in hop for hop in hops)}
 
 
+def _outside_port_block(view: RunView, pair: Pair, maps: set[tuple[str, ...]], evidence: list[str]) -> list[str]:
+    """A `ports=block` edge NAT (a carrier's, RFC 6888) gives each address on its LAN a block of ports of its
+    own: the public ports the pair's translations used, against the block of the address behind it."""
+    edge = pair.edge
+    if edge is None or not edge.nat or parse_nat(edge.nat).allocation != "block" or not maps:
+        return []
+    inside = pair.router.interface("wan").address if pair.carrier else pair.private_ip
+    first, last = port_block(view.topology.network(edge.interface("lan").network).subnet, inside)
+    ports = sorted({int(hops[-2].rpartition(":")[2]) for hops in maps})
+    evidence.append(f"{edge.name}: {inside}'s block is ports {first}-{last}; its translations used {ports}")
+    outside = [p for p in ports if not first <= p <= last]
+    return [f"{edge.name} gave {inside} ports {outside}, outside its block {first}-{last}"] if outside else []
+
+
 def _mapping_independent(pair: Pair) -> bool:
     """Whether every NAT between the peer and the internet maps endpoint-independently: one public endpoint
     for every remote."""
@@ -361,6 +375,7 @@ def check_nat_real(view: RunView) -> Check:
         broker_side = {hops[-2] for hops in maps if hops[-1].startswith(f"{view.broker_ip}:")}
         # An endpoint-independent mapping must use one public endpoint for every remote.
         checked = {hops[-2] for hops in maps} if _mapping_independent(pair) else broker_side
+        problems += _outside_port_block(view, pair, maps, evidence)
         if not maps:
             problems.append(f"{chain}: no session datagram seen on the LAN and every WAN")
         elif not broker_side or sorted(checked) != reported.get(pair.label):

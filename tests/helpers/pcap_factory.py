@@ -24,7 +24,7 @@ from lab.analysis.run import RunView
 from lab.experiment.punch_test import PunchTestConfig
 from lab.run_format import CAPTURE_STATS, TAG_NO_BYPASS, TAG_UNSOLICITED, tag
 from lab.topology import CARRIER_PRESET, STANDARD, TURN_PORT, Pair, Topology, build_topology
-from nat.behaviour import parse_nat
+from nat.behaviour import parse_nat, port_block
 from tests.helpers.signed import data, intro, keys, probe, register, waiting
 from wire.capture_marker import END, START, marker_frame
 from wire.protocol import Endpoint, Error, Message, Ping, encode
@@ -148,8 +148,16 @@ def build_run(run_dir: Path, faults: Faults = Faults(), messages: int = MESSAGES
     b = RunBuilder(topo)
     broker = Endpoint(str(topo.broker.address), topo.broker_port)
     priv = {p.label: Endpoint(str(p.private_ip), PRIVATE_PORT + i) for i, p in enumerate(topo.pairs)}
-    # A public peer's socket is its public endpoint: nothing translates it.
-    pub = {p.label: Endpoint(str(p.public_ip), PUBLIC_PORT + i) if p.router else priv[p.label]
+    # A public peer's socket is its public endpoint: nothing translates it. A ports=block edge NAT (a
+    # carrier's) translates into the block of the address behind it.
+    def public_port(p: Pair, i: int) -> int:
+        edge = p.edge
+        if edge.nat and parse_nat(edge.nat).allocation == "block":
+            inside = p.router.interface("wan").address if p.carrier else p.private_ip
+            return port_block(topo.network(edge.interface("lan").network).subnet, inside)[0] + i
+        return PUBLIC_PORT + i
+
+    pub = {p.label: Endpoint(str(p.public_ip), public_port(p, i)) if p.router else priv[p.label]
            for i, p in enumerate(topo.pairs)}
     BROKER, OUTSIDER = topo.broker.name, topo.outsider.name  # noqa: N806
 

@@ -12,11 +12,12 @@ from lab.analysis.nat_table import chains, nat_table
 from lab.analysis.packets import load_run
 from lab.analysis.paths import expected_path
 from lab.analysis.run import RunView
+from lab.analysis.verdict import analyse
 from lab.engines.docker.compose_file import compose_variables, render
 from lab.topology import CARRIER_PRESET, CGNAT, build_topology, wiring
 from nat.behaviour import parse_nat
 from nat.rules import render as render_rules
-from tests.helpers.pcap_factory import LATE_PEER, Faults, build_run, built_verdict
+from tests.helpers.pcap_factory import LATE_PEER, MESSAGES, Faults, build_run, built_verdict
 from tests.helpers.pcap_factory import failing_checks as failing
 
 NO_HAIRPIN = "full-cone"
@@ -79,7 +80,10 @@ def test_a_hairpinned_run_passes_with_the_translation_through_both_nats(tmp_path
     assert verdict.paths[0]["path"] == "direct"
     assert "turned back by carrier, from its public address, never on its WAN" in verdict.check("3").detail
     chain = [e for e in verdict.check("4").evidence if e.startswith("router-a then carrier")]
-    assert chain and "10.0.1.10:41000 -> 100.64.1.101:47000 -> 198.51.100.101:52000 towards 198.51.100.10:3478" in chain[0]
+    assert chain and "10.0.1.10:41000 -> 100.64.1.101:47000 -> 198.51.100.101:26324 towards 198.51.100.10:3478" in chain[0]
+    # The carrier's ports=block: each home router's translations within its own block of ports.
+    assert "carrier: 100.64.1.101's block is ports 26324-26576; its translations used [26324]" in \
+        verdict.check("4").evidence
     # b's NAT dropped a's early probes, hairpinned to it by the carrier: the control was exercised there.
     assert any("partner packets at router-b-wan before b punched, 0 on lan" in e and not e.startswith("0 ")
                for e in verdict.check("5a").evidence)
@@ -92,7 +96,7 @@ def test_the_nat_table_joins_each_home_translation_to_the_carrier_s(tmp_path):
     assert {t.router for t in table} == {"router-a", "carrier", "router-b"}
     assert all(t.behind == "carrier" for t in table if t.router != "carrier")
     assert any(t.reported for t in table if t.router == "carrier")
-    assert ("10.0.1.10:41000 -> router-a -> 100.64.1.101:47000 -> carrier -> 198.51.100.101:52000, "
+    assert ("10.0.1.10:41000 -> router-a -> 100.64.1.101:47000 -> carrier -> 198.51.100.101:26324, "
             "towards 198.51.100.10:3478") in chains(table)
     names = [lane.node for lane in lanes(view)]
     assert names[:3] == ["peer-a", "router-a", "carrier"] and names[-2:] == ["router-b", "peer-b"]
@@ -111,7 +115,7 @@ def test_a_carrier_that_does_not_hairpin_sends_the_pair_to_the_relay_and_a_lost_
 
 
 def test_the_firewall_drops_before_routing_so_an_unrouted_lan_draws_no_icmp_error():
-    text = render_rules(parse_nat(CARRIER_PRESET), "eth1", "eth0", "198.51.100.101")
+    text = render_rules(parse_nat(CARRIER_PRESET), "eth1", "eth0", "198.51.100.101", lan_net=IPv4Network("100.64.1.0/24"))
     screen = text[text.index("chain screen {"):text.index("chain forward {")]
     assert "hook prerouting priority filter" in screen
     assert screen.index("ct state established,related accept") < screen.index('iifname "eth1" drop')
@@ -169,3 +173,11 @@ def test_a_side_behind_a_carrier_of_its_own_meets_its_partner_across_the_interne
         assert any(e.startswith("4 partner packets at carrier-b-wan" if shape == CGNAT_APART else
                                 "4 partner packets at router-b-wan") for e in verdict.check("5a").evidence)
         assert any(e.startswith("router-a then carrier-a: 10.0.1.10:") for e in verdict.check("4").evidence)
+
+
+def test_a_carrier_s_ports_outside_the_subscriber_s_block_fail_check_4(tmp_path):
+    # Built behind a carrier that preserves ports, judged as one with blocks: 52000 is no block of router-a's.
+    build_run(tmp_path, Faults(nat_carrier="full-cone,hairpin=on"), shape=CGNAT)
+    verdict = analyse(load_run(tmp_path), build_topology(shape=CGNAT), MESSAGES, LATE_PEER, "test")
+    assert set(failing(verdict)) == {"4"}
+    assert "carrier gave 100.64.1.101 ports [52000], outside its block 26324-26576" in failing(verdict)["4"]

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
@@ -15,8 +16,11 @@ from nat.rules import render
 WAN, LAN, WAN_IP = "eth1", "eth0", "198.51.100.101"
 
 
+LAN_NET = IPv4Network("100.64.1.0/24")
+
+
 def script(setting: str, firewall: bool = True) -> str:
-    return render(parse_nat(setting), WAN, LAN, WAN_IP, firewall)
+    return render(parse_nat(setting), WAN, LAN, WAN_IP, firewall, LAN_NET)
 
 
 def test_port_restricted_is_masquerade_behind_a_silent_firewall():
@@ -87,7 +91,8 @@ def test_firewall_off_keeps_the_nat_and_drops_nothing():
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="needs root and nft")
-@pytest.mark.parametrize("setting", [*PRESETS, "full-cone,hairpin=on,timeout=5", "mapping=eim,ports=random"])
+@pytest.mark.parametrize("setting", [*PRESETS, "full-cone,hairpin=on,timeout=5", "mapping=eim,ports=random",
+                                     "full-cone,ports=block,hairpin=on"])
 def test_nft_accepts_every_script(setting):
     """`nft -c` checks the script against the kernel, in a scratch namespace."""
     ns = f"natlab-rulecheck-{uuid.uuid4().hex[:6]}"
@@ -98,3 +103,18 @@ def test_nft_accepts_every_script(setting):
         assert proc.returncode == 0, proc.stderr[:500]
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=True)
+
+
+def test_a_port_block_nat_gives_each_lan_address_a_block_of_its_own_and_keeps_it_per_endpoint():
+    from nat.behaviour import port_block
+
+    text = script("full-cone,ports=block")
+    first, last = port_block(LAN_NET, IPv4Address("100.64.1.101"))
+    assert (first, last) == (1024 + 100 * 253, 1024 + 101 * 253 - 1)
+    assert f'oifname "eth1" ip saddr 100.64.1.101 meta l4proto udp snat ip to {WAN_IP} : {first}-{last}' in text
+    # An endpoint's later flows reuse its first port (EIM) before any block rule draws another.
+    assert text.index("map @cone_rev") < text.index("ip saddr 100.64.1.1 meta")
+    blocks = [port_block(LAN_NET, h) for h in LAN_NET.hosts()]
+    assert all(a[1] < b[0] for a, b in zip(blocks, blocks[1:])) and blocks[-1][1] <= 65535
+    with pytest.raises(ValueError, match="LAN subnet"):
+        render(parse_nat("full-cone,ports=block"), WAN, LAN, WAN_IP)
