@@ -22,6 +22,7 @@ is before the fault when it was captured before `at`, after it when captured aft
 from __future__ import annotations
 
 from lab.analysis.packets import Packet
+from lab.analysis.paths import RELAYED, message_arrivals
 from lab.analysis.run import RunView
 from lab.analysis.verdict import Check
 from lab.run_format import FAULT_BROKER_RESTART, FAULT_PEER_KILLED, FAULT_REBINDING
@@ -111,8 +112,17 @@ def check_peer_killed(view: RunView, pp: PunchPair, fault: dict, late_peer: str,
 
 def check_path_until_killed(view: RunView, pp: PunchPair, messages: int) -> Check:
     """Check 3 of a peer-killed run: the exchange was cut, so not every message crossed; those that did
-    before the kill went directly, public address to public address, on both routers' WANs."""
+    before the kill went directly, public address to public address, on both routers' WANs (peers behind
+    one public address: to the receiver's last capture, locally or hairpinned, never on a WAN)."""
     problems, ways = [], []
+    if pp.shares_edge:
+        for sender, receiver in ((pp.a, pp.b), (pp.b, pp.a)):
+            arrived = {p.msg.seq for p, way in message_arrivals(view, sender, receiver, (Data,)) if way != RELAYED}
+            ways.append(f"{sender.label}->{receiver.label} {len(arrived)}/{messages}")
+            if not arrived:
+                problems.append(f"no message {sender.label}->{receiver.label} reached its receiver directly")
+        detail = "; ".join(problems) or f"direct until the fault cut the exchange: {', '.join(ways)} at the receivers"
+        return Check("3", "path: direct or relayed, as the NATs allow", not problems, detail, [", ".join(ways)])
     for sender, receiver in ((pp.a, pp.b), (pp.b, pp.a)):
         src, dst = str(sender.public_ip), str(receiver.public_ip)
 

@@ -181,3 +181,14 @@ def test_a_carrier_s_ports_outside_the_subscriber_s_block_fail_check_4(tmp_path)
     verdict = analyse(load_run(tmp_path), build_topology(shape=CGNAT), MESSAGES, LATE_PEER, "test")
     assert set(failing(verdict)) == {"4"}
     assert "carrier gave 100.64.1.101 ports [52000], outside its block 26324-26576" in failing(verdict)["4"]
+
+
+def test_a_killed_peer_s_path_behind_one_carrier_is_read_at_the_receivers_not_on_a_wan(tmp_path):
+    from lab.analysis.fault_checks import check_path_until_killed
+
+    for name, faults, ok in (("whole", Faults(), True), ("one-way", Faults(one_way=True), False)):
+        topo = build_run(tmp_path / name, faults, shape=CGNAT).topology
+        view = RunView(load_run(tmp_path / name), topo)
+        check = check_path_until_killed(view, topo.punch_pairs[0], MESSAGES)
+        assert check.ok is ok, check.detail
+    assert check.detail == "no message b->a reached its receiver directly"

@@ -83,7 +83,7 @@ def test_a_link_axis_puts_each_cell_on_its_link_and_the_captures_show_its_delay(
 
 
 def test_a_cell_whose_router_lost_its_firewall_is_caught(tmp_path):
-    broken = ("full-cone", "port-restricted", "lan")
+    broken = ("full-cone", "port-restricted", "lan", "standard")
 
     def lab_with_a_broken_cell(topology):
         engine = make_engine("netns", topology)
