@@ -136,6 +136,9 @@ def cmd_punch_test(args: argparse.Namespace, engine: Engine) -> int:
         again = f", {result['retransmissions']} sent again" if result.get("retransmissions") else ""
         route = result.get("route") or "no path"
         fell = f" after {result['fell_back_after_s']}s direct" if result.get("fell_back_after_s") is not None else ""
+        if result.get("upgraded_after_s") is not None:  # it fell back, then heard the partner directly after all
+            fell = (f" (the relay tried after {result['fell_back_after_s']}s, "
+                    f"direct again after {result['upgraded_after_s']}s)")
         fell += "".join(f", met again at {r['you']} after {r['after_s']}s" for r in result.get("reintroductions") or [])
         punched = ("no hole" if result.get("time_to_punch_s") is None
                    else f"punched in {result['time_to_punch_s']}s")

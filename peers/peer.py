@@ -73,11 +73,14 @@ PUNCH_WINDOW_PER_BROKER_RTT = 8
 # Once the hole is open the partner speaks every few ms until it is done (data, acks, its Bye): this
 # long without a word from it (or PARTNER_SILENCE_PER_RTO timeouts, on slow paths) it is gone, once
 # GONE_AFTER_UNANSWERED of our sends in a row went unanswered too. Time alone is not enough: at 30%
-# loss each way half the round trips are lost, and a message sent again once a second goes three
-# seconds unanswered by chance one time in eight; sixteen sends in a row, one time in 50,000.
+# loss on both access links each way crosses two (51% lost), three round trips in four are lost, and
+# the last message, sent again every 0.2 s, goes three seconds (16 sends) unanswered by chance one
+# time in 80 (CI: 'the partner went silent', 10/10 received, 9/10 acknowledged); 40 sends in a row,
+# one time in 60,000. A partner killed mid-exchange is still found at once: a window of messages in
+# flight is 32 sends a round.
 PARTNER_SILENCE_S = 3.0
 PARTNER_SILENCE_PER_RTO = 4
-GONE_AFTER_UNANSWERED = 16
+GONE_AFTER_UNANSWERED = 40
 REBIND_SILENCE_S = 1.0  # this quiet, the peer asks the broker where the partner is now (Reintroduction)
 SESSION_TYPES = (Probe, Data, Ack, Bye)  # what partners exchange, each signed with the session key
 RELAY_MODES = ("auto", "off", "force")
@@ -164,12 +167,13 @@ class PunchResult:
     partner_relayed: str | None = None
     relay_error: str | None = None  # why there is no relayed candidate, when one was asked for
     fell_back_after_s: float | None = None  # from the introduction to giving up on the direct path
+    upgraded_after_s: float | None = None  # from the introduction to leaving the relay for a direct path after all
     punch_delay_s: float = 0.0
     punch_window_s: float | None = None  # how long it probed for before giving up, had it not heard the partner
     time_to_intro_s: float | None = None
     time_to_punch_s: float | None = None
     time_to_first_heard_s: float | None = None  # from the introduction to the first datagram heard from the partner
-    rtt_ms: float | None = None  # the punched path's round trip, median of data/ack samples (Karn: first sends only)
+    rtt_ms: float | None = None  # the punched path's round trip: the median of its data/ack samples
     registers_sent: int = 0
     probes_sent: int = 0
     messages_sent: int = 0
@@ -363,7 +367,12 @@ class HolePunch:
     what was heard.
 
     relay_over() moves it to the partner's relayed address: from then on that is the only target,
-    probed until heard and acknowledged there, and direct datagrams no longer move it.
+    probed until heard and acknowledged there. A fallback may be undone (ICE's upgrade): the two
+    windows start at the two introductions, which loss can set seconds apart, so one peer may give up
+    while the other still probes directly, and the partner's allocation refuses our relayed datagrams
+    until the partner itself relays. So a direct probe that does not acknowledge is still answered
+    directly, and data or an acknowledging probe from the partner directly (it hears us: the direct
+    path works both ways) moves the hole back to it. A relay forced `for_good` stays.
     """
 
     def __init__(self, chan: Channel, intro: Intro, me: str, start_at: float, keys: RoomKeys,
@@ -376,6 +385,9 @@ class HolePunch:
         self.candidates = list(dict.fromkeys([*private, intro.partner_endpoint]))
         self.target = intro.partner_endpoint
         self.relayed = False
+        self.relayed_for_good = False
+        self.punch_start = start_at
+        self.upgraded_at: float | None = None  # when a fallback to the relay was undone
         self.heard_at: float | None = None
         self.heard_from: Endpoint | None = None
         self.partner_acked = False
@@ -405,11 +417,12 @@ class HolePunch:
     def path(self) -> str | None:
         return None if self.heard_from is None else path_name(self.heard_from, self.intro)
 
-    def relay_over(self, now: float) -> None:
-        """Give up the direct path: probe the partner's relayed address, and only it, from now."""
+    def relay_over(self, now: float, for_good: bool = False) -> None:
+        """Give up the direct path: probe the partner's relayed address, and only it, from now; `for_good`:
+        never take the direct path again (the relay forced)."""
         relayed = self.intro.partner_relay
         assert relayed is not None
-        self.relayed = True
+        self.relayed, self.relayed_for_good = True, for_good
         self.candidates, self.target = [relayed], relayed
         self.heard_at = self.heard_from = None
         self.partner_acked = False
@@ -423,8 +436,17 @@ class HolePunch:
             return False
         return True
 
-    def _probe(self, to: list[Endpoint]) -> None:
-        probe = Probe(self.intro.room, self.me, self.probes_sent, self.open)
+    def _upgrade(self, direct: Endpoint, now: float) -> None:
+        """Back from the relay to the direct path, which the partner has shown works both ways."""
+        self.relayed = False
+        self.candidates, self.target = [direct], direct
+        self.heard_at, self.heard_from, self.partner_acked = now, direct, True
+        self.start_at, self.upgraded_at = self.punch_start, now
+        log(f"peer {self.me}: {self.intro.partner} heard directly from {direct} and hears us: "
+            f"leaving the relay for the direct path")
+
+    def _probe(self, to: list[Endpoint], ack: bool | None = None) -> None:
+        probe = Probe(self.intro.room, self.me, self.probes_sent, self.open if ack is None else ack)
         if any([self.send(probe, ep) for ep in to]):
             self.probes_sent += 1
 
@@ -461,7 +483,13 @@ class HolePunch:
             return not isinstance(msg, Probe)
         self.newest[msg.TYPE] = msg.seq
         if self.relayed and source != self.target:
-            return True  # a late direct datagram: its data still count, the relayed path stays
+            if self.relayed_for_good:
+                return True  # a direct datagram: its data still count, the forced relay stays
+            if isinstance(msg, Data) or (isinstance(msg, Probe) and msg.ack):
+                self._upgrade(source, now)
+            elif isinstance(msg, Probe):
+                self._probe([source], ack=True)  # we hear it directly: say so, directly
+            return True
         if self.heard_at is None:
             self.heard_at, self.heard_from = now, source
             log(f"peer {self.me}: {'relayed path' if self.relayed else 'hole'} open, heard {self.intro.partner} "
@@ -484,11 +512,14 @@ class Exchange:
 
     New messages go out every DATA_INTERVAL once the hole is open, WINDOW of them unacknowledged at
     most; one not acknowledged within the timer's timeout is sent again (bounded by MAX_TRIES), the
-    timeout learnt from the round trips of messages acknowledged at their first send (Karn); until
-    there is one, a message acknowledged after it was sent again, timed from its first send, may
-    only shorten the timeout. The first timeout is `first_rto`: the peer seeds it from its round
-    trip to the broker, which crossed its own access link both ways. Every data datagram heard is acknowledged, a repeat
-    too (its first ack may have been lost); repeats and reordering count once (by seq).
+    timeout learnt from every acknowledged message's round trip: each Data says which of its sends it
+    is and the Ack echoes that, so a message sent again times the send that arrived. (Against an ack
+    without a matching echo, Karn's rule: only first sends time, until there is such a sample an ack
+    after a resend may only shorten the timeout.) Under heavy loss most messages are sent again, and
+    Karn alone left the timeout at its first guess, the resends a second apart. The first timeout is
+    `first_rto`: the peer seeds it from its round trip to the broker, which crossed its own access
+    link both ways. Every data datagram heard is acknowledged, a repeat too (its first ack may have
+    been lost); repeats and reordering count once (by seq).
 
     A side whose exchange is done says Bye (seq count + 1), sent again until acknowledged like
     data; it leaves once its Bye is acknowledged and the partner's Bye has come: the partner's
@@ -501,6 +532,7 @@ class Exchange:
         self.sent = 0
         self.pending: dict[int, tuple[float, int]] = {}  # seq -> (last sent, sends)
         self.first_sent: dict[int, float] = {}
+        self.sent_at: dict[tuple[int, int], float] = {}  # (seq, send) -> when: what an Ack's echo times
         self.received: set[int] = set()
         self.retransmissions = 0
         self.acks = 0
@@ -543,8 +575,9 @@ class Exchange:
         return any(tries >= MAX_TRIES for _, tries in self.pending.values())
 
     def _send(self, seq: int, now: float, tries: int) -> None:
-        self.hole.send(Data(self.room, self.me, seq, f"hello #{seq} from {self.me}"))
+        self.hole.send(Data(self.room, self.me, seq, f"hello #{seq} from {self.me}", send=tries))
         self.pending[seq] = (now, tries)
+        self.sent_at[(seq, tries)] = now
         self.unanswered += 1
 
     def _due(self, now: float, last: float, tries: int) -> tuple[bool, float | None]:
@@ -587,7 +620,7 @@ class Exchange:
         return min(wake) if wake else None
 
     def rerouted(self, first_rto: float) -> None:
-        """The path changed (to the relay): its round trip is another, and what is unacknowledged goes
+        """The path changed (to the relay, or back from it): its round trip is another, and what is unacknowledged goes
         again as soon as the new path opens."""
         self.timer = RetransmitTimer(first_rto)
         self.pending = {seq: (0.0, tries) for seq, (_, tries) in self.pending.items()}
@@ -599,7 +632,7 @@ class Exchange:
         self.unanswered = 0
         if isinstance(msg, Data):
             self.received.add(msg.seq)
-            self.hole.send(Ack(self.room, self.me, msg.seq))
+            self.hole.send(Ack(self.room, self.me, msg.seq, send=msg.send))
         elif isinstance(msg, Bye):
             self.partner_bye = True
             self.hole.send(Ack(self.room, self.me, msg.seq))
@@ -608,7 +641,13 @@ class Exchange:
         elif isinstance(msg, Ack) and msg.seq in self.pending:
             _, tries = self.pending.pop(msg.seq)
             self.acks += 1
-            self.timer.sample(now - self.first_sent[msg.seq], exact=tries == 1)
+            echoed = self.sent_at.get((msg.seq, msg.send))
+            for send in range(1, tries + 1):
+                self.sent_at.pop((msg.seq, send), None)
+            if echoed is not None:  # the send that arrived: an exact round trip
+                self.timer.sample(now - echoed)
+            else:  # an echo of no send of ours (an older peer's ack): timed from the first, Karn's way
+                self.timer.sample(now - self.first_sent[msg.seq], exact=tries == 1)
 
 
 def room_keys(secret: str | None) -> RoomKeys:
@@ -695,7 +734,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
             result.error = "relay forced but the partner has no relayed candidate"
             chan.close()
             return result
-        hole.relay_over(hole.start_at)
+        hole.relay_over(hole.start_at, for_good=True)
     broker_rtt = counts.get("broker_rtt")
     first_rto = max(INITIAL_RTO, FIRST_RTO_PER_BROKER_RTT * broker_rtt) if broker_rtt else INITIAL_RTO
     exchange = Exchange(hole, args.room, args.id, args.messages, min(MAX_RTO, first_rto))
@@ -707,6 +746,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
     last_heard = introduced
     again = Reintroduction(chan, broker, args.room, args.id, keys, txn, relayed)
     first_hole = hole
+    upgraded_at: float | None = None
     while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
         now = time.monotonic()
         silence = max(PARTNER_SILENCE_S, PARTNER_SILENCE_PER_RTO * exchange.timer.rto)
@@ -745,6 +785,10 @@ def punch(args: argparse.Namespace) -> PunchResult:
             closes_at = now + window
         elif hole.on_datagram(got[0], got[1], time.monotonic()):
             last_heard = time.monotonic()
+            if hole.upgraded_at not in (None, upgraded_at):  # back from the relay: a new path, a new round trip
+                upgraded_at = hole.upgraded_at
+                result.upgraded_after_s = round(upgraded_at - introduced, 4)
+                exchange.rerouted(first_rto)
             exchange.on_message(got[0], last_heard)
     # Answer late probes and a repeated Bye until the partner has been quiet a while: our ack of
     # its Bye may have been lost.

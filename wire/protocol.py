@@ -62,6 +62,11 @@ class Endpoint:
         return (self.ip, self.port)
 
 
+# A field added later, left off the wire (and out of MACs) at its default: a message that does not
+# use it is byte for byte what it was before the field existed, so older captures still decode.
+SPARE = {"spare": True}  # a field's metadata
+
+
 @dataclass(frozen=True)
 class Message:
     TYPE: ClassVar[str] = ""
@@ -159,17 +164,21 @@ class Data(Message):
     seq: int
     text: str
     mac: Hex = ""
+    send: int = dataclasses.field(default=1, metadata=SPARE)  # which send of `seq` this is; the Ack echoes it
 
 
 @dataclass(frozen=True)
 class Ack(Message):
-    """Peer -> peer: Data (or Bye) `seq` arrived; senders retransmit until acknowledged."""
+    """Peer -> peer: Data (or Bye) `seq` arrived; senders retransmit until acknowledged. `send` echoes the
+    Data's: which of its sends arrived, so every ack times a round trip exactly, a message sent again
+    too (as QUIC's packet numbers and TCP's timestamps do), where Karn's rule would discard the sample."""
 
     TYPE: ClassVar[str] = "ack"
     room: Name
     sender: Name
     seq: int
     mac: Hex = ""
+    send: int = dataclasses.field(default=1, metadata=SPARE)
 
 
 @dataclass(frozen=True)
@@ -197,7 +206,7 @@ def fields_of(msg: Message) -> dict[str, object]:
     out = {}
     for f in dataclasses.fields(msg):
         value = getattr(msg, f.name)
-        if value is None and str(f.type) == OPTIONAL:
+        if (value is None and str(f.type) == OPTIONAL) or (f.metadata.get("spare") and value == f.default):
             continue
         out[f.name] = str(value) if isinstance(value, Endpoint) else value
     return out
@@ -256,11 +265,16 @@ def decode(data: bytes) -> Message:
     values = {}
     for name, kind in spec.items():
         if name not in body:
-            if kind == OPTIONAL:
+            if kind == OPTIONAL or name in _spare(cls):
                 continue
             raise ProtocolError(f"{cls.TYPE}: missing field {name!r}")
         values[name] = _field(cls, name, kind, body[name])
     return cls(**values)
+
+
+@functools.cache
+def _spare(cls: type[Message]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("spare"))
 
 
 @functools.cache

@@ -118,6 +118,26 @@ def test_until_an_exact_round_trip_an_ack_of_a_message_sent_again_slows_the_time
     assert timer.srtt == 0.02
 
 
+def test_an_ack_times_the_send_it_echoes_so_a_message_sent_again_still_gives_an_exact_round_trip():
+    """Under heavy loss most messages go more than once: timed Karn's way, none would time the path,
+    and the timeout would stay at its first guess (CI: resends a second apart on a 1 ms path)."""
+    hole = Hole(Path(0.0, 0.0, 1.0, seed=1), "a")  # everything lost: a sends into the void
+    end = Exchange(hole, "room", "a", 1, first_rto=0.5)
+    end.tick(0.0)
+    end.tick(0.6)  # sent again
+    assert end.pending[1][1] == 2
+    end.on_message(Ack("room", "b", 1, send=2), 0.601)  # the second send's ack, 1 ms after it
+    assert end.timer.samples == [pytest.approx(0.001)] and end.timer.rto == MIN_RTO and not end.sent_at
+
+
+def test_an_ack_that_echoes_no_send_of_ours_is_timed_from_the_first_send_karns_way():
+    end = Exchange(Hole(Path(0.0, 0.0, 1.0, seed=1), "a"), "room", "a", 1, first_rto=0.5)
+    end.tick(0.0)
+    end.tick(0.6)
+    end.on_message(Ack("room", "b", 1, send=9), 0.601)
+    assert end.timer.samples == [] and end.timer.rto == 0.5  # 0.601 s from the first send: not taken
+
+
 def test_the_peers_round_trip_is_the_median_the_verdict_takes_from_the_capture():
     """With an even count of samples the median is the mean of the middle two, as statistics.median
     (check 6's, from the capture): the upper one alone would be 15 ms off here."""
@@ -178,11 +198,16 @@ def quiet_story(loss: float, seed: int, dies_at: float | None = None, messages: 
     return gone
 
 
-def test_a_live_partner_behind_30_percent_loss_each_way_is_not_called_gone():
-    """Half the round trips lost: a message sent again once a second goes 3 s unanswered one time in
-    eight. Counted sends keep such runs from calling a live partner gone (CI: 'the partner went silent'
-    with 10/10 received, 9/10 acknowledged)."""
-    called_gone = [seed for seed in range(200) if "a" in (g := quiet_story(0.3, seed)) or "b" in g]
+@pytest.mark.parametrize("loss, one_way_s", [(0.3, 0.25), (0.51, 0.25), (0.51, 0.001)],
+                         ids=["30%-each-way", "30%-on-both-links", "30%-on-both-links-1ms"])
+def test_a_live_partner_behind_heavy_loss_is_not_called_gone(loss, one_way_s):
+    """30% on one link: half the round trips lost, a message sent again once a second goes 3 s unanswered
+    one time in eight; on both links (51% each way) three in four are lost, and on a fast path the last
+    message, sent again every 0.2 s, goes 16 sends unanswered one time in 80. Counted sends keep such
+    runs from calling a live partner gone (CI: 'the partner went silent' with 10/10 received, 9/10
+    acknowledged)."""
+    called_gone = [seed for seed in range(200) if "a" in (g := quiet_story(loss, seed, one_way_s=one_way_s))
+                   or "b" in g]
     assert not called_gone
 
 

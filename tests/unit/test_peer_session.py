@@ -133,19 +133,48 @@ def test_data_is_signed_for_the_session(sockets):
     assert msg == data(ROOM, "a", 1, "x")
 
 
-def test_after_falling_back_only_the_partners_relayed_address_is_probed_and_moves_the_target(sockets):
-    """The relayed address here is a loopback socket standing in for the partner's TURN allocation."""
-    a, b, relayed = sockets["a"].local, sockets["b"].local, sockets["attacker"].local
-    hole = HolePunch(sockets["a"], dataclasses.replace(
+def fallen_back(chans: dict[str, Channel], for_good: bool = False) -> HolePunch:
+    """a, having heard b directly once, gives up on the direct path for the relayed address (a loopback
+    socket, the attacker's, stands in for b's TURN allocation)."""
+    a, b, relayed = chans["a"].local, chans["b"].local, chans["attacker"].local
+    hole = HolePunch(chans["a"], dataclasses.replace(
         intro(ROOM, "t1", a, "b", b, Endpoint("10.99.0.1", b.port)), partner_relay=relayed), "a", 0.0, keys(ROOM))
-    assert deliver(sockets, "b", hole, probe(ROOM, "b", 0, False)) and hole.open and not hole.confirmed
-    hole.relay_over(time.monotonic())
+    assert deliver(chans, "b", hole, probe(ROOM, "b", 0, False)) and hole.open and not hole.confirmed
+    assert chans["b"].receive(time.monotonic() + 2) is not None  # a's answer
+    hole.relay_over(time.monotonic(), for_good)
     assert hole.relayed and not hole.open and hole.candidates == [relayed] and hole.target == relayed
+    return hole
+
+
+def test_after_falling_back_only_the_partners_relayed_address_is_probed_and_moves_the_target(sockets):
+    relayed = sockets["attacker"].local
+    hole = fallen_back(sockets)
     assert hole.tick(time.monotonic()) is not None  # it probes the relayed address
     got = sockets["attacker"].receive(time.monotonic() + 2)
     assert got is not None and isinstance(got[0], Probe) and got[0].sender == "a"
-    assert deliver(sockets, "b", hole, probe(ROOM, "b", 1, True))  # a late direct probe still counts ...
-    assert hole.target == relayed and not hole.open  # ... but the relayed path stays
+    assert deliver(sockets, "b", hole, probe(ROOM, "b", 1, False))  # b, still punching, probes directly ...
+    answer = sockets["b"].receive(time.monotonic() + 2)  # ... and is answered directly, acknowledged
+    assert answer is not None and isinstance(answer[0], Probe) and answer[0].ack
+    assert hole.relayed and hole.target == relayed and not hole.open  # the relayed path stays
     assert deliver(sockets, "attacker", hole, probe(ROOM, "b", 2, True))  # b's probe, through the relay
-    assert hole.open and hole.confirmed and hole.heard_from == relayed
+    assert hole.open and hole.confirmed and hole.heard_from == relayed and hole.upgraded_at is None
     assert hole.path == f"relayed address {relayed} (its TURN allocation)"
+
+
+@pytest.mark.parametrize("proof", [probe(ROOM, "b", 1, True), data(ROOM, "b", 1, "hello")], ids=["ack", "data"])
+def test_a_partner_heard_directly_that_hears_us_undoes_the_fallback(sockets, proof):
+    """The introductions came seconds apart: a gave up while b still punched, and b heard a's answer."""
+    b = sockets["b"].local
+    hole = fallen_back(sockets)
+    assert deliver(sockets, "b", hole, proof)
+    assert not hole.relayed and hole.target == b and hole.confirmed and hole.upgraded_at is not None
+    assert hole.path.startswith("public endpoint") and hole.tick(time.monotonic()) is None  # no more probing
+    assert hole.time_to_punch == pytest.approx(hole.heard_at)  # timed from the first punch, not the fallback
+
+
+def test_a_forced_relay_is_never_left_for_the_direct_path(sockets):
+    relayed = sockets["attacker"].local
+    hole = fallen_back(sockets, for_good=True)
+    assert deliver(sockets, "b", hole, data(ROOM, "b", 1, "hello"))  # its data still count ...
+    assert hole.relayed and hole.target == relayed and not hole.open  # ... the relay stays
+    assert sockets["b"].receive(time.monotonic() + 0.3) is None  # and nothing goes to b directly

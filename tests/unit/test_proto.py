@@ -131,3 +131,17 @@ def test_a_relayed_candidate_is_covered_by_the_mac_and_absent_changes_nothing():
     import dataclasses
 
     assert not verify(dataclasses.replace(signed, relay=Endpoint("198.51.100.20", 50001)), key)
+
+
+def test_which_send_a_data_is_rides_in_data_and_ack_is_covered_by_the_mac_and_is_left_out_at_one():
+    import dataclasses
+
+    from wire.auth import RoomKeys, sign, verify
+
+    first, third = Data("r", "a", 7, "hi"), Data("r", "a", 7, "hi", send=3)
+    assert b"\"send\"" not in encode(first) and decode(encode(first)) == first  # the bytes of before the field
+    assert decode(encode(third)).send == 3 and decode(encode(Ack("r", "b", 7, send=3))).send == 3
+    key = RoomKeys.from_secret(bytes(32)).session("00" * 16)
+    assert not verify(dataclasses.replace(sign(third, key), send=4), key)
+    with pytest.raises(ProtocolError, match="send must be int"):
+        decode(encode(first)[:-1] + b',"send":"2"}')
