@@ -531,8 +531,7 @@ class Exchange:
         self.timer = RetransmitTimer(first_rto)
         self.sent = 0
         self.pending: dict[int, tuple[float, int]] = {}  # seq -> (last sent, sends)
-        self.first_sent: dict[int, float] = {}
-        self.sent_at: dict[tuple[int, int], float] = {}  # (seq, send) -> when: what an Ack's echo times
+        self.sent_at: dict[tuple[int, int], float] = {}  # (seq, send) -> when, until acknowledged: what an Ack times
         self.received: set[int] = set()
         self.retransmissions = 0
         self.acks = 0
@@ -598,7 +597,6 @@ class Exchange:
         if self.sent < self.count and len(self.pending) < WINDOW:
             if now >= self.next_new:
                 self.sent += 1
-                self.first_sent[self.sent] = now
                 self._send(self.sent, now, 1)
                 self.next_new = now + DATA_INTERVAL
             wake.append(self.next_new if self.sent < self.count else None)
@@ -620,8 +618,8 @@ class Exchange:
         return min(wake) if wake else None
 
     def rerouted(self, first_rto: float) -> None:
-        """The path changed (to the relay, or back from it): its round trip is another, and what is unacknowledged goes
-        again as soon as the new path opens."""
+        """The path changed (to the relay, or back from it): its round trip is another, and what is
+        unacknowledged goes again as soon as the new path opens."""
         self.timer = RetransmitTimer(first_rto)
         self.pending = {seq: (0.0, tries) for seq, (_, tries) in self.pending.items()}
         if self.bye is not None and not self.bye_acked:
@@ -641,13 +639,11 @@ class Exchange:
         elif isinstance(msg, Ack) and msg.seq in self.pending:
             _, tries = self.pending.pop(msg.seq)
             self.acks += 1
-            echoed = self.sent_at.get((msg.seq, msg.send))
-            for send in range(1, tries + 1):
-                self.sent_at.pop((msg.seq, send), None)
-            if echoed is not None:  # the send that arrived: an exact round trip
-                self.timer.sample(now - echoed)
+            sends = [self.sent_at.pop((msg.seq, send)) for send in range(1, tries + 1)]
+            if 1 <= msg.send <= tries:  # the send that arrived: an exact round trip
+                self.timer.sample(now - sends[msg.send - 1])
             else:  # an echo of no send of ours (an older peer's ack): timed from the first, Karn's way
-                self.timer.sample(now - self.first_sent[msg.seq], exact=tries == 1)
+                self.timer.sample(now - sends[0], exact=tries == 1)
 
 
 def room_keys(secret: str | None) -> RoomKeys:
@@ -746,7 +742,6 @@ def punch(args: argparse.Namespace) -> PunchResult:
     last_heard = introduced
     again = Reintroduction(chan, broker, args.room, args.id, keys, txn, relayed)
     first_hole = hole
-    upgraded_at: float | None = None
     while time.monotonic() < deadline and not exchange.finished and not exchange.gave_up:
         now = time.monotonic()
         silence = max(PARTNER_SILENCE_S, PARTNER_SILENCE_PER_RTO * exchange.timer.rto)
@@ -772,6 +767,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
         got = chan.receive(min(wake))
         if got is None:
             continue
+        was_relayed = hole.relayed
         if (news := again.news(got[0], got[1], hole.intro)) is not None and not hole.relayed:
             now = time.monotonic()
             log(f"peer {args.id}: introduced again: {news.partner} at {news.partner_endpoint}, I am {news.you} "
@@ -785,9 +781,8 @@ def punch(args: argparse.Namespace) -> PunchResult:
             closes_at = now + window
         elif hole.on_datagram(got[0], got[1], time.monotonic()):
             last_heard = time.monotonic()
-            if hole.upgraded_at not in (None, upgraded_at):  # back from the relay: a new path, a new round trip
-                upgraded_at = hole.upgraded_at
-                result.upgraded_after_s = round(upgraded_at - introduced, 4)
+            if was_relayed and not hole.relayed:  # back from the relay: a new path, a new round trip
+                result.upgraded_after_s = round((hole.upgraded_at or last_heard) - introduced, 4)
                 exchange.rerouted(first_rto)
             exchange.on_message(got[0], last_heard)
     # Answer late probes and a repeated Bye until the partner has been quiet a while: our ack of

@@ -206,7 +206,7 @@ def fields_of(msg: Message) -> dict[str, object]:
     out = {}
     for f in dataclasses.fields(msg):
         value = getattr(msg, f.name)
-        if (value is None and str(f.type) == OPTIONAL) or (f.metadata.get("spare") and value == f.default):
+        if (value is None and str(f.type) == OPTIONAL) or (f.name in _spare(type(msg)) and value == f.default):
             continue
         out[f.name] = str(value) if isinstance(value, Endpoint) else value
     return out
