@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from lab.engines import node_commands
 from lab.engines.base import Engine
 from lab.engines.registry import ENGINES, make_engine
-from lab.engines.rollback import undone_on_failure
+from lab.engines.rollback import forget_interrupts, interrupt, undone_on_failure
 from lab.errors import DiskFull, LabError, disk_full
 from lab.paths import PROJECT_DIR, captures_root
 from lab.run_format import EXPECTATIONS, FAULTS, LATEST, PROGRAMS_KIND, RUN_RECORD, VERDICT_FILE, messages_for
@@ -550,7 +550,8 @@ def topology_of(args: argparse.Namespace) -> Topology:
 
 def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # Ctrl-C is how a lab-up is rolled back
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+        signal.signal(signal.SIGINT, interrupt)  # even when started with SIGINT ignored
+    forget_interrupts()
     args = parser().parse_args(argv)
     try:
         if getattr(args, "engine_free", False):

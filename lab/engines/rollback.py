@@ -24,9 +24,27 @@ def handling(sig: signal.Signals, handler) -> Iterator[None]:
         signal.signal(sig, previous)
 
 
+_interrupted = threading.Event()
+
+
 def interrupt(*_: object) -> None:
-    """SIGTERM as Ctrl-C: `kill` of the CLI cleans up as Ctrl-C does."""
+    """Ctrl-C (and SIGTERM as Ctrl-C): raise KeyboardInterrupt, and remember that it came.
+
+    Python drops an exception raised while a weakref callback or `__del__` runs ("Exception ignored
+    in ..."): a Ctrl-C that lands there would be lost, and a lab-up would report itself up.
+    """
+    _interrupted.set()
     raise KeyboardInterrupt
+
+
+def forget_interrupts() -> None:
+    """A new command starts uninterrupted (the CLI's main may run more than once in one process)."""
+    _interrupted.clear()
+
+
+def interrupted() -> bool:
+    """Whether a Ctrl-C or SIGTERM came, even one whose KeyboardInterrupt Python dropped."""
+    return _interrupted.is_set()
 
 
 def _main_thread() -> bool:
@@ -39,6 +57,8 @@ def undone_on_failure(undo: Callable[[], None], progress: Progress) -> Iterator[
     try:
         with handling(signal.SIGTERM, interrupt) if _main_thread() else nullcontext():
             yield
+            if interrupted():  # a Ctrl-C whose KeyboardInterrupt was dropped is still a Ctrl-C
+                raise KeyboardInterrupt
     except BaseException:
         with handling(signal.SIGINT, signal.SIG_IGN) if _main_thread() else nullcontext():
             progress("lab-up failed: removing what it created")
