@@ -19,66 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import select
-import socket
 import sys
 import time
-from collections import OrderedDict
 
 from peers.peer import local_ip_towards
+from peers.stun_client import TRIES, WAIT, StunSocket, mapped
 from wire import stun
 from wire.protocol import Endpoint
-
-WAIT = 0.4  # seconds to wait for one answer
-TRIES = 3
-
-
-class StunSocket:
-    def __init__(self, local_ip: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((local_ip, 0))
-
-    @property
-    def local(self) -> Endpoint:
-        return Endpoint(*self.sock.getsockname())
-
-    def send_request(self, to: Endpoint, change: int = 0, response_port: int | None = None) -> bytes:
-        attrs: OrderedDict = OrderedDict()
-        if change:
-            attrs["CHANGE-REQUEST"] = change
-        if response_port is not None:
-            attrs["RESPONSE-PORT"] = response_port
-        msg = stun.Message(stun.Method.BINDING, stun.Class.REQUEST, attributes=attrs)
-        self.sock.sendto(stun.encode(msg), to.to_tuple())
-        return msg.transaction_id
-
-    def wait_for(self, txn: bytes, seconds: float, klass: stun.Class = stun.Class.RESPONSE) -> stun.Message | None:
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not select.select([self.sock], [], [], remaining)[0]:
-                return None
-            data, _ = self.sock.recvfrom(2048)
-            try:
-                msg = stun.decode(data)
-            except stun.StunError:
-                continue
-            if msg.transaction_id == txn and msg.message_class == klass:
-                return msg
-        return None
-
-    def binding(self, to: Endpoint, change: int = 0) -> stun.Message | None:
-        for _ in range(TRIES):
-            answer = self.wait_for(self.send_request(to, change), WAIT)
-            if answer is not None:
-                return answer
-        return None
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def mapped(msg: stun.Message) -> Endpoint:
-    return Endpoint(*msg.attributes["XOR-MAPPED-ADDRESS"])
 
 
 def discover_mapping(local_ip: str, server: Endpoint) -> dict:

@@ -17,6 +17,12 @@ ICE does). With `auto` it punches directly first and falls back to the relayed p
 the direct one is not confirmed both ways within the punch window; with `force` it uses the
 relayed path only. Either way the session's messages are the same, signed the same.
 
+With --predict auto (the default) the peer reads two of its NAT's mappings before registering
+(STUN Binding requests from its own socket to the broker and to the broker's other address): a NAT
+that maps per destination and hands ports out in order will give the flow to the partner one of
+the next ports, which the peer announces in its register and the partner probes too
+(wire/port_prediction.py).
+
 A partner quiet for REBIND_SILENCE_S once the hole is open may sit behind a NAT that rebound
 (changed its mapping): the peer registers again and punches anew to wherever the broker's new
 introduction says (Reintroduction). A partner silent for PARTNER_SILENCE_S, our last
@@ -41,7 +47,9 @@ from pathlib import Path
 
 from node.settings import node_file
 from peers.relayed_path import RelayedPath, RelayError
+from peers.stun_client import StunSocket, mapped
 from wire.auth import SECRET_ENV, CredentialError, RoomKeys, new_nonce, parse_secret, sign, verify
+from wire.port_prediction import Prediction, predict
 from wire.protocol import (
     Ack,
     Bye,
@@ -87,6 +95,9 @@ RELAY_MODES = ("auto", "off", "force")
 # Which of the partner's endpoints a peer probes: both the broker gave (all), or only the public one, as a
 # stack that never tries private endpoints (behind one NAT it reaches its partner only if the NAT hairpins).
 CANDIDATE_MODES = ("all", "public")
+PREDICT_MODES = ("auto", "off")
+PREDICT_WAIT_S = 0.2  # a Binding's first wait for its answer; doubled on each of PREDICT_TRIES
+PREDICT_TRIES = 3
 TURN_PASSWORD_ENV = "NATLAB_TURN_PASSWORD"
 ALLOCATE_TIMEOUT_S = 5.0
 
@@ -185,6 +196,9 @@ class PunchResult:
     partner_silent_s: float | None = None  # how long the partner had been silent when this peer stopped waiting
     registers_again: int = 0  # registers sent after the introduction, the partner quiet (Reintroduction)
     reintroductions: list[dict] = field(default_factory=list)  # introductions that moved somebody, and when
+    prediction: dict | None = None  # this peer's port prediction: its NAT's two mappings and the ports announced
+    partner_predicted: int = 0  # ports the partner announced (its prediction), probed beside its public endpoint
+    opened_by_prediction: bool = False  # the partner was heard at one of its predicted ports
 
 
 class RetransmitTimer:
@@ -231,9 +245,29 @@ def median_ms(samples: list[float]) -> float | None:
 
 
 def signed_register(room: str, peer: str, txn: str, private: Endpoint, keys: RoomKeys,
-                    relayed: Endpoint | None) -> Message:
+                    relayed: Endpoint | None, predicted: Prediction | None = None) -> Message:
     """A register, signed afresh (new timestamp and nonce: the broker refuses a replay)."""
-    return sign(Register(room, peer, txn, private, int(time.time()), new_nonce(), relay=relayed), keys.to_broker)
+    guess = {"predicted_port": predicted.first, "predicted_count": predicted.count} if predicted else {}
+    return sign(Register(room, peer, txn, private, int(time.time()), new_nonce(), relay=relayed, **guess),
+                keys.to_broker)
+
+
+def predicted_ports(chan: Channel, broker: Endpoint) -> tuple[Prediction | None, dict]:
+    """Two mappings of this socket's NAT, to the broker and to its other address, and what they predict
+    (None, and why, when the broker did not answer both); with the record for the peer's report."""
+    stun_socket = StunSocket(sock=chan.sock)
+    started = time.monotonic()
+    first = stun_socket.binding(broker, wait=PREDICT_WAIT_S, tries=PREDICT_TRIES, backoff=2)
+    other = Endpoint(*first.attributes["OTHER-ADDRESS"]) if first and "OTHER-ADDRESS" in first.attributes else None
+    second = stun_socket.binding(other, wait=PREDICT_WAIT_S, tries=PREDICT_TRIES, backoff=2) if other else None
+    record: dict = {"took_s": round(time.monotonic() - started, 4)}
+    if first is None or second is None:
+        record["why"] = (f"no STUN answer from {broker}" if first is None else
+                         f"{broker} names no other address" if other is None else f"no STUN answer from {other}")
+        return None, record
+    guess = predict(mapped(first).port, mapped(second).port)
+    record.update(mapped=[str(mapped(first)), str(mapped(second))], first=guess.first, count=guess.count, why=guess.why)
+    return guess, record
 
 
 def believed_intro(msg: Message, source: Endpoint, broker: Endpoint, room: str, txn: str, keys: RoomKeys) -> bool:
@@ -243,7 +277,8 @@ def believed_intro(msg: Message, source: Endpoint, broker: Endpoint, room: str, 
 
 
 def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: RoomKeys, deadline: float,
-               counts: dict | None = None, relayed: Endpoint | None = None, txn: str | None = None) -> Intro:
+               counts: dict | None = None, relayed: Endpoint | None = None, txn: str | None = None,
+               predicted: Prediction | None = None) -> Intro:
     """Register until the broker introduces the partner. Raises TimeoutError. `counts` is filled
     with "registers" (how many were sent) and "broker_rtt" (seconds, once a reply timed one).
 
@@ -264,7 +299,7 @@ def rendezvous(chan: Channel, broker: Endpoint, room: str, peer: str, keys: Room
     counts = {} if counts is None else counts
     while time.monotonic() < deadline:
         sent_at = time.monotonic()
-        chan.send(signed_register(room, peer, txn, private, keys, relayed), broker)
+        chan.send(signed_register(room, peer, txn, private, keys, relayed, predicted), broker)
         counts["registers"] = counts.get("registers", 0) + 1
         unanswered += 1
         wait = max(REGISTER_INTERVAL, 2 * timer.srtt) if timer.srtt is not None else timer.backoff(unanswered)
@@ -343,6 +378,8 @@ def path_name(heard_from: Endpoint, intro: Intro) -> str:
         return f"private endpoint {heard_from} (same network, no NAT between)"
     if heard_from == intro.partner_endpoint:
         return f"public endpoint {heard_from}"
+    if heard_from in intro.partner_predicted:
+        return f"predicted endpoint {heard_from} (port prediction: its NAT gave the next port up)"
     return f"public address {heard_from} (its NAT chose another port than the broker saw)"
 
 
@@ -352,7 +389,8 @@ class HolePunch:
     Probes go out every PROBE_INTERVAL from `start_at` on, to both endpoints the broker gave
     (`candidates` "all"; "public": the public one only): the private one (reachable when both sit
     behind the same NAT; elsewhere it fails at once or dies on the way) and the public one (the
-    partner's NAT). The first datagram heard from the partner opens the hole; from then on every
+    partner's NAT), and to the ports the partner predicted, if it did, before the public one: two
+    NATs that both hand ports out in order then map each probe of one to the port the other aims at. The first datagram heard from the partner opens the hole; from then on every
     packet goes to the address it actually came from (which differs from the introduced one behind
     some NATs), except that a private endpoint heard stays the target (the local path wins). Probes stop once the partner has
     shown it hears us too (an acknowledging probe, or data). A probe that does not acknowledge
@@ -382,7 +420,7 @@ class HolePunch:
         # The private endpoint first: on one LAN its probe arrives before the hairpinned copy of the same probe
         # (the receiver counts a seq once), so the local path is the one heard.
         private = [intro.partner_private] if candidates == "all" else []
-        self.candidates = list(dict.fromkeys([*private, intro.partner_endpoint]))
+        self.candidates = list(dict.fromkeys([*private, *intro.partner_predicted, intro.partner_endpoint]))
         self.target = intro.partner_endpoint
         self.relayed = False
         self.relayed_for_good = False
@@ -704,9 +742,13 @@ def punch(args: argparse.Namespace) -> PunchResult:
         result.error = f"relay forced but no relayed candidate: {result.relay_error or 'no --turn server'}"
         chan.close()
         return result
+    guess = None
+    if args.predict == "auto":  # after the TURN allocation: the next flows of this socket are the partner's
+        guess, result.prediction = predicted_ports(chan, broker)
+        log(f"peer {args.id}: port prediction: {result.prediction['why']}")
     txn = new_transaction()
     try:
-        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline, counts, relayed, txn)
+        intro = rendezvous(chan, broker, args.room, args.id, keys, deadline, counts, relayed, txn, guess or None)
     except TimeoutError as exc:
         result.error = str(exc)
         result.registers_sent = counts.get("registers", 0)
@@ -718,6 +760,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.public, result.partner, result.partner_public = str(intro.you), intro.partner, str(intro.partner_endpoint)
     result.partner_private = str(intro.partner_private)
     result.partner_relayed = str(intro.partner_relay) if intro.partner_relay else None
+    result.partner_predicted = len(intro.partner_predicted)
     log(f"peer {args.id}: introduced to {intro.partner} at {intro.partner_endpoint} (private {intro.partner_private}"
         f"{f', relayed {intro.partner_relay}' if intro.partner_relay else ''}); I am {intro.you}")
     # From here on the broker is addressed again only if the partner goes quiet (Reintroduction).
@@ -799,6 +842,7 @@ def punch(args: argparse.Namespace) -> PunchResult:
     result.registers_again = again.registers
     result.partner_heard_from = str(hole.heard_from) if hole.heard_from else None
     result.path = hole.path
+    result.opened_by_prediction = hole.heard_from in hole.intro.partner_predicted
     local = hole.target == hole.intro.partner_private != hole.intro.partner_endpoint
     result.route = (None if hole.heard_from is None else "relayed" if hole.relayed else "local" if local
                     else "direct")
@@ -893,6 +937,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="auto: punch, fall back to the relay; off: never relay; force: relayed only")
     p.add_argument("--candidates", choices=CANDIDATE_MODES, default="all",
                    help="the partner's endpoints to probe: all (public and private) or public only")
+    p.add_argument("--predict", choices=PREDICT_MODES, default="auto",
+                   help="auto: read two mappings of the NAT first and announce the ports it will likely give "
+                   "the next flows (a NAT mapping per destination, in order); off: announce none")
     p.add_argument("--turn", help="the TURN server IP:PORT (without it the peer never relays)")
     p.add_argument("--turn-user", help="TURN username (time-limited: relay.credentials mints it)")
     p.add_argument("--turn-password", help=f"TURN password (default: ${TURN_PASSWORD_ENV})")

@@ -79,6 +79,7 @@ class Member:
     txn: str
     last_seen: float
     relay: Endpoint | None = None  # its relayed candidate (a TURN allocation), passed on to the partner
+    predicted: tuple[int, int] = (0, 0)  # its predicted public ports (first, count), passed on to the partner
     window: RegisterWindow = field(default_factory=RegisterWindow)  # kept across its txns
 
 
@@ -218,7 +219,8 @@ class Rendezvous:
         if joined:
             room.session = None  # whoever was introduced before is not this member: a new session
         window = member.window if member else self.floors.pop((room.name, msg.peer), (0.0, RegisterWindow()))[1]
-        me = room.members[msg.peer] = Member(msg.peer, source, msg.private, msg.txn, now, msg.relay, window)
+        me = room.members[msg.peer] = Member(msg.peer, source, msg.private, msg.txn, now, msg.relay,
+                                          (msg.predicted_port, msg.predicted_count), window)
         window.accepted(msg)
         partner = next((m for m in room.members.values() if m.peer != msg.peer), None)
         if partner is None:
@@ -236,7 +238,8 @@ class Rendezvous:
     def _intro(self, room: Room, to: Member, partner: Member) -> bytes:
         assert room.session is not None
         intro = Intro(room.name, to.txn, to.endpoint, partner.peer, partner.endpoint, partner.private, room.session,
-                      partner_relay=partner.relay)
+                      partner_relay=partner.relay, partner_predicted_port=partner.predicted[0],
+                      partner_predicted_count=partner.predicted[1])
         return self._signed(room, intro)
 
     @staticmethod

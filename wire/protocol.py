@@ -22,6 +22,7 @@ VERSION = 2
 MAX_DATAGRAM = 1200  # fits any path MTU the lab will meet; larger datagrams are refused
 MAX_TEXT = 256  # longest free-text field (Data.text, Error.reason)
 MAX_INT = 2**53  # integers stay exact in every JSON reader
+MAX_PREDICTED = 64  # predicted ports one peer may announce: what its partner sprays is bounded
 
 # Field kinds beyond str/int/bool/Endpoint. They are plain str at run time; the decoder reads the
 # annotation's name and checks the form, so names cannot carry newlines into logs, nor hex junk.
@@ -73,6 +74,12 @@ class Message:
     PRIVATE: ClassVar[tuple[str, ...]] = ()  # fields that carry a private (LAN) endpoint by design
 
 
+def _check_prediction(kind: str, first: int, count: int) -> None:
+    if not 0 <= first < 65536 or not 0 <= count <= MAX_PREDICTED or bool(first) != bool(count):
+        raise ProtocolError(f"{kind}: a prediction is a port (1-65535) and a count of 1 to {MAX_PREDICTED}, "
+                            f"not {first!r}, {count!r}")
+
+
 @dataclass(frozen=True)
 class Register(Message):
     """Peer -> broker: put me in this room. Sent again until answered, each time with a fresh ts
@@ -88,6 +95,13 @@ class Register(Message):
     nonce: Hex
     mac: Hex = ""
     relay: Endpoint | None = None  # the peer's relayed candidate (its TURN allocation), when it has one
+    # Port prediction: the first of `predicted_count` public ports its (sequential, symmetric) NAT will
+    # likely give the peer's next flows, from two STUN bindings; left off the wire when 0.
+    predicted_port: int = dataclasses.field(default=0, metadata=SPARE)
+    predicted_count: int = dataclasses.field(default=0, metadata=SPARE)
+
+    def __post_init__(self) -> None:
+        _check_prediction(self.TYPE, self.predicted_port, self.predicted_count)
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,18 @@ class Intro(Message):
     session: Hex
     mac: Hex = ""
     partner_relay: Endpoint | None = None  # the partner's relayed candidate, as it registered it
+    partner_predicted_port: int = dataclasses.field(default=0, metadata=SPARE)  # the partner's predicted ports
+    partner_predicted_count: int = dataclasses.field(default=0, metadata=SPARE)
+
+    def __post_init__(self) -> None:
+        _check_prediction(self.TYPE, self.partner_predicted_port, self.partner_predicted_count)
+
+    @property
+    def partner_predicted(self) -> list[Endpoint]:
+        """The partner's predicted public endpoints: its public address at each predicted port."""
+        first, count = self.partner_predicted_port, self.partner_predicted_count
+        return [Endpoint(self.partner_endpoint.ip, port) for port in range(first, min(65536, first + count))
+                if first and port != self.partner_endpoint.port]
 
 
 @dataclass(frozen=True)

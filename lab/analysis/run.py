@@ -183,6 +183,13 @@ class RunView:
         """Each peer's public endpoint as the broker last told its partner (from the intros it sent)."""
         return {p.msg.partner: p.msg.partner_endpoint for p in self.introductions()}
 
+    def predicted_endpoints(self) -> dict[str, set[Endpoint]]:
+        """Each peer's predicted public endpoints (port prediction), as the broker handed them to its partner."""
+        out: dict[str, set[Endpoint]] = {}
+        for p in self.introductions():
+            out.setdefault(p.msg.partner, set()).update(p.msg.partner_predicted)
+        return out
+
     def reported_endpoint_sets(self) -> dict[str, set[Endpoint]]:
         """Every public endpoint the broker told a peer's partner of: more than one after a rebinding."""
         out: dict[str, set[Endpoint]] = {}

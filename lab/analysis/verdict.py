@@ -164,6 +164,8 @@ def check_path(view: RunView, pp: PunchPair, path: PairPath, messages: int,
             if pp.shares_edge else "public address to public address, on both WANs",
             LOCAL: "private address to private address on their LAN, none through the router"}.get(
         path.path, "through the relay, none router to router")
+    if any(line.startswith("port prediction:") for line in evidence):  # the technique that opened the path
+        done += ", at a port one peer predicted (port prediction)"
     detail = "; ".join(problems) or f"{path.path}: {why}; all {messages} messages each way, {done}"
     return Check("3", "path: direct or relayed, as the NATs allow", not problems, detail, evidence)
 
@@ -212,7 +214,7 @@ def _relayed_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str
 
 def _direct_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str], list[str]]:
     """All messages each way on both routers' WANs, public address to public address."""
-    reported = view.reported_endpoints()
+    reported, predicted = view.reported_endpoints(), view.predicted_endpoints()
     problems, evidence = [], []
     want = set(range(1, messages + 1))
     for pair in pp.sides:
@@ -230,6 +232,11 @@ def _direct_path(view: RunView, pp: PunchPair, messages: int) -> tuple[list[str]
             endpoints = sorted({f"{p.src_ep}->{p.dst_ep}" for p in flow})
             as_reported = {f"{reported.get(pair.label)}->{reported.get(other.label)}"}
             note = "" if not endpoints or set(endpoints) == as_reported else " (not the endpoints the broker saw)"
+            guessed = sorted({str(p.src_ep) for p in flow if p.src_ep in predicted.get(pair.label, set())})
+            if guessed and vantage == view.vantage(*view.wan_vantage(pair)):
+                ports = sorted(ep.port for ep in predicted[pair.label])
+                evidence.append(f"port prediction: {pair.label} announced ports {ports[0]}-{ports[-1]}, its NAT "
+                                f"mapped the flow to {other.label} at {', '.join(guessed)}, where {other.label} probed")
             again = len(flow) - len(seqs)  # a message sent again is still one message
             note += f" ({again} datagrams sent again)" if again else ""
             evidence.append(f"{pair.label}->{other.label} {', '.join(endpoints) or '-'} at {vantage}: "

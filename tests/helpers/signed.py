@@ -20,8 +20,10 @@ def keys(room: str) -> RoomKeys:
 
 
 def register(room: str, peer: str, txn: str, private: Endpoint, ts: float | None = None,
-             secret_keys: RoomKeys | None = None, relay: Endpoint | None = None) -> Register:
-    msg = Register(room, peer, txn, private, int(time.time() if ts is None else ts), new_nonce(), relay=relay)
+             secret_keys: RoomKeys | None = None, relay: Endpoint | None = None,
+             predicted: tuple[int, int] = (0, 0)) -> Register:
+    msg = Register(room, peer, txn, private, int(time.time() if ts is None else ts), new_nonce(), relay=relay,
+                   predicted_port=predicted[0], predicted_count=predicted[1])
     return sign(msg, (secret_keys or keys(room)).to_broker)
 
 

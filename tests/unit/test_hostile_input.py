@@ -22,6 +22,7 @@ from wire import stun
 from wire.auth import RoomKeys, sign
 from wire.protocol import (
     MAX_DATAGRAM,
+    MAX_PREDICTED,
     MESSAGE_TYPES,
     Ack,
     Bye,
@@ -54,10 +55,20 @@ KINDS = {"Name": names, "Hex": hexes, "int": ints, "bool": st.booleans(), "str":
          "Endpoint | None": st.none() | endpoints}
 
 
+# A port prediction is none, or a port and a count a partner can spray (wire.protocol.MAX_PREDICTED).
+predictions = st.just((0, 0)) | st.tuples(st.integers(1, 65535), st.integers(1, MAX_PREDICTED))
+PREDICTION_FIELDS = {"register": ("predicted_port", "predicted_count"),
+                     "intro": ("partner_predicted_port", "partner_predicted_count")}
+
+
 def message_of(cls: type[Message]) -> st.SearchStrategy[Message]:
     import dataclasses
 
-    return st.builds(cls, **{f.name: KINDS[str(f.type)] for f in dataclasses.fields(cls)})
+    guessed = PREDICTION_FIELDS.get(cls.TYPE, ())
+    built = st.builds(cls, **{f.name: KINDS[str(f.type)] for f in dataclasses.fields(cls) if f.name not in guessed})
+    if not guessed:
+        return built
+    return st.tuples(built, predictions).map(lambda mg: dataclasses.replace(mg[0], **dict(zip(guessed, mg[1]))))
 
 
 messages = st.one_of([message_of(cls) for cls in MESSAGE_TYPES.values()])

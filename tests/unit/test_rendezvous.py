@@ -301,3 +301,13 @@ def test_each_member_learns_its_partners_relayed_candidate_in_the_introduction()
     got = {dest: msg for msg, dest in reg(rv, "r", "b", "t2", B, LAN_B, relay=relay_b)}
     assert got[A].partner_relay == relay_b and got[B].partner_relay == relay_a
     assert all(verify(m, keys("r").from_broker) for m in got.values())
+
+
+def test_each_member_learns_the_ports_its_partner_predicted_and_only_its_partner():
+    rv = broker()
+    reg(rv, "r", "a", "t1", A, LAN_A, predicted=(A.port + 2, 16))
+    got = {dest: msg for msg, dest in reg(rv, "r", "b", "t2", B, LAN_B)}
+    assert (got[B].partner_predicted_port, got[B].partner_predicted_count) == (A.port + 2, 16)
+    assert got[B].partner_predicted[0] == Endpoint(A.ip, A.port + 2)
+    assert got[A].partner_predicted == []  # b predicted nothing
+    assert all(verify(m, keys("r").from_broker) for m in got.values())

@@ -14,11 +14,28 @@ HARD = ("symmetric", "symmetric-sequential", "address-dependent")  # a new port 
 @pytest.mark.parametrize("a", PRESETS)
 @pytest.mark.parametrize("b", PRESETS)
 def test_the_classic_table(a, b):
-    """RFC 4787's classic result (Tailscale's "how NAT traversal works"): a direct path unless one side maps
-    per destination and the other filters by port, or both map per destination."""
+    """RFC 4787's classic result (Tailscale's "how NAT traversal works"), for a peer that does not predict
+    ports: a direct path unless one side maps per destination and the other filters by port, or both map
+    per destination."""
     hard_a, hard_b = a in HARD, b in HARD
     expected = (not hard_a and not hard_b) or (hard_a and b in EASY) or (hard_b and a in EASY)
-    assert direct_possible(PRESETS[a], PRESETS[b]).direct is expected
+    assert direct_possible(PRESETS[a], PRESETS[b], predicting=False).direct is expected
+
+
+PREDICTABLE = "symmetric-sequential"  # maps per destination, ports handed out in order
+
+
+@pytest.mark.parametrize("a", PRESETS)
+@pytest.mark.parametrize("b", PRESETS)
+def test_port_prediction_opens_what_a_sequential_nat_closed_and_nothing_else(a, b):
+    """With prediction a sequential symmetric NAT is as good as an endpoint-independent one, against any NAT
+    that maps endpoint-independently or is sequential too (their probes, in the same order, meet); a random
+    one stays closed."""
+    plain, predicting = (direct_possible(PRESETS[a], PRESETS[b], predicting=p) for p in (False, True))
+    random_hard = {a, b} & (set(HARD) - {PREDICTABLE})
+    opened = not plain.direct and not random_hard
+    assert predicting.direct is (plain.direct or opened)
+    assert ("by port prediction" in predicting.reason) is opened
 
 
 def test_the_reason_names_the_behaviours_that_block():

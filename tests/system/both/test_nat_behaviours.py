@@ -9,6 +9,7 @@ installs them). Needs root.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -88,3 +89,23 @@ def test_punching_across_nat_pairs(engine, tmp_path, nat_a, nat_b, punches):
     assert direct.ok is punches, direct.detail
     controls = [c for c in verdict.checks if c.id in ("5a", "5b")]
     assert all(c.ok for c in controls), [(c.id, c.detail) for c in controls]
+
+
+def test_port_prediction_punches_through_a_sequential_symmetric_nat(engine, tmp_path):
+    """a's NAT maps per destination, ports in order: a announces the ports its next flows will get, b probes
+    them, and the path is direct, at one of them, as the captures show (the random symmetric NAT above, whose
+    ports cannot be predicted, stays closed)."""
+    try:
+        set_nat(engine, "router-a", "symmetric-sequential")
+        run_dir = run_punch_test(engine, PunchTestConfig(messages=3, timeout_s=8), tmp_path, say)
+    finally:
+        set_nat(engine, "router-a", "port-restricted")
+    record = json.loads((run_dir / "run.json").read_text())
+    a, b = record["peers"]["a"], record["peers"]["b"]
+    assert a["prediction"]["count"] > 0 and b["prediction"]["count"] == 0, (a["prediction"], b["prediction"])
+    assert a["route"] == b["route"] == "direct" and b["opened_by_prediction"], (a, b)
+    verdict = analyse_run(run_dir)
+    path = next(c for c in verdict.checks if c.id == "3")
+    assert path.ok and "port prediction" in path.detail, path.detail
+    assert any(line.startswith("port prediction: a announced ports") for line in path.evidence), path.evidence
+    assert verdict.ok, [(c.id, c.detail) for c in verdict.checks if not c.ok]
