@@ -390,7 +390,8 @@ class HolePunch:
     (`candidates` "all"; "public": the public one only): the private one (reachable when both sit
     behind the same NAT; elsewhere it fails at once or dies on the way) and the public one (the
     partner's NAT), and to the ports the partner predicted, if it did, before the public one: two
-    NATs that both hand ports out in order then map each probe of one to the port the other aims at. The first datagram heard from the partner opens the hole; from then on every
+    NATs that both hand ports out in order then map each probe of one to the port the other aims at.
+    The first datagram heard from the partner opens the hole; from then on every
     packet goes to the address it actually came from (which differs from the introduced one behind
     some NATs), except that a private endpoint heard stays the target (the local path wins). Probes stop once the partner has
     shown it hears us too (an acknowledging probe, or data). A probe that does not acknowledge
